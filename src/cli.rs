@@ -1,0 +1,233 @@
+//! The command line: clap commands and their mapping to exit codes (0 success, 1 runtime
+//! failure, 2 bad usage or invalid config), with one readable error line per problem.
+
+use crate::config::{self, Config, GeneratorConfig};
+use crate::control::RunControl;
+use crate::run::{self, ClusterOptions, Input, Output, RunError, RunOptions};
+use crate::sources::generator::Generator;
+use clap::{Parser, Subcommand};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+/// rtsa: real-time streaming analytics on timely and differential dataflow.
+#[derive(Debug, Parser)]
+#[command(name = "rtsa", version, about)]
+pub struct Cli {
+    /// The command.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the pipeline of a config (without one: the embedded default, until Ctrl-C).
+    Run(RunArgs),
+    /// Validate a config and print the pipeline it would build.
+    Check {
+        /// The YAML config.
+        #[arg(long)]
+        config: PathBuf,
+    },
+    /// Write synthetic events as JSON lines to stdout (deterministic for a seed).
+    Generate(GenerateArgs),
+    /// Measure throughput: pre-generate events in memory, run the pipeline, print one JSON line.
+    Bench(BenchArgs),
+}
+
+/// `rtsa run`.
+#[derive(Debug, clap::Args)]
+pub struct RunArgs {
+    /// The YAML config; without it, the embedded default runs.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Worker threads in this process.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..))]
+    pub workers: u16,
+    /// This process's index in a cluster (with --processes and --hostfile).
+    #[arg(long, requires_all = ["processes", "hostfile"])]
+    pub process: Option<usize>,
+    /// Number of processes in the cluster.
+    #[arg(long, requires_all = ["process", "hostfile"])]
+    pub processes: Option<usize>,
+    /// File of host:port lines, one per process.
+    #[arg(long, requires_all = ["process", "processes"])]
+    pub hostfile: Option<PathBuf>,
+}
+
+/// `rtsa generate`.
+#[derive(Debug, clap::Args)]
+pub struct GenerateArgs {
+    /// Number of events (0 = endless).
+    #[arg(long, default_value_t = 1000)]
+    pub count: u64,
+    /// Events per second of wall time (0 = as fast as possible).
+    #[arg(long, default_value_t = 0)]
+    pub rate: u64,
+    /// Seed: the same seed gives the same events.
+    #[arg(long, default_value_t = 7)]
+    pub seed: u64,
+    /// Event time of the first event, Unix ms (default: now).
+    #[arg(long)]
+    pub start_ms: Option<u64>,
+    /// Events per second of event time (default: --rate, or 10000 when --rate is 0).
+    #[arg(long)]
+    pub event_time_rate: Option<u64>,
+    /// Number of distinct users.
+    #[arg(long, default_value_t = 5_000)]
+    pub users: u64,
+}
+
+/// `rtsa bench`.
+#[derive(Debug, clap::Args)]
+pub struct BenchArgs {
+    /// Events to generate and process.
+    #[arg(long, default_value_t = 1_000_000)]
+    pub events: u64,
+    /// Worker threads.
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..))]
+    pub workers: u16,
+    /// A config whose aggregations to run (default: the embedded default's).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Partitions the events are spread over.
+    #[arg(long, default_value_t = 4)]
+    pub partitions: u32,
+    /// Generator seed.
+    #[arg(long, default_value_t = 7)]
+    pub seed: u64,
+    /// Events per second of event time in the generated data.
+    #[arg(long, default_value_t = 10_000)]
+    pub event_time_rate: u64,
+}
+
+/// Parses the command line, runs the command and returns the process exit code.
+pub fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
+        }
+    };
+    match cli.command {
+        Command::Run(args) => run_command(args),
+        Command::Check { config } => check_command(&config),
+        Command::Generate(args) => generate_command(args),
+        Command::Bench(args) => crate::bench::bench_command(args),
+    }
+}
+
+/// Prints a config's problems, one per line, and returns exit code 2.
+pub fn config_failure(path: &Path, errors: &config::ConfigErrors) -> ExitCode {
+    eprintln!("rtsa: invalid config {}:", path.display());
+    for problem in &errors.0 {
+        eprintln!("error: {problem}");
+    }
+    ExitCode::from(2)
+}
+
+/// Loads a config file, or the embedded default when `path` is `None`.
+pub fn load_config(path: Option<&Path>) -> Result<Config, ExitCode> {
+    match path {
+        None => Ok(Config::embedded_default()),
+        Some(path) => config::load_file(path).map_err(|errors| config_failure(path, &errors)),
+    }
+}
+
+fn run_command(args: RunArgs) -> ExitCode {
+    let config = match load_config(args.config.as_deref()) {
+        Ok(config) => config,
+        Err(code) => return code,
+    };
+    let cluster = match (args.process, args.processes, args.hostfile) {
+        (Some(process), Some(processes), Some(hostfile)) => Some(ClusterOptions { process, processes, hostfile }),
+        _ => None,
+    };
+    let options = RunOptions { workers: usize::from(args.workers), cluster };
+    let control = Arc::new(RunControl::default());
+    let on_signal = control.clone();
+    if let Err(e) = ctrlc::set_handler(move || {
+        if on_signal.stop_requested() {
+            eprintln!("rtsa: second interrupt, exiting now");
+            std::process::exit(130);
+        }
+        eprintln!("rtsa: stopping: draining, flushing open windows (Ctrl-C again to exit at once)");
+        on_signal.request_stop();
+    }) {
+        eprintln!("rtsa: error: cannot install the signal handler: {e}");
+        return ExitCode::from(1);
+    }
+    if args.config.is_none() {
+        eprintln!("rtsa: running the embedded default: generator → 4 aggregations → console and ./rtsa-out/*.jsonl (Ctrl-C to stop)");
+    }
+    match run::run(Arc::new(config), &options, Input::Configured, Output::Configured, control) {
+        Ok(_) => ExitCode::SUCCESS,
+        Err(RunError::Usage(message)) => {
+            eprintln!("rtsa: error: {message}");
+            ExitCode::from(2)
+        }
+        Err(RunError::Runtime(message)) => {
+            eprintln!("rtsa: error: {message}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn check_command(path: &Path) -> ExitCode {
+    match config::load_file(path) {
+        Ok(config) => {
+            println!("{} is valid.\n{}", path.display(), config.describe());
+            ExitCode::SUCCESS
+        }
+        Err(errors) => config_failure(path, &errors),
+    }
+}
+
+fn generate_command(args: GenerateArgs) -> ExitCode {
+    let config = GeneratorConfig {
+        count: args.count,
+        rate: args.rate,
+        seed: args.seed,
+        start_ms: args.start_ms,
+        event_time_rate: args.event_time_rate,
+        users: args.users.max(1),
+        partitions: 1,
+        ..GeneratorConfig::default()
+    };
+    let start_ms = args.start_ms.unwrap_or_else(crate::sinks::wall_clock_ms);
+    let mut generator = Generator::new(&config, start_ms, 0, 1);
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    let mut line = Vec::new();
+    let started = std::time::Instant::now();
+    let mut written = 0u64;
+    while generator.next_json(&mut line) {
+        if args.rate > 0 {
+            let due = std::time::Duration::from_secs_f64(written as f64 / args.rate as f64);
+            if let Some(wait) = due.checked_sub(started.elapsed()) {
+                let _ = out.flush();
+                std::thread::sleep(wait);
+            }
+        }
+        line.push(b'\n');
+        if let Err(e) = out.write_all(&line) {
+            return write_failure(e);
+        }
+        written += 1;
+    }
+    match out.flush() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => write_failure(e),
+    }
+}
+
+fn write_failure(e: std::io::Error) -> ExitCode {
+    if e.kind() == std::io::ErrorKind::BrokenPipe {
+        return ExitCode::SUCCESS;
+    }
+    eprintln!("rtsa: error: writing to stdout: {e}");
+    ExitCode::from(1)
+}

@@ -1,0 +1,78 @@
+//! Humane durations in the config (`"500ms"`, `"30s"`, `"1m"`, `"2h"`), parsed by `humantime`.
+
+use serde::{Deserialize, Deserializer, Serializer};
+use std::fmt;
+use std::time::Duration;
+
+/// A duration written as a humane string in YAML, kept as whole milliseconds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Millis(pub u64);
+
+impl Millis {
+    /// The duration as a `std::time::Duration`.
+    pub fn as_duration(self) -> Duration {
+        Duration::from_millis(self.0)
+    }
+
+    /// Parses `"500ms"`, `"30s"`, `"1m"`, `"2h"`, `"1d"` (and combinations such as `"1m 30s"`).
+    pub fn parse(text: &str) -> Result<Millis, String> {
+        let duration = humantime::parse_duration(text.trim())
+            .map_err(|e| format!("invalid duration {text:?} ({e}); write it like \"500ms\", \"30s\", \"1m\" or \"2h\""))?;
+        if duration.subsec_nanos() % 1_000_000 != 0 {
+            return Err(format!("invalid duration {text:?}: the smallest unit is a millisecond"));
+        }
+        u64::try_from(duration.as_millis())
+            .map(Millis)
+            .map_err(|_| format!("invalid duration {text:?}: too long"))
+    }
+}
+
+impl fmt::Display for Millis {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let ms = self.0;
+        let units = [(86_400_000, "d"), (3_600_000, "h"), (60_000, "m"), (1_000, "s")];
+        for (size, unit) in units {
+            if ms >= size && ms % size == 0 {
+                return write!(f, "{}{unit}", ms / size);
+            }
+        }
+        write!(f, "{ms}ms")
+    }
+}
+
+impl<'de> Deserialize<'de> for Millis {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        Millis::parse(&text).map_err(serde::de::Error::custom)
+    }
+}
+
+impl serde::Serialize for Millis {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Millis;
+
+    #[test]
+    fn parses_humane_durations() {
+        assert_eq!(Millis::parse("500ms").unwrap(), Millis(500));
+        assert_eq!(Millis::parse("30s").unwrap(), Millis(30_000));
+        assert_eq!(Millis::parse("1m").unwrap(), Millis(60_000));
+        assert_eq!(Millis::parse("2h").unwrap(), Millis(7_200_000));
+        assert_eq!(Millis::parse("1m 30s").unwrap(), Millis(90_000));
+        assert!(Millis::parse("soon").is_err());
+        assert!(Millis::parse("").is_err());
+    }
+
+    #[test]
+    fn displays_in_the_largest_whole_unit() {
+        assert_eq!(Millis(60_000).to_string(), "1m");
+        assert_eq!(Millis(90_000).to_string(), "90s");
+        assert_eq!(Millis(1_500).to_string(), "1500ms");
+        assert_eq!(Millis(7_200_000).to_string(), "2h");
+    }
+}

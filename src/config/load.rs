@@ -1,0 +1,382 @@
+//! Loading a config: YAML text → environment overrides → sections → validation.
+//!
+//! Every problem is collected, each with its key path (`aggregations[2].window.size: …`), so a
+//! user sees all of them at once instead of fixing one per run.
+
+use super::{
+    AggregationConfig, Config, EngineConfig, GeneratorConfig, KafkaConfig, SinkConfig, SinksConfig, SourceConfig,
+    WatermarkConfig, WindowConfig,
+};
+use serde::de::DeserializeOwned;
+use serde_yaml_ng::{Mapping, Value};
+use std::collections::HashSet;
+use std::fmt;
+use std::path::Path;
+
+/// Every problem found in a config, one per line, each starting with its key path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigErrors(pub Vec<String>);
+
+impl fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0.join("\n"))
+    }
+}
+
+impl std::error::Error for ConfigErrors {}
+
+/// Reads and validates a config file, applying `RTSA__SECTION__KEY` overrides from the environment.
+pub fn load_file(path: &Path) -> Result<Config, ConfigErrors> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| ConfigErrors(vec![format!("{}: cannot read the config: {e}", path.display())]))?;
+    load_str(&text, std::env::vars())
+}
+
+/// Parses and validates config text with the given environment (only `RTSA__*` variables are used).
+pub fn load_str(text: &str, env: impl IntoIterator<Item = (String, String)>) -> Result<Config, ConfigErrors> {
+    let mut root: Value = if text.trim().is_empty() {
+        Value::Mapping(Mapping::new())
+    } else {
+        serde_yaml_ng::from_str(text).map_err(|e| ConfigErrors(vec![format!("config: not valid YAML: {e}")]))?
+    };
+    if root.is_null() {
+        root = Value::Mapping(Mapping::new());
+    }
+    let mut errors = Vec::new();
+    apply_env_overrides(&mut root, env, &mut errors);
+    let Value::Mapping(map) = root else {
+        return Err(ConfigErrors(vec!["config: the top level must be a mapping of sections".to_owned()]));
+    };
+
+    const SECTIONS: [&str; 6] = ["source", "kafka", "watermark", "engine", "aggregations", "sinks"];
+    for key in map.keys() {
+        let name = key.as_str().unwrap_or("?");
+        if !SECTIONS.contains(&name) {
+            errors.push(format!("{name}: unknown section, expected one of {}", SECTIONS.join(", ")));
+        }
+    }
+
+    let source = section(&map, "source", &mut errors)
+        .unwrap_or(SourceConfig::Generator(GeneratorConfig::default()));
+    let kafka: KafkaConfig = section(&map, "kafka", &mut errors).unwrap_or_default();
+    let watermark: WatermarkConfig = section(&map, "watermark", &mut errors).unwrap_or_default();
+    let engine: EngineConfig = section(&map, "engine", &mut errors).unwrap_or_default();
+    let aggregations: Vec<AggregationConfig> = list_section(&map, "aggregations", &mut errors);
+    let sinks = sinks_section(&map, &mut errors);
+
+    let config = Config { source, kafka, watermark, engine, aggregations, sinks };
+    validate(&config, &mut errors);
+    if errors.is_empty() { Ok(config) } else { Err(ConfigErrors(errors)) }
+}
+
+/// Deserializes one top-level section, recording its errors with their full key path.
+fn section<T: DeserializeOwned>(map: &Mapping, name: &str, errors: &mut Vec<String>) -> Option<T> {
+    let value = map.get(name)?;
+    if value.is_null() {
+        return None;
+    }
+    at_path(value.clone(), name, errors)
+}
+
+fn at_path<T: DeserializeOwned>(value: Value, prefix: &str, errors: &mut Vec<String>) -> Option<T> {
+    match serde_path_to_error::deserialize::<_, T>(value) {
+        Ok(v) => Some(v),
+        Err(e) => {
+            let inner = e.path().to_string();
+            let path = if inner == "." {
+                prefix.to_owned()
+            } else if inner.starts_with('[') {
+                format!("{prefix}{inner}")
+            } else {
+                format!("{prefix}.{inner}")
+            };
+            errors.push(format!("{path}: {}", e.into_inner()));
+            None
+        }
+    }
+}
+
+/// Deserializes a list element by element, so that each bad element is reported.
+fn list_of<T: DeserializeOwned>(value: &Value, path: &str, errors: &mut Vec<String>) -> Vec<T> {
+    match value {
+        Value::Sequence(items) => items
+            .iter()
+            .enumerate()
+            .filter_map(|(i, item)| at_path(item.clone(), &format!("{path}[{i}]"), errors))
+            .collect(),
+        Value::Null => Vec::new(),
+        _ => {
+            errors.push(format!("{path}: expected a list"));
+            Vec::new()
+        }
+    }
+}
+
+fn list_section<T: DeserializeOwned>(map: &Mapping, name: &str, errors: &mut Vec<String>) -> Vec<T> {
+    map.get(name).map(|v| list_of(v, name, errors)).unwrap_or_default()
+}
+
+fn sinks_section(map: &Mapping, errors: &mut Vec<String>) -> SinksConfig {
+    let mut sinks = SinksConfig::default();
+    let Some(value) = map.get("sinks") else { return sinks };
+    let Value::Mapping(inner) = value else {
+        if !value.is_null() {
+            errors.push("sinks: expected a mapping with metrics, alerts and dead_letter".to_owned());
+        }
+        return sinks;
+    };
+    for key in inner.keys() {
+        let name = key.as_str().unwrap_or("?");
+        if !["metrics", "alerts", "dead_letter"].contains(&name) {
+            errors.push(format!("sinks.{name}: unknown key, expected one of metrics, alerts, dead_letter"));
+        }
+    }
+    if let Some(v) = inner.get("metrics") {
+        sinks.metrics = list_of(v, "sinks.metrics", errors);
+    }
+    if let Some(v) = inner.get("alerts") {
+        sinks.alerts = list_of(v, "sinks.alerts", errors);
+    }
+    if let Some(v) = inner.get("dead_letter")
+        && let Some(sink) = at_path::<SinkConfig>(v.clone(), "sinks.dead_letter", errors)
+    {
+        sinks.dead_letter = sink;
+    }
+    sinks
+}
+
+/// Applies `RTSA__SECTION__KEY=value` overrides: segments are lower-cased, numeric segments index
+/// lists, and the value is read as a YAML scalar (so `8`, `true` and `30s` all work).
+fn apply_env_overrides(root: &mut Value, env: impl IntoIterator<Item = (String, String)>, errors: &mut Vec<String>) {
+    let mut overrides: Vec<(String, String)> = env.into_iter().filter(|(k, _)| k.starts_with("RTSA__")).collect();
+    overrides.sort();
+    for (name, text) in overrides {
+        let segments: Vec<String> = name["RTSA__".len()..].split("__").map(|s| s.to_ascii_lowercase()).collect();
+        if segments.iter().any(|s| s.is_empty()) {
+            errors.push(format!("{name}: malformed override, write RTSA__SECTION__KEY=value"));
+            continue;
+        }
+        let value: Value = serde_yaml_ng::from_str(&text).unwrap_or(Value::String(text.clone()));
+        if let Err(problem) = set_path(root, &segments, value) {
+            errors.push(format!("{name}: {problem}"));
+        }
+    }
+}
+
+fn set_path(node: &mut Value, segments: &[String], value: Value) -> Result<(), String> {
+    let Some((first, rest)) = segments.split_first() else {
+        *node = value;
+        return Ok(());
+    };
+    if node.is_null() {
+        *node = Value::Mapping(Mapping::new());
+    }
+    match node {
+        Value::Mapping(map) => {
+            let key = Value::String(first.clone());
+            let child = map.entry(key).or_insert(Value::Null);
+            set_path(child, rest, value)
+        }
+        Value::Sequence(items) => {
+            let index: usize = first.parse().map_err(|_| format!("{first:?} is not a list index"))?;
+            let len = items.len();
+            let child = items.get_mut(index).ok_or_else(|| format!("index {index} is past the end of a list of {len}"))?;
+            set_path(child, rest, value)
+        }
+        _ => Err(format!("cannot set {first:?} inside a scalar value")),
+    }
+}
+
+/// Checks what serde cannot: relations between fields and limits.
+fn validate(config: &Config, errors: &mut Vec<String>) {
+    let epoch = config.watermark.epoch.0;
+    if epoch == 0 {
+        errors.push("watermark.epoch: must be at least 1ms".to_owned());
+    }
+    if config.engine.max_event_bytes == 0 {
+        errors.push("engine.max_event_bytes: must be above 0".to_owned());
+    }
+    if config.engine.max_events_per_step == 0 {
+        errors.push("engine.max_events_per_step: must be above 0".to_owned());
+    }
+    if let SourceConfig::Generator(g) = &config.source {
+        if g.partitions == 0 {
+            errors.push("source.partitions: must be at least 1".to_owned());
+        }
+        if g.users == 0 {
+            errors.push("source.users: must be at least 1".to_owned());
+        }
+        for (name, fraction) in [("out_of_order_fraction", g.out_of_order_fraction), ("late_fraction", g.late_fraction)] {
+            if !(0.0..=1.0).contains(&fraction) {
+                errors.push(format!("source.{name}: must be between 0 and 1"));
+            }
+        }
+        if g.event_time_rate == Some(0) {
+            errors.push("source.event_time_rate: must be above 0".to_owned());
+        }
+    }
+    if config.aggregations.is_empty() && errors.iter().all(|e| !e.starts_with("aggregations")) {
+        errors.push("aggregations: at least one aggregation is needed".to_owned());
+    }
+    if config.aggregations.len() > usize::from(u16::MAX) {
+        errors.push("aggregations: too many".to_owned());
+    }
+    let mut names = HashSet::new();
+    for (i, a) in config.aggregations.iter().enumerate() {
+        let path = format!("aggregations[{i}]");
+        if a.name.trim().is_empty() {
+            errors.push(format!("{path}.name: must not be empty"));
+        } else if a.name.contains('|') {
+            errors.push(format!("{path}.name: must not contain '|' (it separates the parts of record keys)"));
+        } else if !names.insert(a.name.as_str()) {
+            errors.push(format!("{path}.name: {:?} is used by an earlier aggregation", a.name));
+        }
+        let multiple = |what: &str, ms: u64, errors: &mut Vec<String>| {
+            if ms == 0 {
+                errors.push(format!("{path}.window.{what}: must be above 0"));
+            } else if epoch > 0 && ms % epoch != 0 {
+                errors.push(format!("{path}.window.{what}: must be a multiple of watermark.epoch ({})", config.watermark.epoch));
+            }
+        };
+        match a.window {
+            WindowConfig::Tumbling { size } => multiple("size", size.0, errors),
+            WindowConfig::Sliding { size, slide } => {
+                multiple("size", size.0, errors);
+                multiple("slide", slide.0, errors);
+                if slide.0 > 0 && size.0 % slide.0 != 0 {
+                    errors.push(format!("{path}.window.size: must be a multiple of slide"));
+                } else if slide.0 > 0 && size.0 / slide.0 > 1_000 {
+                    errors.push(format!("{path}.window.slide: at most 1000 windows may overlap (size / slide)"));
+                }
+            }
+            WindowConfig::Session { gap } => {
+                if gap.0 == 0 {
+                    errors.push(format!("{path}.window.gap: must be above 0"));
+                }
+            }
+        }
+    }
+    let mut paths = HashSet::new();
+    let sinks = &config.sinks;
+    let all = sinks
+        .metrics
+        .iter()
+        .enumerate()
+        .map(|(i, s)| (format!("sinks.metrics[{i}]"), s))
+        .chain(sinks.alerts.iter().enumerate().map(|(i, s)| (format!("sinks.alerts[{i}]"), s)))
+        .chain(std::iter::once(("sinks.dead_letter".to_owned(), &sinks.dead_letter)));
+    for (path, sink) in all {
+        if let SinkConfig::Jsonl(j) = sink {
+            if j.path.as_os_str().is_empty() {
+                errors.push(format!("{path}.path: must not be empty"));
+            } else if !paths.insert(j.path.clone()) {
+                errors.push(format!("{path}.path: {} is written by another sink", j.path.display()));
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{GroupBy, Millis};
+
+    fn no_env() -> Vec<(String, String)> {
+        Vec::new()
+    }
+
+    #[test]
+    fn reads_the_contract_example() {
+        let text = r#"
+source:
+  kind: file
+  path: events.jsonl
+kafka:
+  bootstrap_servers: "127.0.0.1:9092"
+watermark:
+  max_out_of_orderness: 30s
+  idle_timeout: 10s
+aggregations:
+  - name: by_type_1m
+    window: { kind: tumbling, size: 1m }
+    group_by: event_type
+  - name: by_user_sessions
+    window: { kind: session, gap: 30m }
+    group_by: user_id
+sinks:
+  metrics:
+    - { kind: jsonl, path: out/metrics.jsonl }
+  alerts:
+    - { kind: jsonl, path: out/alerts.jsonl }
+  dead_letter: { kind: jsonl, path: out/dead_letter.jsonl }
+"#;
+        let config = load_str(text, no_env()).unwrap();
+        assert_eq!(config.watermark.max_out_of_orderness, Millis(30_000));
+        assert_eq!(config.aggregations[1].window, WindowConfig::Session { gap: Millis(1_800_000) });
+        assert_eq!(config.aggregations[1].group_by, GroupBy::UserId);
+    }
+
+    #[test]
+    fn lists_every_problem_with_its_key_path() {
+        let text = r#"
+source: { kind: file, path: x.jsonl, colour: blue }
+watermark: { max_out_of_orderness: soon }
+aggregations:
+  - name: a
+    window: { kind: tumbling, size: 1m }
+  - name: a
+    window: { kind: sliding, size: 5m, slide: 2m }
+  - name: c
+    window: { kind: sliding, size: 5m, slide: 90s }
+    group_by: planet
+extra: 1
+"#;
+        let errors = load_str(text, no_env()).unwrap_err().0;
+        let has = |needle: &str| errors.iter().any(|e| e.contains(needle));
+        assert!(has("source: unknown field `colour`") || has("source.colour"), "{errors:#?}");
+        assert!(has("watermark.max_out_of_orderness: invalid duration"), "{errors:#?}");
+        assert!(has("aggregations[1].name: \"a\" is used by an earlier aggregation"), "{errors:#?}");
+        assert!(has("aggregations[1].window.size: must be a multiple of slide"), "{errors:#?}");
+        assert!(has("aggregations[2].group_by"), "{errors:#?}");
+        assert!(has("extra: unknown section"), "{errors:#?}");
+        assert!(errors.len() >= 6, "{errors:#?}");
+    }
+
+    #[test]
+    fn environment_overrides_win() {
+        let text = "aggregations:\n  - { name: a, window: { kind: tumbling, size: 1m } }\n";
+        let env = vec![
+            ("RTSA__WATERMARK__MAX_OUT_OF_ORDERNESS".to_owned(), "45s".to_owned()),
+            ("RTSA__KAFKA__BOOTSTRAP_SERVERS".to_owned(), "127.0.0.1:19092".to_owned()),
+            ("RTSA__AGGREGATIONS__0__NAME".to_owned(), "renamed".to_owned()),
+            ("HOME".to_owned(), "/root".to_owned()),
+        ];
+        let config = load_str(text, env).unwrap();
+        assert_eq!(config.watermark.max_out_of_orderness, Millis(45_000));
+        assert_eq!(config.kafka.bootstrap_servers, "127.0.0.1:19092");
+        assert_eq!(config.aggregations[0].name, "renamed");
+    }
+
+    #[test]
+    fn bad_override_is_reported() {
+        let text = "aggregations:\n  - { name: a, window: { kind: tumbling, size: 1m } }\n";
+        let env = vec![("RTSA__AGGREGATIONS__7__NAME".to_owned(), "x".to_owned())];
+        let errors = load_str(text, env).unwrap_err().0;
+        assert!(errors[0].starts_with("RTSA__AGGREGATIONS__7__NAME: index 7"), "{errors:?}");
+    }
+
+    #[test]
+    fn window_sizes_must_fit_the_epoch() {
+        let text = "watermark: { epoch: 1s }\naggregations:\n  - { name: a, window: { kind: tumbling, size: 1500ms } }\n";
+        let errors = load_str(text, no_env()).unwrap_err().0;
+        assert_eq!(errors, vec!["aggregations[0].window.size: must be a multiple of watermark.epoch (1s)".to_owned()]);
+    }
+
+    #[test]
+    fn embedded_default_is_valid() {
+        let config = Config::embedded_default();
+        let mut errors = Vec::new();
+        validate(&config, &mut errors);
+        assert!(errors.is_empty(), "{errors:?}");
+    }
+}

@@ -1,0 +1,443 @@
+//! The YAML configuration: serde structs with documented fields and named defaults.
+//!
+//! Loading, environment overrides and validation (every problem at once, with its key path) live
+//! in [`load`]; the embedded default pipeline of `rtsa run` without `--config` is [`Config::embedded_default`].
+
+mod duration;
+mod load;
+
+pub use duration::Millis;
+pub use load::{ConfigErrors, load_file, load_str};
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::path::PathBuf;
+
+/// The whole pipeline description.
+#[derive(Clone, Debug, Serialize)]
+pub struct Config {
+    /// Where events come from.
+    pub source: SourceConfig,
+    /// Connection settings shared by every Kafka source and sink.
+    pub kafka: KafkaConfig,
+    /// Event-time progress: out-of-orderness, idleness and the epoch granularity.
+    pub watermark: WatermarkConfig,
+    /// Run-time limits of the engine.
+    pub engine: EngineConfig,
+    /// The windowed aggregations; each yields metrics records named after it.
+    pub aggregations: Vec<AggregationConfig>,
+    /// Where metrics, alerts and dead letters go.
+    pub sinks: SinksConfig,
+}
+
+/// Where events come from (`source.kind`).
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum SourceConfig {
+    /// A JSONL file, one event per line; one partition.
+    File(FileSourceConfig),
+    /// Standard input, one event per line; one partition.
+    Stdin(StdinSourceConfig),
+    /// The built-in synthetic event generator.
+    Generator(GeneratorConfig),
+}
+
+/// `source.kind: file`.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct FileSourceConfig {
+    /// Path of the JSONL file.
+    pub path: PathBuf,
+}
+
+/// `source.kind: stdin`.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct StdinSourceConfig {}
+
+/// `source.kind: generator`: deterministic synthetic events (see `sources::generator`).
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct GeneratorConfig {
+    /// Events per second of wall time over all partitions; 0 = as fast as possible.
+    #[serde(default = "default_generator_rate")]
+    pub rate: u64,
+    /// Events in all; 0 = endless.
+    #[serde(default)]
+    pub count: u64,
+    /// Seed of the pseudo-random generator: the same seed gives the same events.
+    #[serde(default = "default_seed")]
+    pub seed: u64,
+    /// Number of independent partitions (each with its own watermark), spread over the workers.
+    #[serde(default = "default_generator_partitions")]
+    pub partitions: u32,
+    /// Event time of the first event, in Unix milliseconds; absent = the wall clock at start.
+    #[serde(default)]
+    pub start_ms: Option<u64>,
+    /// Events per second of event time over all partitions; absent = `rate`, or 10000 when `rate` is 0.
+    #[serde(default)]
+    pub event_time_rate: Option<u64>,
+    /// Number of distinct users (Zipf-distributed activity).
+    #[serde(default = "default_users")]
+    pub users: u64,
+    /// Share of events delivered out of order, by up to `max_delay`.
+    #[serde(default = "default_out_of_order_fraction")]
+    pub out_of_order_fraction: f64,
+    /// Largest delay of an out-of-order event; keep it within `watermark.max_out_of_orderness`.
+    #[serde(default = "default_max_delay")]
+    pub max_delay: Millis,
+    /// Share of events delayed by `late_delay`, beyond the watermark, so that they are late.
+    #[serde(default = "default_late_fraction")]
+    pub late_fraction: f64,
+    /// Delay of a late event.
+    #[serde(default = "default_late_delay")]
+    pub late_delay: Millis,
+}
+
+impl Default for GeneratorConfig {
+    fn default() -> Self {
+        GeneratorConfig {
+            rate: default_generator_rate(),
+            count: 0,
+            seed: default_seed(),
+            partitions: default_generator_partitions(),
+            start_ms: None,
+            event_time_rate: None,
+            users: default_users(),
+            out_of_order_fraction: default_out_of_order_fraction(),
+            max_delay: default_max_delay(),
+            late_fraction: default_late_fraction(),
+            late_delay: default_late_delay(),
+        }
+    }
+}
+
+impl GeneratorConfig {
+    /// Events per second of event time over all partitions.
+    pub fn effective_event_time_rate(&self) -> u64 {
+        match self.event_time_rate {
+            Some(rate) => rate,
+            None if self.rate > 0 => self.rate,
+            None => 10_000,
+        }
+    }
+}
+
+fn default_generator_rate() -> u64 {
+    1_000
+}
+fn default_seed() -> u64 {
+    7
+}
+fn default_generator_partitions() -> u32 {
+    4
+}
+fn default_users() -> u64 {
+    5_000
+}
+fn default_out_of_order_fraction() -> f64 {
+    0.01
+}
+fn default_max_delay() -> Millis {
+    Millis(2_000)
+}
+fn default_late_fraction() -> f64 {
+    0.001
+}
+fn default_late_delay() -> Millis {
+    Millis(120_000)
+}
+
+/// The `kafka:` section, shared by the Kafka source and sinks (used from the Kafka issue on).
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct KafkaConfig {
+    /// Comma-separated `host:port` list of brokers.
+    #[serde(default = "default_bootstrap_servers")]
+    pub bootstrap_servers: String,
+}
+
+impl Default for KafkaConfig {
+    fn default() -> Self {
+        KafkaConfig { bootstrap_servers: default_bootstrap_servers() }
+    }
+}
+
+fn default_bootstrap_servers() -> String {
+    "127.0.0.1:9092".to_owned()
+}
+
+/// The `watermark:` section.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct WatermarkConfig {
+    /// How far behind the largest timestamp seen a partition's watermark trails.
+    #[serde(default = "default_max_out_of_orderness")]
+    pub max_out_of_orderness: Millis,
+    /// Wall time after which a partition that delivers nothing stops holding the watermark back.
+    #[serde(default = "default_idle_timeout")]
+    pub idle_timeout: Millis,
+    /// Granularity of the engine's timely timestamps; window sizes and slides must be multiples.
+    #[serde(default = "default_epoch")]
+    pub epoch: Millis,
+}
+
+impl Default for WatermarkConfig {
+    fn default() -> Self {
+        WatermarkConfig {
+            max_out_of_orderness: default_max_out_of_orderness(),
+            idle_timeout: default_idle_timeout(),
+            epoch: default_epoch(),
+        }
+    }
+}
+
+fn default_max_out_of_orderness() -> Millis {
+    Millis(5_000)
+}
+fn default_idle_timeout() -> Millis {
+    Millis(10_000)
+}
+fn default_epoch() -> Millis {
+    Millis(1_000)
+}
+
+/// The `engine:` section: run-time limits.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct EngineConfig {
+    /// Largest accepted event in bytes; a longer one goes to the dead-letter sink as `too_large`.
+    #[serde(default = "default_max_event_bytes")]
+    pub max_event_bytes: usize,
+    /// Most events a source reads in one scheduling step before yielding to other operators.
+    #[serde(default = "default_max_events_per_step")]
+    pub max_events_per_step: usize,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig {
+            max_event_bytes: default_max_event_bytes(),
+            max_events_per_step: default_max_events_per_step(),
+        }
+    }
+}
+
+fn default_max_event_bytes() -> usize {
+    64 * 1024
+}
+fn default_max_events_per_step() -> usize {
+    4_096
+}
+
+/// One aggregation (`aggregations[i]`).
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct AggregationConfig {
+    /// Name of the aggregation; it names its metrics records.
+    pub name: String,
+    /// The window: tumbling, sliding or session.
+    pub window: WindowConfig,
+    /// The field events are grouped by.
+    #[serde(default)]
+    pub group_by: GroupBy,
+}
+
+/// `aggregations[i].window`.
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum WindowConfig {
+    /// `[k*size, (k+1)*size)`.
+    Tumbling {
+        /// Window length.
+        size: Millis,
+    },
+    /// `[k*slide, k*slide + size)`; `size` must be a multiple of `slide`.
+    Sliding {
+        /// Window length.
+        size: Millis,
+        /// Distance between window starts.
+        slide: Millis,
+    },
+    /// Per key, a maximal run of events whose consecutive timestamps differ by less than `gap`.
+    Session {
+        /// Inactivity gap that ends a session.
+        gap: Millis,
+    },
+}
+
+impl WindowConfig {
+    /// The contract's name of the window kind, as written in metrics records.
+    pub fn kind_name(&self) -> &'static str {
+        match self {
+            WindowConfig::Tumbling { .. } => "tumbling",
+            WindowConfig::Sliding { .. } => "sliding",
+            WindowConfig::Session { .. } => "session",
+        }
+    }
+}
+
+impl fmt::Display for WindowConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            WindowConfig::Tumbling { size } => write!(f, "tumbling {size}"),
+            WindowConfig::Sliding { size, slide } => write!(f, "sliding {size} every {slide}"),
+            WindowConfig::Session { gap } => write!(f, "session, gap {gap}"),
+        }
+    }
+}
+
+/// The grouping field of an aggregation.
+#[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, PartialEq, Eq, Hash)]
+#[serde(rename_all = "snake_case")]
+pub enum GroupBy {
+    /// Group by `event_type`.
+    EventType,
+    /// Group by `user_id` (events without one are left out of the aggregation).
+    UserId,
+    /// Group by `session_id` (events without one are left out of the aggregation).
+    SessionId,
+    /// One group, key `"*"`.
+    #[default]
+    None,
+}
+
+impl GroupBy {
+    /// The contract's name of the field, as written in metrics records.
+    pub fn field_name(self) -> &'static str {
+        match self {
+            GroupBy::EventType => "event_type",
+            GroupBy::UserId => "user_id",
+            GroupBy::SessionId => "session_id",
+            GroupBy::None => "none",
+        }
+    }
+}
+
+/// The `sinks:` section.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct SinksConfig {
+    /// Sinks of metrics records.
+    #[serde(default = "default_metrics_sinks")]
+    pub metrics: Vec<SinkConfig>,
+    /// Sinks of alert records.
+    #[serde(default)]
+    pub alerts: Vec<SinkConfig>,
+    /// Sink of invalid and late events.
+    #[serde(default = "default_dead_letter_sink")]
+    pub dead_letter: SinkConfig,
+}
+
+impl Default for SinksConfig {
+    fn default() -> Self {
+        SinksConfig {
+            metrics: default_metrics_sinks(),
+            alerts: Vec::new(),
+            dead_letter: default_dead_letter_sink(),
+        }
+    }
+}
+
+fn default_metrics_sinks() -> Vec<SinkConfig> {
+    vec![SinkConfig::Console(ConsoleSinkConfig::default())]
+}
+fn default_dead_letter_sink() -> SinkConfig {
+    SinkConfig::Jsonl(JsonlSinkConfig { path: PathBuf::from("rtsa-out/dead_letter.jsonl") })
+}
+
+/// One sink (`kind: jsonl | console`).
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum SinkConfig {
+    /// Appends one JSON object per line to a file.
+    Jsonl(JsonlSinkConfig),
+    /// Prints one readable line per record to standard output.
+    Console(ConsoleSinkConfig),
+}
+
+/// `kind: jsonl`.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct JsonlSinkConfig {
+    /// File to append to; its folder is created when missing.
+    pub path: PathBuf,
+}
+
+/// `kind: console`.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ConsoleSinkConfig {
+    /// Print raw JSON instead of the readable line.
+    #[serde(default)]
+    pub json: bool,
+}
+
+impl fmt::Display for SinkConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SinkConfig::Jsonl(c) => write!(f, "jsonl {}", c.path.display()),
+            SinkConfig::Console(c) if c.json => write!(f, "console (json)"),
+            SinkConfig::Console(_) => write!(f, "console"),
+        }
+    }
+}
+
+impl Config {
+    /// The pipeline of `rtsa run` without `--config`: an endless generator at a modest rate,
+    /// the four default aggregations, console and JSONL output under `./rtsa-out/`.
+    pub fn embedded_default() -> Config {
+        let minute = Millis(60_000);
+        let aggregation = |name: &str, window, group_by| AggregationConfig { name: name.to_owned(), window, group_by };
+        let jsonl = |file: &str| SinkConfig::Jsonl(JsonlSinkConfig { path: PathBuf::from("rtsa-out").join(file) });
+        Config {
+            source: SourceConfig::Generator(GeneratorConfig::default()),
+            kafka: KafkaConfig::default(),
+            watermark: WatermarkConfig::default(),
+            engine: EngineConfig::default(),
+            aggregations: vec![
+                aggregation("by_type_1m", WindowConfig::Tumbling { size: minute }, GroupBy::EventType),
+                aggregation("by_type_5m_sliding", WindowConfig::Sliding { size: Millis(300_000), slide: minute }, GroupBy::EventType),
+                aggregation("by_user_1m", WindowConfig::Tumbling { size: minute }, GroupBy::UserId),
+                aggregation("by_user_sessions", WindowConfig::Session { gap: Millis(30_000) }, GroupBy::UserId),
+            ],
+            sinks: SinksConfig {
+                metrics: vec![SinkConfig::Console(ConsoleSinkConfig::default()), jsonl("metrics.jsonl")],
+                alerts: vec![jsonl("alerts.jsonl")],
+                dead_letter: jsonl("dead_letter.jsonl"),
+            },
+        }
+    }
+
+    /// A readable description of the pipeline, as printed by `rtsa check`.
+    pub fn describe(&self) -> String {
+        let mut out = String::new();
+        let source = match &self.source {
+            SourceConfig::File(f) => format!("file {} (1 partition)", f.path.display()),
+            SourceConfig::Stdin(_) => "stdin (1 partition)".to_owned(),
+            SourceConfig::Generator(g) => format!(
+                "generator: {} events, {} partitions, seed {}, {}",
+                if g.count == 0 { "endless".to_owned() } else { g.count.to_string() },
+                g.partitions,
+                g.seed,
+                if g.rate == 0 { "as fast as possible".to_owned() } else { format!("{} events/s", g.rate) }
+            ),
+        };
+        out.push_str(&format!("source: {source}\n"));
+        out.push_str(&format!(
+            "watermark: max out-of-orderness {}, idle timeout {}, epoch {}\n",
+            self.watermark.max_out_of_orderness, self.watermark.idle_timeout, self.watermark.epoch
+        ));
+        out.push_str(&format!("aggregations ({}):\n", self.aggregations.len()));
+        for a in &self.aggregations {
+            out.push_str(&format!("  - {}: {} by {}\n", a.name, a.window, a.group_by.field_name()));
+        }
+        let list = |sinks: &[SinkConfig]| {
+            if sinks.is_empty() { "none".to_owned() } else { sinks.iter().map(|s| s.to_string()).collect::<Vec<_>>().join(", ") }
+        };
+        out.push_str(&format!("metrics sinks: {}\n", list(&self.sinks.metrics)));
+        out.push_str(&format!("alert sinks: {}\n", list(&self.sinks.alerts)));
+        out.push_str(&format!("dead-letter sink: {}\n", self.sinks.dead_letter));
+        out
+    }
+}

@@ -1,0 +1,46 @@
+//! The metrics pipeline: source → (fixed-window partials → differential window results,
+//! session windows) → metrics sinks; invalid and late inputs → dead-letter sink.
+
+use crate::config::Config;
+use crate::control::RunControl;
+use crate::operators::batch_sink::{BatchSink, BatchWriter};
+use crate::operators::event_source::{EventSourceSpec, event_source};
+use crate::operators::session_windows::SessionWindows;
+use crate::operators::window_partials::WindowPartials;
+use crate::operators::window_results::WindowResults;
+use crate::record::{DeadLetter, WindowRecord};
+use crate::sources::{Partition, SourceKind};
+use crate::window::AggregationPlan;
+use std::sync::Arc;
+use timely::dataflow::Scope;
+use timely::dataflow::operators::Concat;
+
+/// What one worker reads from and writes to.
+pub struct PipelineIo {
+    /// How the source names itself in dead letters.
+    pub kind: SourceKind,
+    /// This worker's partitions.
+    pub partitions: Vec<(u32, Box<dyn Partition>)>,
+    /// Metrics sink (only worker 0's receives records).
+    pub metrics: Box<dyn BatchWriter<WindowRecord>>,
+    /// Dead-letter sink (only worker 0's receives records).
+    pub dead_letters: Box<dyn BatchWriter<DeadLetter>>,
+}
+
+/// Builds the metrics pipeline of one worker.
+pub fn build(scope: Scope<'_, u64>, config: &Config, io: PipelineIo, control: Arc<RunControl>) {
+    let plans = AggregationPlan::from_config(&config.aggregations);
+    let spec = EventSourceSpec {
+        kind: io.kind,
+        partitions: io.partitions,
+        aggregations: plans.clone(),
+        watermark: config.watermark.clone(),
+        engine: config.engine.clone(),
+        control,
+    };
+    let (events, dead_letters) = event_source(scope, spec);
+    let fixed = events.clone().window_partials(&plans).window_results();
+    let sessions = events.session_windows(&plans, config.watermark.epoch.0);
+    fixed.concat(sessions).batch_sink("MetricsSink", io.metrics);
+    dead_letters.batch_sink("DeadLetterSink", io.dead_letters);
+}

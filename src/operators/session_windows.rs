@@ -1,0 +1,209 @@
+//! Session windows: per (aggregation, key), maximal runs of events whose consecutive timestamps
+//! differ by less than the gap; a session covers `[first, last + gap)`.
+//!
+//! Events are exchanged by key, so each worker owns whole keys. Events are merged into sessions
+//! as they arrive, in any order (session membership depends only on the set of events); a
+//! session is emitted once the input frontier reaches `last + gap`, after which no on-time event
+//! can touch it (on-time session events have timestamps at or above the watermark). Sessions are
+//! emitted at the epoch of `last + gap - 1`, so their output batch does not depend on timing.
+
+use crate::event::Event;
+use crate::record::{WindowKey, WindowRecord};
+use crate::stats::PartialStats;
+use crate::window::{AggregationPlan, Shape, epoch_of};
+use compact_str::CompactString;
+use rustc_hash::FxHashMap;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::hash::{Hash, Hasher};
+use timely::dataflow::StreamVec;
+use timely::dataflow::channels::pact::Exchange;
+use timely::dataflow::operators::Capability;
+use timely::dataflow::operators::generic::Operator;
+use timely::dataflow::operators::vec::Map;
+
+/// What a session aggregation needs of an event.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SessionEvent {
+    /// Aggregation index.
+    pub aggregation: u16,
+    /// Group key.
+    pub key: CompactString,
+    /// Event time.
+    pub timestamp: u64,
+    /// Status was `error`.
+    pub is_error: bool,
+    /// Latency, ms.
+    pub latency_ms: Option<f64>,
+    /// Value.
+    pub value: Option<f64>,
+    /// User.
+    pub user_id: Option<CompactString>,
+}
+
+/// An open session of one key.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct OpenSession {
+    /// First timestamp.
+    pub first: u64,
+    /// Last timestamp.
+    pub last: u64,
+    /// Statistics so far.
+    pub stats: PartialStats,
+}
+
+/// Adds an event at `ts` to a key's sessions (sorted by `first`, disjoint, more than `gap`
+/// apart), merging every session it bridges. Returns the index of the session that holds it.
+pub fn insert_into_sessions(sessions: &mut Vec<OpenSession>, ts: u64, gap: u64, add: impl FnOnce(&mut PartialStats)) -> usize {
+    // Sessions within reach: ts - last < gap and first - ts < gap.
+    let reach: Vec<usize> =
+        (0..sessions.len()).filter(|&i| ts.saturating_sub(sessions[i].last) < gap && sessions[i].first.saturating_sub(ts) < gap).collect();
+    let at = match reach.first() {
+        Some(&first) => {
+            for &other in reach[1..].iter().rev() {
+                let absorbed = sessions.remove(other);
+                let into = &mut sessions[first];
+                into.first = into.first.min(absorbed.first);
+                into.last = into.last.max(absorbed.last);
+                into.stats.merge(&absorbed.stats);
+            }
+            first
+        }
+        None => {
+            let at = sessions.partition_point(|s| s.first < ts);
+            sessions.insert(at, OpenSession { first: ts, last: ts, stats: PartialStats::default() });
+            at
+        }
+    };
+    let session = &mut sessions[at];
+    session.first = session.first.min(ts);
+    session.last = session.last.max(ts);
+    add(&mut session.stats);
+    at
+}
+
+/// Extension trait: session windows.
+pub trait SessionWindows<'s> {
+    /// Computes the session windows of the session `aggregations`.
+    fn session_windows(self, aggregations: &[AggregationPlan], epoch: u64) -> StreamVec<'s, u64, WindowRecord>;
+}
+
+impl<'s> SessionWindows<'s> for StreamVec<'s, u64, Event> {
+    fn session_windows(self, aggregations: &[AggregationPlan], epoch: u64) -> StreamVec<'s, u64, WindowRecord> {
+        let plans: Vec<AggregationPlan> =
+            aggregations.iter().filter(|p| matches!(p.shape, Shape::Session { .. })).copied().collect();
+        let gaps: FxHashMap<u16, u64> = plans
+            .iter()
+            .filter_map(|p| match p.shape {
+                Shape::Session { gap } => Some((p.index, gap)),
+                Shape::Fixed(_) => None,
+            })
+            .collect();
+
+        let session_events = self.flat_map(move |event: Event| {
+            let mut out = Vec::with_capacity(plans.len());
+            for plan in &plans {
+                let Some(key) = plan.group_key(&event) else { continue };
+                if plan.lateness(event.timestamp, event.watermark).late_for_some {
+                    continue;
+                }
+                out.push(SessionEvent {
+                    aggregation: plan.index,
+                    key: CompactString::from(key),
+                    timestamp: event.timestamp,
+                    is_error: event.is_error,
+                    latency_ms: event.latency_ms,
+                    value: event.value,
+                    user_id: event.user_id.clone(),
+                });
+            }
+            out
+        });
+
+        let route = |e: &SessionEvent| {
+            let mut hasher = rustc_hash::FxHasher::default();
+            (e.aggregation, &e.key).hash(&mut hasher);
+            hasher.finish()
+        };
+        session_events.unary_frontier(Exchange::new(route), "SessionWindows", move |_cap, _info| {
+            let mut open: FxHashMap<(u16, CompactString), Vec<OpenSession>> = FxHashMap::default();
+            // Emit time → (capability, keys with a session that may close then).
+            let mut closing: BTreeMap<u64, (Capability<u64>, Vec<(u16, CompactString)>)> = BTreeMap::new();
+
+            move |(input, frontier), output| {
+                input.for_each_stamp(|cap, batches| {
+                    for batch in batches {
+                        for event in batch.drain(..) {
+                            let gap = gaps[&event.aggregation];
+                            let id = (event.aggregation, event.key);
+                            let sessions = open.entry(id.clone()).or_default();
+                            let at = insert_into_sessions(sessions, event.timestamp, gap, |stats| {
+                                stats.add(event.is_error, event.latency_ms, event.value, event.user_id.as_ref())
+                            });
+                            let emit_at = epoch_of(sessions[at].last + gap - 1, epoch);
+                            closing.entry(emit_at).or_insert_with(|| (cap.delayed(&emit_at, 0), Vec::new())).1.push(id);
+                        }
+                    }
+                });
+
+                while let Some(entry) = closing.first_entry() {
+                    if frontier.less_equal(entry.key()) {
+                        break;
+                    }
+                    let emit_at = *entry.key();
+                    let (cap, mut ids) = entry.remove();
+                    ids.sort_unstable();
+                    ids.dedup();
+                    let mut session = output.session(&cap);
+                    for id in ids {
+                        let gap = gaps[&id.0];
+                        let Some(sessions) = open.get_mut(&id) else { continue };
+                        sessions.retain(|s| {
+                            if epoch_of(s.last + gap - 1, epoch) > emit_at {
+                                return true;
+                            }
+                            let key = WindowKey { aggregation: id.0, start: s.first as i64, end: s.last + gap, key: id.1.clone() };
+                            session.give((key, s.stats.finish()));
+                            false
+                        });
+                        if sessions.is_empty() {
+                            open.remove(&id);
+                        }
+                    }
+                }
+            }
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sessions_of(timestamps: &[u64], gap: u64) -> Vec<(u64, u64, u64)> {
+        let mut sessions = Vec::new();
+        for ts in timestamps {
+            insert_into_sessions(&mut sessions, *ts, gap, |s| s.add(false, None, None, None));
+        }
+        sessions.iter().map(|s| (s.first, s.last, s.stats.scalar.count)).collect()
+    }
+
+    #[test]
+    fn events_closer_than_the_gap_share_a_session() {
+        assert_eq!(sessions_of(&[0, 5, 9, 30, 35], 10), vec![(0, 9, 3), (30, 35, 2)]);
+        // Exactly the gap apart: a new session.
+        assert_eq!(sessions_of(&[0, 10], 10), vec![(0, 0, 1), (10, 10, 1)]);
+    }
+
+    #[test]
+    fn order_does_not_matter_and_a_bridge_merges_sessions() {
+        let forward = sessions_of(&[0, 5, 20, 25, 14], 10);
+        assert_eq!(forward, vec![(0, 25, 5)]);
+        let shuffled = sessions_of(&[14, 25, 0, 20, 5], 10);
+        assert_eq!(shuffled, forward);
+        let three = sessions_of(&[0, 40, 20, 10, 30], 10);
+        assert_eq!(three, vec![(0, 0, 1), (10, 10, 1), (20, 20, 1), (30, 30, 1), (40, 40, 1)]);
+        let bridged = sessions_of(&[0, 40, 20, 10, 30, 5, 15, 25, 35], 10);
+        assert_eq!(bridged, vec![(0, 40, 9)]);
+    }
+}

@@ -1,0 +1,173 @@
+//! Running a pipeline: timely configuration from the command line (threads, process index,
+//! hostfile), partition ownership (`partition % peers == worker`), sinks opened once on the
+//! worker that writes them, and the worker loop.
+
+use crate::config::Config;
+use crate::control::RunControl;
+use crate::dataflows::metrics::{self, PipelineIo};
+use crate::operators::batch_sink::BatchWriter;
+use crate::record::{DeadLetter, WindowRecord};
+use crate::sinks::{CountingWriter, DeadLetterWriter, MetricsWriter};
+use crate::sources::memory::{MemoryLines, MemoryPartition};
+use crate::sources::{self, Partition, SourceKind};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use thiserror::Error;
+
+/// How the workers of this process are wired.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClusterOptions {
+    /// This process's index, `0..processes`.
+    pub process: usize,
+    /// Number of processes.
+    pub processes: usize,
+    /// File of `host:port` lines, one per process, in process order.
+    pub hostfile: PathBuf,
+}
+
+/// Run-time knobs from the command line.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RunOptions {
+    /// Worker threads in this process.
+    pub workers: usize,
+    /// Multi-process wiring, if any.
+    pub cluster: Option<ClusterOptions>,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        RunOptions { workers: 1, cluster: None }
+    }
+}
+
+/// Where the events come from.
+#[derive(Clone)]
+pub enum Input {
+    /// The config's source.
+    Configured,
+    /// Pre-loaded partitions of JSON lines (benchmarks, tests).
+    Memory(Vec<Arc<MemoryLines>>),
+}
+
+/// Where the results go.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Output {
+    /// The config's sinks.
+    Configured,
+    /// Only count records (benchmarks).
+    Count,
+}
+
+/// A failed run.
+#[derive(Debug, Error)]
+pub enum RunError {
+    /// Wrong command-line wiring (hostfile, process index).
+    #[error("{0}")]
+    Usage(String),
+    /// A failure while running (a source or sink error, a worker that died).
+    #[error("{0}")]
+    Runtime(String),
+}
+
+/// What a finished run reports.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct RunSummary {
+    /// Wall time of the dataflow, from start to the last record written.
+    pub elapsed: Duration,
+}
+
+type Writers = (Box<dyn BatchWriter<WindowRecord> + Send>, Box<dyn BatchWriter<DeadLetter> + Send>);
+
+/// Runs the metrics pipeline to completion (end of a bounded input, or a stop request).
+pub fn run(config: Arc<Config>, options: &RunOptions, input: Input, output: Output, control: Arc<RunControl>) -> Result<RunSummary, RunError> {
+    let timely_config = timely_config(options)?;
+    let writes_here = options.cluster.as_ref().is_none_or(|c| c.process == 0);
+    let aggregations = Arc::new(config.aggregations.clone());
+    let writers: Option<Writers> = if !writes_here {
+        None
+    } else if output == Output::Count {
+        Some((Box::new(CountingWriter::new(control.clone(), false)), Box::new(CountingWriter::new(control.clone(), true))))
+    } else {
+        let metrics = MetricsWriter::open(&config.sinks.metrics, aggregations.clone(), control.clone()).map_err(RunError::Runtime)?;
+        let dead = DeadLetterWriter::open(&config.sinks.dead_letter, aggregations, control.clone()).map_err(RunError::Runtime)?;
+        Some((Box::new(metrics), Box::new(dead)))
+    };
+    let writers = Arc::new(Mutex::new(writers));
+    let (kind, partition_count) = match &input {
+        Input::Configured => sources::describe(&config),
+        Input::Memory(lines) => (SourceKind { name: "memory", by_line: false }, lines.len() as u32),
+    };
+    // One start time for the generator in every worker of this process.
+    let start_ms = crate::sinks::wall_clock_ms() / 1000 * 1000;
+
+    let started = Instant::now();
+    let worker_control = control.clone();
+    let guards = timely::execute(timely_config, move |worker| {
+        let index = worker.index();
+        let peers = worker.peers();
+        let mut partitions: Vec<(u32, Box<dyn Partition>)> = Vec::new();
+        for p in (0..partition_count).filter(|p| *p as usize % peers == index) {
+            let opened = match &input {
+                Input::Configured => sources::open_partition(&config, p, start_ms),
+                Input::Memory(lines) => Ok(Box::new(MemoryPartition::new(lines[p as usize].clone())) as Box<dyn Partition>),
+            };
+            match opened {
+                Ok(partition) => partitions.push((p, partition)),
+                Err(e) => worker_control.fail(format!("cannot open source partition {p}: {e}")),
+            }
+        }
+        let taken = if index == 0 { writers.lock().ok().and_then(|mut w| w.take()) } else { None };
+        let (metrics_writer, dead_writer): (Box<dyn BatchWriter<WindowRecord>>, Box<dyn BatchWriter<DeadLetter>>) = match taken {
+            Some((m, d)) => (m, d),
+            None => (
+                Box::new(CountingWriter::new(worker_control.clone(), false)),
+                Box::new(CountingWriter::new(worker_control.clone(), true)),
+            ),
+        };
+        let io = PipelineIo { kind, partitions, metrics: metrics_writer, dead_letters: dead_writer };
+        let control = worker_control.clone();
+        worker.dataflow::<u64, _, _>(|scope| metrics::build(scope, &config, io, control));
+        while worker.step_or_park(Some(Duration::from_millis(50))) {}
+    })
+    .map_err(|e| RunError::Runtime(format!("cannot start the workers: {e}")))?;
+    for result in guards.join() {
+        result.map_err(|e| RunError::Runtime(format!("a worker failed: {e}")))?;
+    }
+    let elapsed = started.elapsed();
+    match control.failure() {
+        Some(failure) => Err(RunError::Runtime(failure)),
+        None => Ok(RunSummary { elapsed }),
+    }
+}
+
+fn timely_config(options: &RunOptions) -> Result<timely::Config, RunError> {
+    let workers = options.workers.max(1);
+    let Some(cluster) = &options.cluster else {
+        return Ok(if workers == 1 { timely::Config::thread() } else { timely::Config::process(workers) });
+    };
+    if cluster.process >= cluster.processes {
+        return Err(RunError::Usage(format!("--process {} must be below --processes {}", cluster.process, cluster.processes)));
+    }
+    let text = std::fs::read_to_string(&cluster.hostfile)
+        .map_err(|e| RunError::Usage(format!("cannot read hostfile {}: {e}", cluster.hostfile.display())))?;
+    let addresses: Vec<String> = text.lines().map(str::trim).filter(|l| !l.is_empty()).map(str::to_owned).collect();
+    if addresses.len() < cluster.processes {
+        return Err(RunError::Usage(format!(
+            "hostfile {} lists {} addresses, --processes is {}",
+            cluster.hostfile.display(),
+            addresses.len(),
+            cluster.processes
+        )));
+    }
+    Ok(timely::Config {
+        communication: timely::CommunicationConfig::Cluster {
+            threads: workers,
+            process: cluster.process,
+            addresses: addresses[..cluster.processes].to_vec(),
+            report: false,
+            zerocopy: false,
+        },
+        worker: timely::WorkerConfig::default(),
+    })
+}

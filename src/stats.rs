@@ -1,0 +1,353 @@
+//! The statistics of a window (CONTRACT section 4), as pure, mergeable values.
+//!
+//! * [`ScalarPartial`]: counts, error counts, and per field count / sum / min / max. Sums are kept
+//!   as fixed-point integers ([`FixedSum`]), so merging is exact and order-independent: the same
+//!   input gives bit-identical results for any number of workers.
+//! * [`PartialStats`]: a scalar partial plus latency bucket counts and the set of users: what a
+//!   worker accumulates for one window (or session) before merging across workers.
+//! * [`WindowResult`]: the final statistics of a window, with percentiles read from the sorted
+//!   bucket counts (nearest rank).
+
+use compact_str::CompactString;
+use hdrhistogram::Histogram;
+use rustc_hash::{FxHashMap, FxHashSet};
+use serde::{Deserialize, Serialize};
+use std::sync::LazyLock;
+
+/// Fractional bits of [`FixedSum`]: 2^-40 ≈ 9.1e-13 resolution, ±1.5e26 range.
+const FIXED_FRACTION_BITS: i32 = 40;
+
+/// A sum of `f64`s as a fixed-point integer: exact and associative, so partial sums can be merged
+/// (and retracted) in any order with the same result.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct FixedSum(pub i128);
+
+impl FixedSum {
+    /// Converts one value (rounded to 2^-40; values beyond ±1.5e26 saturate).
+    #[inline]
+    pub fn from_f64(v: f64) -> FixedSum {
+        FixedSum((v * f64::powi(2.0, FIXED_FRACTION_BITS)).round() as i128)
+    }
+    /// Adds another sum (wrapping, so a retraction always cancels its insertion).
+    #[inline]
+    pub fn add(&mut self, other: FixedSum) {
+        self.0 = self.0.wrapping_add(other.0);
+    }
+    /// The sum as a float.
+    pub fn to_f64(self) -> f64 {
+        self.0 as f64 / f64::powi(2.0, FIXED_FRACTION_BITS)
+    }
+}
+
+/// An `f64` kept as its bits so that it can live in ordered, hashable differential data.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct F64Bits(pub u64);
+
+impl F64Bits {
+    /// Wraps a float.
+    #[inline]
+    pub fn new(v: f64) -> F64Bits {
+        F64Bits(v.to_bits())
+    }
+    /// Unwraps the float.
+    #[inline]
+    pub fn get(self) -> f64 {
+        f64::from_bits(self.0)
+    }
+}
+
+/// Count, sum, min and max of one numeric field.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Moments {
+    /// Number of values.
+    pub count: u64,
+    /// Sum of the values.
+    pub sum: FixedSum,
+    /// Smallest value (meaningless when `count == 0`).
+    pub min: F64Bits,
+    /// Largest value (meaningless when `count == 0`).
+    pub max: F64Bits,
+}
+
+impl Default for Moments {
+    fn default() -> Self {
+        Moments { count: 0, sum: FixedSum(0), min: F64Bits::new(f64::INFINITY), max: F64Bits::new(f64::NEG_INFINITY) }
+    }
+}
+
+impl Moments {
+    /// Adds one value.
+    #[inline]
+    pub fn add(&mut self, v: f64) {
+        self.count += 1;
+        self.sum.add(FixedSum::from_f64(v));
+        if v < self.min.get() {
+            self.min = F64Bits::new(v);
+        }
+        if v > self.max.get() {
+            self.max = F64Bits::new(v);
+        }
+    }
+    /// Merges another field summary.
+    pub fn merge(&mut self, other: &Moments) {
+        if other.count == 0 {
+            return;
+        }
+        self.count += other.count;
+        self.sum.add(other.sum);
+        if other.min.get() < self.min.get() {
+            self.min = other.min;
+        }
+        if other.max.get() > self.max.get() {
+            self.max = other.max;
+        }
+    }
+}
+
+/// The additive and extreme statistics of a window, mergeable across workers.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct ScalarPartial {
+    /// Events.
+    pub count: u64,
+    /// Events with `status == "error"`.
+    pub errors: u64,
+    /// `latency_ms` of the events that have one.
+    pub latency: Moments,
+    /// `value` of the events that have one.
+    pub value: Moments,
+}
+
+impl ScalarPartial {
+    /// Merges another partial.
+    pub fn merge(&mut self, other: &ScalarPartial) {
+        self.count += other.count;
+        self.errors += other.errors;
+        self.latency.merge(&other.latency);
+        self.value.merge(&other.value);
+    }
+}
+
+/// Everything a worker accumulates for one window (or one session) of one key.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct PartialStats {
+    /// Counts, sums, extremes.
+    pub scalar: ScalarPartial,
+    /// Latency bucket (see [`latency_bucket`]) → number of latencies in it.
+    pub buckets: FxHashMap<u64, u64>,
+    /// Distinct `user_id`s.
+    pub users: FxHashSet<CompactString>,
+}
+
+impl PartialStats {
+    /// Adds one event's contribution.
+    #[inline]
+    pub fn add(&mut self, is_error: bool, latency_ms: Option<f64>, value: Option<f64>, user_id: Option<&CompactString>) {
+        let s = &mut self.scalar;
+        s.count += 1;
+        s.errors += u64::from(is_error);
+        if let Some(latency) = latency_ms {
+            s.latency.add(latency);
+            *self.buckets.entry(latency_bucket(latency)).or_insert(0) += 1;
+        }
+        if let Some(v) = value {
+            s.value.add(v);
+        }
+        if let Some(user) = user_id
+            && !self.users.contains(user)
+        {
+            self.users.insert(user.clone());
+        }
+    }
+
+    /// Merges another partial of the same window and key.
+    pub fn merge(&mut self, other: &PartialStats) {
+        self.scalar.merge(&other.scalar);
+        for (bucket, count) in &other.buckets {
+            *self.buckets.entry(*bucket).or_insert(0) += count;
+        }
+        for user in &other.users {
+            if !self.users.contains(user) {
+                self.users.insert(user.clone());
+            }
+        }
+    }
+
+    /// The final statistics, when this partial holds the whole window.
+    pub fn finish(&self) -> WindowResult {
+        let mut buckets: Vec<(u64, u64)> = self.buckets.iter().map(|(b, c)| (*b, *c)).collect();
+        buckets.sort_unstable();
+        WindowResult::from_parts(self.scalar, &buckets, self.users.len() as u64)
+    }
+}
+
+/// HdrHistogram with 3 significant digits over nanoseconds: 0.05% bucket resolution.
+static LATENCY_BUCKETS: LazyLock<Histogram<u64>> =
+    LazyLock::new(|| Histogram::new_with_bounds(1, 1 << 62, 3).expect("static HdrHistogram bounds are valid"));
+
+/// The HdrHistogram bucket (its lowest equivalent value, in nanoseconds) of a latency in ms.
+#[inline]
+pub fn latency_bucket(latency_ms: f64) -> u64 {
+    let ns = (latency_ms * 1e6).clamp(0.0, (1u64 << 62) as f64) as u64;
+    LATENCY_BUCKETS.lowest_equivalent(ns)
+}
+
+/// The representative latency of a bucket, in ms: the middle of the bucket.
+pub fn bucket_latency_ms(bucket: u64) -> f64 {
+    LATENCY_BUCKETS.median_equivalent(bucket) as f64 / 1e6
+}
+
+/// The percentiles reported in metrics records.
+pub const PERCENTILES: [u64; 4] = [50, 90, 95, 99];
+
+/// Nearest-rank percentile buckets from bucket counts sorted by bucket: for each `p`, the bucket
+/// holding the value of rank `ceil(p * n / 100)`.
+pub fn percentile_buckets(sorted: &[(u64, u64)]) -> [u64; 4] {
+    let total: u64 = sorted.iter().map(|(_, c)| c).sum();
+    let mut out = [0; 4];
+    if total == 0 {
+        return out;
+    }
+    let mut seen = 0;
+    let mut next = 0;
+    for &(bucket, count) in sorted {
+        seen += count;
+        while next < PERCENTILES.len() && seen >= nearest_rank(PERCENTILES[next], total) {
+            out[next] = bucket;
+            next += 1;
+        }
+    }
+    out
+}
+
+/// The 1-based nearest rank of percentile `p` among `n` values, in integer arithmetic.
+#[inline]
+pub fn nearest_rank(p: u64, n: u64) -> u64 {
+    (p * n).div_ceil(100).max(1)
+}
+
+/// The final statistics of one window of one key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct WindowResult {
+    /// Counts, sums, extremes.
+    pub scalar: ScalarPartial,
+    /// Distinct `user_id`s.
+    pub unique_users: u64,
+    /// Buckets of p50, p90, p95, p99 (meaningless when there are no latencies).
+    pub percentile_buckets: [u64; 4],
+}
+
+impl WindowResult {
+    /// Assembles a result from merged scalars, bucket counts sorted by bucket, and the user count.
+    pub fn from_parts(scalar: ScalarPartial, sorted_buckets: &[(u64, u64)], unique_users: u64) -> WindowResult {
+        WindowResult { scalar, unique_users, percentile_buckets: percentile_buckets(sorted_buckets) }
+    }
+
+    /// Latency percentiles in ms (p50, p90, p95, p99), clamped to the exact min and max, or `None`
+    /// when the window has no latencies.
+    pub fn latency_percentiles(&self) -> Option<[f64; 4]> {
+        let l = &self.scalar.latency;
+        if l.count == 0 {
+            return None;
+        }
+        Some(self.percentile_buckets.map(|b| bucket_latency_ms(b).clamp(l.min.get(), l.max.get())))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::rngs::SmallRng;
+    use rand::{Rng, SeedableRng};
+    use rand_distr::{Distribution, LogNormal};
+
+    fn exact_percentile(sorted: &[f64], p: u64) -> f64 {
+        sorted[(nearest_rank(p, sorted.len() as u64) - 1) as usize]
+    }
+
+    #[test]
+    fn percentiles_are_within_one_percent_of_exact_on_random_data() {
+        let mut rng = SmallRng::seed_from_u64(3);
+        for round in 0..200 {
+            let n = rng.gen_range(1..5_000);
+            let dist = LogNormal::new(rng.gen_range(-2.0..6.0), rng.gen_range(0.1..2.0)).unwrap();
+            let mut values: Vec<f64> = (0..n).map(|_| dist.sample(&mut rng)).collect();
+            let mut partial = PartialStats::default();
+            for v in &values {
+                partial.add(false, Some(*v), None, None);
+            }
+            values.sort_by(f64::total_cmp);
+            let result = partial.finish();
+            let got = result.latency_percentiles().unwrap();
+            for (i, p) in PERCENTILES.iter().enumerate() {
+                let exact = exact_percentile(&values, *p);
+                let error = (got[i] - exact).abs() / exact;
+                assert!(error < 0.01, "round {round}: p{p} {} vs exact {exact} ({error})", got[i]);
+            }
+            assert_eq!(result.scalar.latency.min.get(), values[0]);
+            assert_eq!(result.scalar.latency.max.get(), values[values.len() - 1]);
+        }
+    }
+
+    #[test]
+    fn agrees_with_an_hdrhistogram_per_window() {
+        let mut rng = SmallRng::seed_from_u64(9);
+        let mut histogram = Histogram::<u64>::new_with_bounds(1, 1 << 62, 3).unwrap();
+        let mut partial = PartialStats::default();
+        for _ in 0..10_000 {
+            let ms: f64 = rng.gen_range(0.01..5_000.0);
+            histogram.record((ms * 1e6) as u64).unwrap();
+            partial.add(false, Some(ms), None, None);
+        }
+        let ours = partial.finish();
+        for (i, p) in PERCENTILES.iter().enumerate() {
+            let theirs = histogram.value_at_percentile(*p as f64) as f64 / 1e6;
+            let mine = bucket_latency_ms(ours.percentile_buckets[i]);
+            assert!((mine - theirs).abs() / theirs < 0.002, "p{p}: {mine} vs hdrhistogram {theirs}");
+        }
+    }
+
+    #[test]
+    fn merging_is_order_independent_and_exact() {
+        let values = [0.1, 0.2, 0.3, 1e9, -1e9, 7.25, 1e-3];
+        let mut forward = Moments::default();
+        values.iter().for_each(|v| forward.add(*v));
+        let mut backward = Moments::default();
+        values.iter().rev().for_each(|v| backward.add(*v));
+        assert_eq!(forward, backward);
+        let exact: f64 = 0.1 + 0.2 + 0.3 + 7.25 + 1e-3;
+        assert!((forward.sum.to_f64() - exact).abs() / exact < 1e-12);
+        let mut a = Moments::default();
+        values[..3].iter().for_each(|v| a.add(*v));
+        let mut b = Moments::default();
+        values[3..].iter().for_each(|v| b.add(*v));
+        a.merge(&b);
+        assert_eq!(a, forward);
+    }
+
+    #[test]
+    fn nearest_rank_uses_integer_arithmetic() {
+        assert_eq!(nearest_rank(99, 100), 99);
+        assert_eq!(nearest_rank(99, 1), 1);
+        assert_eq!(nearest_rank(50, 3), 2);
+        assert_eq!(nearest_rank(95, 20), 19);
+        assert_eq!(nearest_rank(90, 7), 7);
+    }
+
+    #[test]
+    fn users_are_counted_once() {
+        let mut p = PartialStats::default();
+        let alice = CompactString::from("alice");
+        let bob = CompactString::from("bob");
+        p.add(true, None, Some(2.0), Some(&alice));
+        p.add(false, None, Some(-1.0), Some(&alice));
+        p.add(false, None, None, Some(&bob));
+        p.add(false, None, None, None);
+        let r = p.finish();
+        assert_eq!(r.unique_users, 2);
+        assert_eq!(r.scalar.count, 4);
+        assert_eq!(r.scalar.errors, 1);
+        assert_eq!(r.scalar.value.count, 2);
+        assert_eq!(r.scalar.value.min.get(), -1.0);
+        assert_eq!(r.latency_percentiles(), None);
+    }
+}
