@@ -1,0 +1,77 @@
+//! Criterion benches: the parser, window assignment, the percentile scan, and the whole pipeline
+//! on 100k events.
+
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use rtsa::config::Config;
+use rtsa::control::RunControl;
+use rtsa::event::parse_event;
+use rtsa::run::{self, Input, Output, RunOptions};
+use rtsa::stats::{PartialStats, percentile_buckets};
+use rtsa::window::FixedWindows;
+use std::hint::black_box;
+use std::sync::Arc;
+
+fn parser(c: &mut Criterion) {
+    let lines = rtsa::bench::generate_partitions(10_000, 1, 7, 10_000);
+    let lines = &lines[0];
+    let mut group = c.benchmark_group("parser");
+    group.throughput(Throughput::Elements(lines.len() as u64));
+    group.bench_function("parse_event x10k", |b| {
+        b.iter(|| {
+            for i in 0..lines.len() {
+                black_box(parse_event(lines.line(i), 1 << 16).ok());
+            }
+        })
+    });
+    group.finish();
+}
+
+fn windows(c: &mut Criterion) {
+    let sliding = FixedWindows { size: 300_000, slide: 60_000 };
+    c.bench_function("window_ends sliding 5m/1m", |b| {
+        let mut ts = 1_764_230_400_000u64;
+        b.iter(|| {
+            ts += 7;
+            black_box(sliding.window_ends(black_box(ts)).sum::<u64>())
+        })
+    });
+}
+
+fn percentiles(c: &mut Criterion) {
+    let mut partial = PartialStats::default();
+    for i in 0..100_000u64 {
+        partial.add(false, Some((i % 5_000) as f64 * 0.37 + 0.1), None, None);
+    }
+    let mut buckets: Vec<(u64, u64)> = partial.buckets.iter().map(|(b, c)| (*b, *c)).collect();
+    buckets.sort_unstable();
+    c.bench_function("percentile_buckets over a 100k-latency window", |b| b.iter(|| black_box(percentile_buckets(&buckets))));
+    c.bench_function("PartialStats::add", |b| {
+        let mut p = PartialStats::default();
+        let mut x = 0.0;
+        b.iter(|| {
+            x += 0.37;
+            p.add(false, Some(black_box(x % 900.0)), Some(1.0), None)
+        })
+    });
+}
+
+fn pipeline(c: &mut Criterion) {
+    let partitions = rtsa::bench::generate_partitions(100_000, 4, 7, 10_000);
+    let config = Arc::new(Config::embedded_default());
+    let mut group = c.benchmark_group("pipeline");
+    group.sample_size(10);
+    group.throughput(Throughput::Elements(100_000));
+    for workers in [1, 2] {
+        group.bench_function(format!("embedded default aggregations, 100k events, {workers} workers"), |b| {
+            b.iter(|| {
+                let control = Arc::new(RunControl::default());
+                let options = RunOptions { workers, cluster: None };
+                run::run(config.clone(), &options, Input::Memory(partitions.clone()), Output::Count, control).unwrap()
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, parser, windows, percentiles, pipeline);
+criterion_main!(benches);

@@ -1,0 +1,125 @@
+//! The binary's commands, exit codes and error output.
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+pub fn rtsa() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_rtsa"))
+}
+
+#[test]
+fn an_invalid_config_lists_every_problem_and_exits_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bad.yaml");
+    std::fs::write(
+        &path,
+        "source: { kind: file }\naggregations:\n  - { name: a, window: { kind: sliding, size: 5m, slide: 2m } }\n  - { name: a, window: { kind: tumbling, size: 1m }, group_by: planet }\n",
+    )
+    .unwrap();
+    let out = rtsa().args(["check", "--config"]).arg(&path).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    let errors: Vec<&str> = stderr.lines().filter(|l| l.starts_with("error: ")).collect();
+    assert!(errors.iter().any(|e| e.contains("source: missing field `path`")), "{stderr}");
+    assert!(errors.iter().any(|e| e.contains("aggregations[0].window.size: must be a multiple of slide")), "{stderr}");
+    assert!(errors.iter().any(|e| e.contains("aggregations[1].group_by")), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
+#[test]
+fn check_prints_the_pipeline() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config/default.yaml");
+    let out = rtsa().args(["check", "--config"]).arg(&path).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert!(stdout.contains("by_type_1m: tumbling 1m by event_type"), "{stdout}");
+    assert!(stdout.contains("by_user_sessions: session, gap 30s by user_id"), "{stdout}");
+}
+
+#[test]
+fn bad_usage_exits_2() {
+    let out = rtsa().args(["run", "--workers", "0"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let out = rtsa().args(["run", "--process", "0"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn a_missing_input_file_is_a_runtime_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("c.yaml");
+    std::fs::write(
+        &path,
+        format!(
+            "source: {{ kind: file, path: {} }}\naggregations:\n  - {{ name: a, window: {{ kind: tumbling, size: 1m }} }}\nsinks: {{ metrics: [], dead_letter: {{ kind: jsonl, path: {} }} }}\n",
+            dir.path().join("nope.jsonl").display(),
+            dir.path().join("dl.jsonl").display()
+        ),
+    )
+    .unwrap();
+    let out = rtsa().args(["run", "--config"]).arg(&path).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(stderr.contains("nope.jsonl"), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
+#[test]
+fn generate_is_deterministic_per_seed() {
+    let run = |seed: &str| rtsa().args(["generate", "--count", "500", "--start-ms", "1764230400000", "--seed", seed]).output().unwrap();
+    let a = run("5");
+    let b = run("5");
+    let c = run("6");
+    assert!(a.status.success());
+    assert_eq!(a.stdout, b.stdout);
+    assert_ne!(a.stdout, c.stdout);
+    assert_eq!(String::from_utf8(a.stdout).unwrap().lines().count(), 500);
+}
+
+#[test]
+fn stdin_to_console_json_and_dead_letters() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("c.yaml");
+    let dead = dir.path().join("dl.jsonl");
+    std::fs::write(
+        &path,
+        format!(
+            "source: {{ kind: stdin }}\naggregations:\n  - {{ name: by_type, window: {{ kind: tumbling, size: 1m }}, group_by: event_type }}\nsinks: {{ metrics: [ {{ kind: console, json: true }} ], dead_letter: {{ kind: jsonl, path: {} }} }}\n",
+            dead.display()
+        ),
+    )
+    .unwrap();
+    let mut child = rtsa().args(["run", "--config"]).arg(&path).stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().unwrap();
+    let input = concat!(
+        r#"{"event_type":"click","timestamp":1764230400000,"latency_ms":10,"user_id":"a"}"#, "\n",
+        r#"{"event_type":"click","timestamp":1764230410000,"latency_ms":20,"user_id":"b","status":"error"}"#, "\n",
+        "oops\n",
+        r#"{"event_type":"view","timestamp":1764230470000}"#, "\n",
+    );
+    child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    let records: Vec<serde_json::Value> =
+        String::from_utf8(out.stdout).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(records.len(), 2);
+    let click = records.iter().find(|r| r["key"] == "click").unwrap();
+    assert_eq!(click["count"], 2);
+    assert_eq!(click["error_rate"], 50.0);
+    assert_eq!(click["unique_users"], 2);
+    assert_eq!(click["window_start"], 1_764_230_400_000u64);
+    let letters = std::fs::read_to_string(&dead).unwrap();
+    assert!(letters.contains(r#""reason":"invalid_json""#) && letters.contains(r#""position":"line 3""#), "{letters}");
+}
+
+#[test]
+fn bench_ends_with_the_contract_json_line() {
+    let out = rtsa().args(["bench", "--events", "20000", "--workers", "2"]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let last: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+    assert_eq!(last["events"], 20000);
+    assert_eq!(last["workers"], 2);
+    for field in ["seconds", "events_per_sec", "peak_rss_mb"] {
+        assert!(last[field].as_f64().unwrap() > 0.0, "{field}: {last}");
+    }
+}

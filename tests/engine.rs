@@ -1,0 +1,192 @@
+//! The engine against the brute-force reference, and against itself with more workers.
+
+use crate::reference::{self, RefAggregation, RefWindow};
+use rtsa::config::{self, GeneratorConfig, Millis};
+use rtsa::control::{Counters, RunControl};
+use rtsa::run::{self, Input, Output, RunOptions};
+use rtsa::sources::generator::Generator;
+use rtsa::sources::memory::MemoryLines;
+use serde_json::Value;
+use std::path::Path;
+use std::sync::Arc;
+
+const START: u64 = 1_764_230_400_000;
+
+pub fn aggregations_yaml() -> &'static str {
+    r#"
+aggregations:
+  - { name: by_type_1m, window: { kind: tumbling, size: 1m }, group_by: event_type }
+  - { name: by_type_3m_sliding, window: { kind: sliding, size: 3m, slide: 1m }, group_by: event_type }
+  - { name: by_user_30s, window: { kind: tumbling, size: 30s }, group_by: user_id }
+  - { name: by_user_sessions, window: { kind: session, gap: 10s }, group_by: user_id }
+  - { name: all_20s_sliding, window: { kind: sliding, size: 20s, slide: 5s }, group_by: none }
+  - { name: by_session_1m, window: { kind: tumbling, size: 1m }, group_by: session_id }
+"#
+}
+
+pub fn reference_aggregations() -> Vec<RefAggregation> {
+    let a = |name: &str, window, group_by: &str| RefAggregation { name: name.into(), window, group_by: group_by.into() };
+    vec![
+        a("by_type_1m", RefWindow::Tumbling(60_000), "event_type"),
+        a("by_type_3m_sliding", RefWindow::Sliding(180_000, 60_000), "event_type"),
+        a("by_user_30s", RefWindow::Tumbling(30_000), "user_id"),
+        a("by_user_sessions", RefWindow::Session(10_000), "user_id"),
+        a("all_20s_sliding", RefWindow::Sliding(20_000, 5_000), "none"),
+        a("by_session_1m", RefWindow::Tumbling(60_000), "session_id"),
+    ]
+}
+
+/// Generated partitions with out-of-order, late and invalid inputs mixed in.
+pub fn test_partitions(partitions: u32, per_partition: u64, seed: u64) -> Vec<Vec<Vec<u8>>> {
+    let config = GeneratorConfig {
+        count: per_partition * u64::from(partitions),
+        rate: 0,
+        seed,
+        partitions,
+        start_ms: Some(START),
+        event_time_rate: Some(40 * u64::from(partitions)),
+        users: 150,
+        out_of_order_fraction: 0.05,
+        max_delay: Millis(4_000),
+        late_fraction: 0.02,
+        late_delay: Millis(40_000),
+    };
+    let invalid: [&[u8]; 6] = [
+        b"{not json",
+        br#"{"timestamp":1764230400000}"#,
+        br#"{"event_type":"click","timestamp":"noon"}"#,
+        b"[1,2]",
+        b"{\"event_type\":\"\xff\",\"timestamp\":1}",
+        br#"{"event_type":"click","timestamp":1764230400000,"latency_ms":-3}"#,
+    ];
+    (0..partitions)
+        .map(|p| {
+            let mut generator = Generator::new(&config, START, p, partitions);
+            let mut lines = Vec::new();
+            let mut line = Vec::new();
+            let mut n = 0;
+            while generator.next_json(&mut line) {
+                lines.push(line.clone());
+                n += 1;
+                if n % 997 == 0 {
+                    lines.push(invalid[(n / 997) % invalid.len()].to_vec());
+                }
+            }
+            // An RFC 3339 timestamp and an event with only the required fields.
+            lines.push(br#"{"event_type":"click","timestamp":"2025-11-27T08:02:00.5Z","user_id":"user_rfc","latency_ms":12.5}"#.to_vec());
+            lines.push(br#"{"event_type":"bare","timestamp":1764230521000}"#.to_vec());
+            lines
+        })
+        .collect()
+}
+
+pub fn config_yaml(dir: &Path) -> String {
+    format!(
+        "watermark: {{ max_out_of_orderness: 5s }}\n{}\nsinks:\n  metrics: [ {{ kind: jsonl, path: {m} }} ]\n  dead_letter: {{ kind: jsonl, path: {d} }}\n",
+        aggregations_yaml(),
+        m = dir.join("metrics.jsonl").display(),
+        d = dir.join("dead_letter.jsonl").display()
+    )
+}
+
+pub fn read_jsonl(path: &Path) -> Vec<Value> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{}: bad line {l}: {e}", path.display())))
+        .collect()
+}
+
+/// Metrics lines without `emitted_at`, sorted: what must be identical between runs.
+pub fn comparable(records: &[Value]) -> Vec<String> {
+    let mut lines: Vec<String> = records
+        .iter()
+        .map(|r| {
+            let mut r = r.clone();
+            r.as_object_mut().expect("records are objects").remove("emitted_at");
+            r.to_string()
+        })
+        .collect();
+    lines.sort();
+    lines
+}
+
+pub struct EngineRun {
+    pub metrics: Vec<Value>,
+    pub dead_letters: Vec<Value>,
+    pub control: Arc<RunControl>,
+}
+
+pub fn run_engine(partitions: &[Vec<Vec<u8>>], workers: usize) -> EngineRun {
+    let dir = tempfile::tempdir().unwrap();
+    let config = config::load_str(&config_yaml(dir.path()), Vec::new()).unwrap();
+    let input: Vec<Arc<MemoryLines>> = partitions
+        .iter()
+        .map(|lines| {
+            let mut m = MemoryLines::default();
+            lines.iter().for_each(|l| m.push(l));
+            Arc::new(m)
+        })
+        .collect();
+    let control = Arc::new(RunControl::default());
+    let options = RunOptions { workers, cluster: None };
+    run::run(Arc::new(config), &options, Input::Memory(input), Output::Configured, control.clone()).unwrap();
+    EngineRun {
+        metrics: read_jsonl(&dir.path().join("metrics.jsonl")),
+        dead_letters: read_jsonl(&dir.path().join("dead_letter.jsonl")),
+        control,
+    }
+}
+
+#[test]
+fn every_record_matches_the_brute_force_reference() {
+    let partitions = test_partitions(3, 6_000, 11);
+    let expected = reference::compute(&partitions, &reference_aggregations(), 5_000);
+    let run = run_engine(&partitions, 1);
+    let problems = reference::compare(&run.metrics, &expected);
+    assert!(problems.is_empty(), "{} differences, first: {:#?}", problems.len(), &problems[..problems.len().min(20)]);
+    assert_eq!(run.metrics.len(), expected.windows.len());
+    // Sanity of the data itself: it has every kind of window and some late events.
+    assert!(expected.windows.len() > 1_000, "{}", expected.windows.len());
+    assert!(expected.late.values().sum::<u64>() > 100, "{:?}", expected.late);
+
+    let mut late_by_aggregation = std::collections::BTreeMap::<String, u64>::new();
+    let mut invalid = 0;
+    for d in &run.dead_letters {
+        let position = d["position"].as_str().unwrap();
+        assert!(position.starts_with("partition "), "{d}");
+        assert!(d["raw"].is_string(), "{d}");
+        match d["reason"].as_str().unwrap() {
+            "late" => *late_by_aggregation.entry(d["aggregation"].as_str().unwrap().to_owned()).or_default() += 1,
+            _ => invalid += 1,
+        }
+    }
+    assert_eq!(late_by_aggregation, expected.late);
+    assert_eq!(invalid, expected.invalid);
+    assert_eq!(Counters::get(&run.control.counters.invalid_events), expected.invalid);
+    assert_eq!(Counters::get(&run.control.counters.late_events), expected.late.values().sum::<u64>());
+}
+
+#[test]
+fn one_and_four_workers_give_identical_results() {
+    let partitions = test_partitions(5, 3_000, 12);
+    let one = run_engine(&partitions, 1);
+    let four = run_engine(&partitions, 4);
+    assert!(one.metrics.len() > 500);
+    assert_eq!(comparable(&one.metrics), comparable(&four.metrics));
+    let letters = |run: &EngineRun| {
+        let mut lines: Vec<String> = run.dead_letters.iter().map(|d| d.to_string()).collect();
+        lines.sort();
+        lines
+    };
+    assert_eq!(letters(&one), letters(&four));
+}
+
+#[test]
+fn two_workers_with_one_partition_match_the_reference() {
+    let partitions = test_partitions(1, 8_000, 13);
+    let expected = reference::compute(&partitions, &reference_aggregations(), 5_000);
+    let run = run_engine(&partitions, 2);
+    let problems = reference::compare(&run.metrics, &expected);
+    assert!(problems.is_empty(), "{} differences, first: {:#?}", problems.len(), &problems[..problems.len().min(20)]);
+}

@@ -1,0 +1,7 @@
+//! One integration-test binary with a module per area (as ripgrep does).
+
+mod cli;
+mod cluster;
+mod config_files;
+mod engine;
+mod reference;
