@@ -44,7 +44,9 @@ fn percentiles(c: &mut Criterion) {
     }
     let mut buckets: Vec<(u64, u64)> = partial.buckets.iter().map(|(b, c)| (*b, *c)).collect();
     buckets.sort_unstable();
-    c.bench_function("percentile_buckets over a 100k-latency window", |b| b.iter(|| black_box(percentile_buckets(&buckets))));
+    c.bench_function("percentile_buckets over a 100k-latency window", |b| {
+        b.iter(|| black_box(percentile_buckets(&buckets)))
+    });
     c.bench_function("PartialStats::add", |b| {
         let mut p = PartialStats::default();
         let mut x = 0.0;

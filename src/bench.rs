@@ -100,7 +100,8 @@ pub fn bench_command(args: BenchArgs) -> ExitCode {
     );
     let control = Arc::new(RunControl::default());
     let options = RunOptions { workers: usize::from(args.workers), cluster: None };
-    let summary = match run::run(Arc::new(config), &options, Input::Memory(partitions), Output::Count, control.clone()) {
+    let summary = match run::run(Arc::new(config), &options, Input::Memory(partitions), Output::Count, control.clone())
+    {
         Ok(summary) => summary,
         Err(e) => {
             eprintln!("rtsa: error: {e}");

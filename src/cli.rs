@@ -161,7 +161,9 @@ fn run_command(args: RunArgs) -> ExitCode {
         return ExitCode::from(1);
     }
     if args.config.is_none() {
-        eprintln!("rtsa: running the embedded default: generator → 4 aggregations → console and ./rtsa-out/*.jsonl (Ctrl-C to stop)");
+        eprintln!(
+            "rtsa: running the embedded default: generator → 4 aggregations → console and ./rtsa-out/*.jsonl (Ctrl-C to stop)"
+        );
     }
     match run::run(Arc::new(config), &options, Input::Configured, Output::Configured, control) {
         Ok(_) => ExitCode::SUCCESS,

@@ -157,7 +157,11 @@ fn classify(text: &str, error: serde_json::Error) -> Invalid {
     let detail = error.to_string();
     let reason = match error.classify() {
         Category::Io | Category::Syntax | Category::Eof => {
-            if detail.contains("number out of range") { InvalidReason::BadValue } else { InvalidReason::InvalidJson }
+            if detail.contains("number out of range") {
+                InvalidReason::BadValue
+            } else {
+                InvalidReason::InvalidJson
+            }
         }
         Category::Data => {
             if !text.trim_start().starts_with('{') {
@@ -198,8 +202,11 @@ mod tests {
 
     #[test]
     fn optional_fields_may_be_missing_or_null_and_unknown_ones_are_ignored() {
-        let e = parse_event(br#"{"event_type":"x","timestamp":5,"user_id":null,"extra":{"a":[1,2]},"status":"error"}"#, MAX)
-            .unwrap();
+        let e = parse_event(
+            br#"{"event_type":"x","timestamp":5,"user_id":null,"extra":{"a":[1,2]},"status":"error"}"#,
+            MAX,
+        )
+        .unwrap();
         assert_eq!(e.user_id, None);
         assert_eq!(e.latency_ms, None);
         assert!(e.is_error);

@@ -247,7 +247,8 @@ mod tests {
             encode_dead_letter(&letter, &[aggregation()]),
             r#"{"reason":"late","aggregation":"by_type_1m","source":"file","position":"line 123","raw":"{\"a\":1}","event_time":1764230400123}"#
         );
-        let invalid = DeadLetter { aggregation: None, by_line: false, reason: "invalid_json".into(), event_time: None, ..letter };
+        let invalid =
+            DeadLetter { aggregation: None, by_line: false, reason: "invalid_json".into(), event_time: None, ..letter };
         assert_eq!(
             encode_dead_letter(&invalid, &[]),
             r#"{"reason":"invalid_json","source":"file","position":"partition 0 offset 123","raw":"{\"a\":1}","event_time":null}"#

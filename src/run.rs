@@ -80,17 +80,28 @@ pub struct RunSummary {
 type Writers = (Box<dyn BatchWriter<WindowRecord> + Send>, Box<dyn BatchWriter<DeadLetter> + Send>);
 
 /// Runs the metrics pipeline to completion (end of a bounded input, or a stop request).
-pub fn run(config: Arc<Config>, options: &RunOptions, input: Input, output: Output, control: Arc<RunControl>) -> Result<RunSummary, RunError> {
+pub fn run(
+    config: Arc<Config>,
+    options: &RunOptions,
+    input: Input,
+    output: Output,
+    control: Arc<RunControl>,
+) -> Result<RunSummary, RunError> {
     let timely_config = timely_config(options)?;
     let writes_here = options.cluster.as_ref().is_none_or(|c| c.process == 0);
     let aggregations = Arc::new(config.aggregations.clone());
     let writers: Option<Writers> = if !writes_here {
         None
     } else if output == Output::Count {
-        Some((Box::new(CountingWriter::new(control.clone(), false)), Box::new(CountingWriter::new(control.clone(), true))))
+        Some((
+            Box::new(CountingWriter::new(control.clone(), false)),
+            Box::new(CountingWriter::new(control.clone(), true)),
+        ))
     } else {
-        let metrics = MetricsWriter::open(&config.sinks.metrics, aggregations.clone(), control.clone()).map_err(RunError::Runtime)?;
-        let dead = DeadLetterWriter::open(&config.sinks.dead_letter, aggregations, control.clone()).map_err(RunError::Runtime)?;
+        let metrics = MetricsWriter::open(&config.sinks.metrics, aggregations.clone(), control.clone())
+            .map_err(RunError::Runtime)?;
+        let dead = DeadLetterWriter::open(&config.sinks.dead_letter, aggregations, control.clone())
+            .map_err(RunError::Runtime)?;
         Some((Box::new(metrics), Box::new(dead)))
     };
     let writers = Arc::new(Mutex::new(writers));
@@ -110,7 +121,9 @@ pub fn run(config: Arc<Config>, options: &RunOptions, input: Input, output: Outp
         for p in (0..partition_count).filter(|p| *p as usize % peers == index) {
             let opened = match &input {
                 Input::Configured => sources::open_partition(&config, p, start_ms),
-                Input::Memory(lines) => Ok(Box::new(MemoryPartition::new(lines[p as usize].clone())) as Box<dyn Partition>),
+                Input::Memory(lines) => {
+                    Ok(Box::new(MemoryPartition::new(lines[p as usize].clone())) as Box<dyn Partition>)
+                }
             };
             match opened {
                 Ok(partition) => partitions.push((p, partition)),
@@ -118,13 +131,14 @@ pub fn run(config: Arc<Config>, options: &RunOptions, input: Input, output: Outp
             }
         }
         let taken = if index == 0 { writers.lock().ok().and_then(|mut w| w.take()) } else { None };
-        let (metrics_writer, dead_writer): (Box<dyn BatchWriter<WindowRecord>>, Box<dyn BatchWriter<DeadLetter>>) = match taken {
-            Some((m, d)) => (m, d),
-            None => (
-                Box::new(CountingWriter::new(worker_control.clone(), false)),
-                Box::new(CountingWriter::new(worker_control.clone(), true)),
-            ),
-        };
+        let (metrics_writer, dead_writer): (Box<dyn BatchWriter<WindowRecord>>, Box<dyn BatchWriter<DeadLetter>>) =
+            match taken {
+                Some((m, d)) => (m, d),
+                None => (
+                    Box::new(CountingWriter::new(worker_control.clone(), false)),
+                    Box::new(CountingWriter::new(worker_control.clone(), true)),
+                ),
+            };
         let io = PipelineIo { kind, partitions, metrics: metrics_writer, dead_letters: dead_writer };
         let control = worker_control.clone();
         worker.dataflow::<u64, _, _>(|scope| metrics::build(scope, &config, io, control));
@@ -147,7 +161,10 @@ fn timely_config(options: &RunOptions) -> Result<timely::Config, RunError> {
         return Ok(if workers == 1 { timely::Config::thread() } else { timely::Config::process(workers) });
     };
     if cluster.process >= cluster.processes {
-        return Err(RunError::Usage(format!("--process {} must be below --processes {}", cluster.process, cluster.processes)));
+        return Err(RunError::Usage(format!(
+            "--process {} must be below --processes {}",
+            cluster.process, cluster.processes
+        )));
     }
     let text = std::fs::read_to_string(&cluster.hostfile)
         .map_err(|e| RunError::Usage(format!("cannot read hostfile {}: {e}", cluster.hostfile.display())))?;

@@ -14,8 +14,8 @@ use rustc_hash::{FxHashMap, FxHashSet};
 use serde::{Deserialize, Serialize};
 use std::sync::LazyLock;
 
-/// Fractional bits of [`FixedSum`]: 2^-40 ≈ 9.1e-13 resolution, ±1.5e26 range.
-const FIXED_FRACTION_BITS: i32 = 40;
+/// Scale of [`FixedSum`]: 40 fractional bits, 2^-40 ≈ 9.1e-13 resolution, ±1.5e26 range.
+const FIXED_SCALE: f64 = (1u64 << 40) as f64;
 
 /// A sum of `f64`s as a fixed-point integer: exact and associative, so partial sums can be merged
 /// (and retracted) in any order with the same result.
@@ -26,7 +26,7 @@ impl FixedSum {
     /// Converts one value (rounded to 2^-40; values beyond ±1.5e26 saturate).
     #[inline]
     pub fn from_f64(v: f64) -> FixedSum {
-        FixedSum((v * f64::powi(2.0, FIXED_FRACTION_BITS)).round() as i128)
+        FixedSum((v * FIXED_SCALE).round() as i128)
     }
     /// Adds another sum (wrapping, so a retraction always cancels its insertion).
     #[inline]
@@ -35,7 +35,7 @@ impl FixedSum {
     }
     /// The sum as a float.
     pub fn to_f64(self) -> f64 {
-        self.0 as f64 / f64::powi(2.0, FIXED_FRACTION_BITS)
+        self.0 as f64 / FIXED_SCALE
     }
 }
 
@@ -141,7 +141,13 @@ pub struct PartialStats {
 impl PartialStats {
     /// Adds one event's contribution.
     #[inline]
-    pub fn add(&mut self, is_error: bool, latency_ms: Option<f64>, value: Option<f64>, user_id: Option<&CompactString>) {
+    pub fn add(
+        &mut self,
+        is_error: bool,
+        latency_ms: Option<f64>,
+        value: Option<f64>,
+        user_id: Option<&CompactString>,
+    ) {
         let s = &mut self.scalar;
         s.count += 1;
         s.errors += u64::from(is_error);

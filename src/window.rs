@@ -61,7 +61,7 @@ impl FixedWindows {
     /// Whether a window of this shape ends at `end`.
     #[inline]
     pub fn is_window_end(&self, end: u64) -> bool {
-        end % self.slide == 0
+        end.is_multiple_of(self.slide)
     }
 }
 

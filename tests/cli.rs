@@ -66,7 +66,9 @@ fn a_missing_input_file_is_a_runtime_error() {
 
 #[test]
 fn generate_is_deterministic_per_seed() {
-    let run = |seed: &str| rtsa().args(["generate", "--count", "500", "--start-ms", "1764230400000", "--seed", seed]).output().unwrap();
+    let run = |seed: &str| {
+        rtsa().args(["generate", "--count", "500", "--start-ms", "1764230400000", "--seed", seed]).output().unwrap()
+    };
     let a = run("5");
     let b = run("5");
     let c = run("6");
@@ -89,12 +91,16 @@ fn stdin_to_console_json_and_dead_letters() {
         ),
     )
     .unwrap();
-    let mut child = rtsa().args(["run", "--config"]).arg(&path).stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().unwrap();
+    let mut child =
+        rtsa().args(["run", "--config"]).arg(&path).stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().unwrap();
     let input = concat!(
-        r#"{"event_type":"click","timestamp":1764230400000,"latency_ms":10,"user_id":"a"}"#, "\n",
-        r#"{"event_type":"click","timestamp":1764230410000,"latency_ms":20,"user_id":"b","status":"error"}"#, "\n",
+        r#"{"event_type":"click","timestamp":1764230400000,"latency_ms":10,"user_id":"a"}"#,
+        "\n",
+        r#"{"event_type":"click","timestamp":1764230410000,"latency_ms":20,"user_id":"b","status":"error"}"#,
+        "\n",
         "oops\n",
-        r#"{"event_type":"view","timestamp":1764230470000}"#, "\n",
+        r#"{"event_type":"view","timestamp":1764230470000}"#,
+        "\n",
     );
     child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
     let out = child.wait_with_output().unwrap();

@@ -25,7 +25,8 @@ aggregations:
 }
 
 pub fn reference_aggregations() -> Vec<RefAggregation> {
-    let a = |name: &str, window, group_by: &str| RefAggregation { name: name.into(), window, group_by: group_by.into() };
+    let a =
+        |name: &str, window, group_by: &str| RefAggregation { name: name.into(), window, group_by: group_by.into() };
     vec![
         a("by_type_1m", RefWindow::Tumbling(60_000), "event_type"),
         a("by_type_3m_sliding", RefWindow::Sliding(180_000, 60_000), "event_type"),

@@ -232,8 +232,18 @@ pub fn compare(records: &[Value], expected: &Outcome) -> Vec<String> {
         check("count", r["count"].as_u64() == Some(x.count), &r["count"], x.count.to_string());
         check("error_count", r["error_count"].as_u64() == Some(x.errors), &r["error_count"], x.errors.to_string());
         let rate = 100.0 * x.errors as f64 / x.count as f64;
-        check("error_rate", close(r["error_rate"].as_f64().unwrap_or(-1.0), rate, 1e-9), &r["error_rate"], rate.to_string());
-        check("unique_users", r["unique_users"].as_u64() == Some(x.users.len() as u64), &r["unique_users"], x.users.len().to_string());
+        check(
+            "error_rate",
+            close(r["error_rate"].as_f64().unwrap_or(-1.0), rate, 1e-9),
+            &r["error_rate"],
+            rate.to_string(),
+        );
+        check(
+            "unique_users",
+            r["unique_users"].as_u64() == Some(x.users.len() as u64),
+            &r["unique_users"],
+            x.users.len().to_string(),
+        );
         let mut lat = x.latencies.clone();
         lat.sort_by(f64::total_cmp);
         let l = &r["latency_ms"];
@@ -242,7 +252,12 @@ pub fn compare(records: &[Value], expected: &Outcome) -> Vec<String> {
             check("latency.p99", l["p99"].is_null(), &l["p99"], "null".into());
         } else {
             check("latency.min", l["min"].as_f64() == Some(lat[0]), &l["min"], lat[0].to_string());
-            check("latency.max", l["max"].as_f64() == Some(lat[lat.len() - 1]), &l["max"], lat[lat.len() - 1].to_string());
+            check(
+                "latency.max",
+                l["max"].as_f64() == Some(lat[lat.len() - 1]),
+                &l["max"],
+                lat[lat.len() - 1].to_string(),
+            );
             let mean = lat.iter().sum::<f64>() / lat.len() as f64;
             check("latency.mean", close(l["mean"].as_f64().unwrap_or(-1.0), mean, 1e-9), &l["mean"], mean.to_string());
             for p in [50.0, 90.0, 95.0, 99.0] {
@@ -253,14 +268,24 @@ pub fn compare(records: &[Value], expected: &Outcome) -> Vec<String> {
             }
         }
         let v = &r["value"];
-        check("value.count", v["count"].as_u64() == Some(x.values.len() as u64), &v["count"], x.values.len().to_string());
+        check(
+            "value.count",
+            v["count"].as_u64() == Some(x.values.len() as u64),
+            &v["count"],
+            x.values.len().to_string(),
+        );
         if !x.values.is_empty() {
             let sum: f64 = x.values.iter().sum();
             let min = x.values.iter().copied().fold(f64::INFINITY, f64::min);
             let max = x.values.iter().copied().fold(f64::NEG_INFINITY, f64::max);
             check("value.sum", close(v["sum"].as_f64().unwrap_or(f64::NAN), sum, 1e-9), &v["sum"], sum.to_string());
             let mean = sum / x.values.len() as f64;
-            check("value.mean", close(v["mean"].as_f64().unwrap_or(f64::NAN), mean, 1e-9), &v["mean"], mean.to_string());
+            check(
+                "value.mean",
+                close(v["mean"].as_f64().unwrap_or(f64::NAN), mean, 1e-9),
+                &v["mean"],
+                mean.to_string(),
+            );
             check("value.min", v["min"].as_f64() == Some(min), &v["min"], min.to_string());
             check("value.max", v["max"].as_f64() == Some(max), &v["max"], max.to_string());
         }

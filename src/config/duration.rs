@@ -16,14 +16,13 @@ impl Millis {
 
     /// Parses `"500ms"`, `"30s"`, `"1m"`, `"2h"`, `"1d"` (and combinations such as `"1m 30s"`).
     pub fn parse(text: &str) -> Result<Millis, String> {
-        let duration = humantime::parse_duration(text.trim())
-            .map_err(|e| format!("invalid duration {text:?} ({e}); write it like \"500ms\", \"30s\", \"1m\" or \"2h\""))?;
+        let duration = humantime::parse_duration(text.trim()).map_err(|e| {
+            format!("invalid duration {text:?} ({e}); write it like \"500ms\", \"30s\", \"1m\" or \"2h\"")
+        })?;
         if duration.subsec_nanos() % 1_000_000 != 0 {
             return Err(format!("invalid duration {text:?}: the smallest unit is a millisecond"));
         }
-        u64::try_from(duration.as_millis())
-            .map(Millis)
-            .map_err(|_| format!("invalid duration {text:?}: too long"))
+        u64::try_from(duration.as_millis()).map(Millis).map_err(|_| format!("invalid duration {text:?}: too long"))
     }
 }
 
@@ -32,7 +31,7 @@ impl fmt::Display for Millis {
         let ms = self.0;
         let units = [(86_400_000, "d"), (3_600_000, "h"), (60_000, "m"), (1_000, "s")];
         for (size, unit) in units {
-            if ms >= size && ms % size == 0 {
+            if ms >= size && ms.is_multiple_of(size) {
                 return write!(f, "{}{unit}", ms / size);
             }
         }

@@ -56,8 +56,7 @@ pub fn load_str(text: &str, env: impl IntoIterator<Item = (String, String)>) -> 
         }
     }
 
-    let source = section(&map, "source", &mut errors)
-        .unwrap_or(SourceConfig::Generator(GeneratorConfig::default()));
+    let source = section(&map, "source", &mut errors).unwrap_or(SourceConfig::Generator(GeneratorConfig::default()));
     let kafka: KafkaConfig = section(&map, "kafka", &mut errors).unwrap_or_default();
     let watermark: WatermarkConfig = section(&map, "watermark", &mut errors).unwrap_or_default();
     let engine: EngineConfig = section(&map, "engine", &mut errors).unwrap_or_default();
@@ -180,7 +179,8 @@ fn set_path(node: &mut Value, segments: &[String], value: Value) -> Result<(), S
         Value::Sequence(items) => {
             let index: usize = first.parse().map_err(|_| format!("{first:?} is not a list index"))?;
             let len = items.len();
-            let child = items.get_mut(index).ok_or_else(|| format!("index {index} is past the end of a list of {len}"))?;
+            let child =
+                items.get_mut(index).ok_or_else(|| format!("index {index} is past the end of a list of {len}"))?;
             set_path(child, rest, value)
         }
         _ => Err(format!("cannot set {first:?} inside a scalar value")),
@@ -206,7 +206,8 @@ fn validate(config: &Config, errors: &mut Vec<String>) {
         if g.users == 0 {
             errors.push("source.users: must be at least 1".to_owned());
         }
-        for (name, fraction) in [("out_of_order_fraction", g.out_of_order_fraction), ("late_fraction", g.late_fraction)] {
+        for (name, fraction) in [("out_of_order_fraction", g.out_of_order_fraction), ("late_fraction", g.late_fraction)]
+        {
             if !(0.0..=1.0).contains(&fraction) {
                 errors.push(format!("source.{name}: must be between 0 and 1"));
             }
@@ -234,8 +235,11 @@ fn validate(config: &Config, errors: &mut Vec<String>) {
         let multiple = |what: &str, ms: u64, errors: &mut Vec<String>| {
             if ms == 0 {
                 errors.push(format!("{path}.window.{what}: must be above 0"));
-            } else if epoch > 0 && ms % epoch != 0 {
-                errors.push(format!("{path}.window.{what}: must be a multiple of watermark.epoch ({})", config.watermark.epoch));
+            } else if epoch > 0 && !ms.is_multiple_of(epoch) {
+                errors.push(format!(
+                    "{path}.window.{what}: must be a multiple of watermark.epoch ({})",
+                    config.watermark.epoch
+                ));
             }
         };
         match a.window {
@@ -367,7 +371,8 @@ extra: 1
 
     #[test]
     fn window_sizes_must_fit_the_epoch() {
-        let text = "watermark: { epoch: 1s }\naggregations:\n  - { name: a, window: { kind: tumbling, size: 1500ms } }\n";
+        let text =
+            "watermark: { epoch: 1s }\naggregations:\n  - { name: a, window: { kind: tumbling, size: 1500ms } }\n";
         let errors = load_str(text, no_env()).unwrap_err().0;
         assert_eq!(errors, vec!["aggregations[0].window.size: must be a multiple of watermark.epoch (1s)".to_owned()]);
     }

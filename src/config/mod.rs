@@ -216,10 +216,7 @@ pub struct EngineConfig {
 
 impl Default for EngineConfig {
     fn default() -> Self {
-        EngineConfig {
-            max_event_bytes: default_max_event_bytes(),
-            max_events_per_step: default_max_events_per_step(),
-        }
+        EngineConfig { max_event_bytes: default_max_event_bytes(), max_events_per_step: default_max_events_per_step() }
     }
 }
 
@@ -331,11 +328,7 @@ pub struct SinksConfig {
 
 impl Default for SinksConfig {
     fn default() -> Self {
-        SinksConfig {
-            metrics: default_metrics_sinks(),
-            alerts: Vec::new(),
-            dead_letter: default_dead_letter_sink(),
-        }
+        SinksConfig { metrics: default_metrics_sinks(), alerts: Vec::new(), dead_letter: default_dead_letter_sink() }
     }
 }
 
@@ -397,7 +390,11 @@ impl Config {
             engine: EngineConfig::default(),
             aggregations: vec![
                 aggregation("by_type_1m", WindowConfig::Tumbling { size: minute }, GroupBy::EventType),
-                aggregation("by_type_5m_sliding", WindowConfig::Sliding { size: Millis(300_000), slide: minute }, GroupBy::EventType),
+                aggregation(
+                    "by_type_5m_sliding",
+                    WindowConfig::Sliding { size: Millis(300_000), slide: minute },
+                    GroupBy::EventType,
+                ),
                 aggregation("by_user_1m", WindowConfig::Tumbling { size: minute }, GroupBy::UserId),
                 aggregation("by_user_sessions", WindowConfig::Session { gap: Millis(30_000) }, GroupBy::UserId),
             ],
@@ -433,7 +430,11 @@ impl Config {
             out.push_str(&format!("  - {}: {} by {}\n", a.name, a.window, a.group_by.field_name()));
         }
         let list = |sinks: &[SinkConfig]| {
-            if sinks.is_empty() { "none".to_owned() } else { sinks.iter().map(|s| s.to_string()).collect::<Vec<_>>().join(", ") }
+            if sinks.is_empty() {
+                "none".to_owned()
+            } else {
+                sinks.iter().map(|s| s.to_string()).collect::<Vec<_>>().join(", ")
+            }
         };
         out.push_str(&format!("metrics sinks: {}\n", list(&self.sinks.metrics)));
         out.push_str(&format!("alert sinks: {}\n", list(&self.sinks.alerts)));

@@ -57,7 +57,10 @@ impl PartitionState {
 }
 
 /// Builds the event source of this worker; returns (events, dead letters).
-pub fn event_source<'s>(scope: Scope<'s, u64>, spec: EventSourceSpec) -> (StreamVec<'s, u64, Event>, StreamVec<'s, u64, DeadLetter>) {
+pub fn event_source<'s>(
+    scope: Scope<'s, u64>,
+    spec: EventSourceSpec,
+) -> (StreamVec<'s, u64, Event>, StreamVec<'s, u64, DeadLetter>) {
     let mut builder = OperatorBuilder::new("EventSource".to_owned(), scope);
     let activator = scope.activator_for(builder.operator_info().address);
     let (events_out, events) = builder.new_output();

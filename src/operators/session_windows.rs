@@ -54,10 +54,16 @@ pub struct OpenSession {
 
 /// Adds an event at `ts` to a key's sessions (sorted by `first`, disjoint, more than `gap`
 /// apart), merging every session it bridges. Returns the index of the session that holds it.
-pub fn insert_into_sessions(sessions: &mut Vec<OpenSession>, ts: u64, gap: u64, add: impl FnOnce(&mut PartialStats)) -> usize {
+pub fn insert_into_sessions(
+    sessions: &mut Vec<OpenSession>,
+    ts: u64,
+    gap: u64,
+    add: impl FnOnce(&mut PartialStats),
+) -> usize {
     // Sessions within reach: ts - last < gap and first - ts < gap.
-    let reach: Vec<usize> =
-        (0..sessions.len()).filter(|&i| ts.saturating_sub(sessions[i].last) < gap && sessions[i].first.saturating_sub(ts) < gap).collect();
+    let reach: Vec<usize> = (0..sessions.len())
+        .filter(|&i| ts.saturating_sub(sessions[i].last) < gap && sessions[i].first.saturating_sub(ts) < gap)
+        .collect();
     let at = match reach.first() {
         Some(&first) => {
             for &other in reach[1..].iter().rev() {
@@ -81,6 +87,9 @@ pub fn insert_into_sessions(sessions: &mut Vec<OpenSession>, ts: u64, gap: u64, 
     add(&mut session.stats);
     at
 }
+
+/// Sessions that may close at one emit time: the capability to emit them and their keys.
+type Closing = (Capability<u64>, Vec<(u16, CompactString)>);
 
 /// Extension trait: session windows.
 pub trait SessionWindows<'s> {
@@ -128,7 +137,7 @@ impl<'s> SessionWindows<'s> for StreamVec<'s, u64, Event> {
         session_events.unary_frontier(Exchange::new(route), "SessionWindows", move |_cap, _info| {
             let mut open: FxHashMap<(u16, CompactString), Vec<OpenSession>> = FxHashMap::default();
             // Emit time → (capability, keys with a session that may close then).
-            let mut closing: BTreeMap<u64, (Capability<u64>, Vec<(u16, CompactString)>)> = BTreeMap::new();
+            let mut closing: BTreeMap<u64, Closing> = BTreeMap::new();
 
             move |(input, frontier), output| {
                 input.for_each_stamp(|cap, batches| {
@@ -162,7 +171,12 @@ impl<'s> SessionWindows<'s> for StreamVec<'s, u64, Event> {
                             if epoch_of(s.last + gap - 1, epoch) > emit_at {
                                 return true;
                             }
-                            let key = WindowKey { aggregation: id.0, start: s.first as i64, end: s.last + gap, key: id.1.clone() };
+                            let key = WindowKey {
+                                aggregation: id.0,
+                                start: s.first as i64,
+                                end: s.last + gap,
+                                key: id.1.clone(),
+                            };
                             session.give((key, s.stats.finish()));
                             false
                         });

@@ -2,35 +2,45 @@
 //!
 //! Each event lands in one pane (length `slide`) per aggregation and key. When the input frontier
 //! passes a window's end, the worker merges the window's panes into one partial and emits it as
-//! differential updates keyed by window — the scalar partial, one update per latency bucket
-//! (diff = count) and one per distinct user — inserted at `end - 1` and retracted at `end`, so
-//! the downstream `reduce` merges the workers' partials exactly and then forgets the window.
+//! one differential update keyed by window — counts and sums, the sorted latency bucket counts
+//! and the sorted distinct users — inserted at `end - 1` and retracted at `end`, so the
+//! downstream `reduce` merges the workers' partials exactly and then forgets the window.
 //!
 //! An event that is late for some but not all of its sliding windows (it arrived close to the
 //! watermark) goes to per-window extras instead of its pane, so no closed window can change.
 
+use crate::event::Event;
 use crate::record::WindowKey;
 use crate::stats::{PartialStats, ScalarPartial};
 use crate::window::{AggregationPlan, FixedWindows, Shape};
-use crate::event::Event;
 use compact_str::CompactString;
 use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
+use timely::dataflow::StreamVec;
 use timely::dataflow::channels::pact::Pipeline;
 use timely::dataflow::operators::Capability;
 use timely::dataflow::operators::generic::Operator;
-use timely::dataflow::StreamVec;
 
 /// One worker's contribution to a window, as a differential record value.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-pub enum Contribution {
-    /// A latency bucket; the diff is its count.
-    Bucket(u64),
+pub struct Contribution {
     /// Counts, sums and extremes.
-    Scalar(ScalarPartial),
-    /// A distinct user.
-    User(CompactString),
+    pub scalar: ScalarPartial,
+    /// Latency bucket counts, sorted by bucket.
+    pub buckets: Vec<(u64, u64)>,
+    /// Distinct users, sorted.
+    pub users: Vec<CompactString>,
+}
+
+impl From<PartialStats> for Contribution {
+    fn from(partial: PartialStats) -> Contribution {
+        let mut buckets: Vec<(u64, u64)> = partial.buckets.into_iter().collect();
+        buckets.sort_unstable();
+        let mut users: Vec<CompactString> = partial.users.into_iter().collect();
+        users.sort_unstable();
+        Contribution { scalar: partial.scalar, buckets, users }
+    }
 }
 
 /// A differential update of the window contributions collection.
@@ -147,7 +157,8 @@ fn close_window(state: &mut FixedState, end: u64) -> KeyedPartials {
     let w = state.windows;
     let first_pane = end.saturating_sub(w.size);
     // The first pane is in no later window: take it instead of copying it.
-    let mut merged = if end >= w.size { state.panes.remove(&first_pane).unwrap_or_default() } else { KeyedPartials::default() };
+    let mut merged =
+        if end >= w.size { state.panes.remove(&first_pane).unwrap_or_default() } else { KeyedPartials::default() };
     for (_, partials) in state.panes.range(first_pane..end) {
         merge_into(&mut merged, partials);
     }
@@ -176,17 +187,9 @@ fn merge_into(into: &mut KeyedPartials, from: &KeyedPartials) {
     }
 }
 
-/// Emits a window partial as updates inserted at `end - 1` and retracted at `end`.
+/// Emits a window partial as an update inserted at `end - 1` and retracted at `end`.
 fn emit(give: &mut impl FnMut(ContributionUpdate), key: WindowKey, partial: PartialStats, end: u64) {
-    let mut both = |contribution: Contribution, count: isize| {
-        give(((key.clone(), contribution.clone()), end - 1, count));
-        give(((key.clone(), contribution), end, -count));
-    };
-    both(Contribution::Scalar(partial.scalar), 1);
-    for (bucket, count) in partial.buckets {
-        both(Contribution::Bucket(bucket), count as isize);
-    }
-    for user in partial.users {
-        both(Contribution::User(user), 1);
-    }
+    let contribution = Contribution::from(partial);
+    give(((key.clone(), contribution.clone()), end - 1, 1));
+    give(((key, contribution), end, -1));
 }

@@ -1,28 +1,42 @@
 //! Window results: a differential `reduce` keyed by window merges the workers' contributions —
-//! scalar partials, latency bucket counts (sorted by bucket, so percentiles are one scan) and
-//! distinct users — into one [`WindowResult`] per window and key.
+//! scalar partials, latency bucket counts (merged and sorted by bucket, so percentiles are one
+//! scan) and distinct users (their union) — into one [`WindowResult`] per window and key.
 
 use crate::operators::window_partials::{Contribution, ContributionUpdate};
 use crate::record::WindowRecord;
 use crate::stats::{ScalarPartial, WindowResult};
+use compact_str::CompactString;
 use differential_dataflow::AsCollection;
 use timely::dataflow::StreamVec;
 use timely::dataflow::operators::vec::Map;
 
 /// Merges the contributions of one window, as `reduce` presents them: sorted, with their counts.
 pub fn merge_contributions(input: &[(&Contribution, isize)]) -> WindowResult {
+    if let [(only, 1)] = input {
+        return WindowResult::from_parts(only.scalar, &only.buckets, only.users.len() as u64);
+    }
     let mut scalar = ScalarPartial::default();
     let mut buckets = Vec::new();
-    let mut users = 0u64;
+    let mut users: Vec<&CompactString> = Vec::new();
     for (contribution, count) in input {
-        match contribution {
-            Contribution::Bucket(bucket) => buckets.push((*bucket, *count as u64)),
-            // Identical partials from different workers consolidate into one with a higher count.
-            Contribution::Scalar(partial) => (0..*count).for_each(|_| scalar.merge(partial)),
-            Contribution::User(_) => users += 1,
+        // Identical partials from different workers consolidate into one with a higher count.
+        for _ in 0..*count {
+            scalar.merge(&contribution.scalar);
+            buckets.extend_from_slice(&contribution.buckets);
         }
+        users.extend(contribution.users.iter());
     }
-    WindowResult::from_parts(scalar, &buckets, users)
+    buckets.sort_unstable();
+    buckets.dedup_by(|later, earlier| {
+        let same = later.0 == earlier.0;
+        if same {
+            earlier.1 += later.1;
+        }
+        same
+    });
+    users.sort_unstable();
+    users.dedup();
+    WindowResult::from_parts(scalar, &buckets, users.len() as u64)
 }
 
 /// Extension trait: final window records from window contributions.

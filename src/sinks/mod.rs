@@ -44,14 +44,20 @@ pub struct MetricsWriter {
 
 impl MetricsWriter {
     /// Opens the configured metrics sinks.
-    pub fn open(configs: &[SinkConfig], aggregations: Arc<Vec<AggregationConfig>>, control: Arc<RunControl>) -> Result<MetricsWriter, String> {
+    pub fn open(
+        configs: &[SinkConfig],
+        aggregations: Arc<Vec<AggregationConfig>>,
+        control: Arc<RunControl>,
+    ) -> Result<MetricsWriter, String> {
         Ok(MetricsWriter { outputs: open_outputs(configs)?, aggregations, control })
     }
 
     fn try_write(&mut self, batch: &[WindowRecord]) -> std::io::Result<()> {
         let emitted_at = wall_clock_ms();
-        let lines: Vec<String> =
-            batch.iter().map(|r| encode_metric(r, &self.aggregations[usize::from(r.0.aggregation)], emitted_at)).collect();
+        let lines: Vec<String> = batch
+            .iter()
+            .map(|r| encode_metric(r, &self.aggregations[usize::from(r.0.aggregation)], emitted_at))
+            .collect();
         for output in &mut self.outputs {
             match output {
                 Output::Jsonl(file) => {
@@ -62,8 +68,10 @@ impl MetricsWriter {
                 }
                 Output::Console { json: true } => console::print_lines(lines.iter().map(String::as_str))?,
                 Output::Console { json: false } => {
-                    let readable: Vec<String> =
-                        batch.iter().map(|r| describe_metric(r, &self.aggregations[usize::from(r.0.aggregation)])).collect();
+                    let readable: Vec<String> = batch
+                        .iter()
+                        .map(|r| describe_metric(r, &self.aggregations[usize::from(r.0.aggregation)]))
+                        .collect();
                     console::print_lines(readable.iter().map(String::as_str))?;
                 }
             }
@@ -99,7 +107,11 @@ pub struct DeadLetterWriter {
 
 impl DeadLetterWriter {
     /// Opens the configured dead-letter sink.
-    pub fn open(config: &SinkConfig, aggregations: Arc<Vec<AggregationConfig>>, control: Arc<RunControl>) -> Result<DeadLetterWriter, String> {
+    pub fn open(
+        config: &SinkConfig,
+        aggregations: Arc<Vec<AggregationConfig>>,
+        control: Arc<RunControl>,
+    ) -> Result<DeadLetterWriter, String> {
         Ok(DeadLetterWriter { outputs: open_outputs(std::slice::from_ref(config))?, aggregations, control })
     }
 
@@ -145,7 +157,11 @@ impl CountingWriter {
 
 impl<D> BatchWriter<D> for CountingWriter {
     fn write_batch(&mut self, batch: &[D]) {
-        let counter = if self.dead_letters { &self.control.counters.dead_letters } else { &self.control.counters.metrics_records };
+        let counter = if self.dead_letters {
+            &self.control.counters.dead_letters
+        } else {
+            &self.control.counters.metrics_records
+        };
         Counters::add(counter, batch.len() as u64);
     }
     fn close(&mut self) {}

@@ -63,9 +63,13 @@ enum LineInput {
 impl LinePartition {
     /// Opens a JSONL file.
     pub fn open_file(path: &Path, max_bytes: usize) -> Result<LinePartition, SourceError> {
-        let file = File::open(path).map_err(|source| SourceError::Io { what: format!("{}", path.display()), source })?;
+        let file =
+            File::open(path).map_err(|source| SourceError::Io { what: format!("{}", path.display()), source })?;
         Ok(LinePartition {
-            input: LineInput::File { reader: BufReader::with_capacity(1 << 20, file), path: path.display().to_string() },
+            input: LineInput::File {
+                reader: BufReader::with_capacity(1 << 20, file),
+                path: path.display().to_string(),
+            },
             line_number: 0,
             line: Vec::new(),
             max_bytes,
@@ -165,7 +169,10 @@ mod tests {
         let mut partition = LinePartition::from_reader(Cursor::new(data.as_bytes().to_vec()), 100);
         let mut seen = Vec::new();
         loop {
-            match partition.poll(10, &mut |bytes, line| seen.push((String::from_utf8_lossy(bytes).into_owned(), line))).unwrap() {
+            match partition
+                .poll(10, &mut |bytes, line| seen.push((String::from_utf8_lossy(bytes).into_owned(), line)))
+                .unwrap()
+            {
                 Poll::Finished => break,
                 _ => std::thread::yield_now(),
             }

@@ -232,7 +232,6 @@ impl Partition for GeneratorPartition {
     }
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;

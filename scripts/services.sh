@@ -1,0 +1,94 @@
+#!/usr/bin/env bash
+# Local services for tests and development (CONTRACT section 9).
+#
+#   scripts/services.sh start   install what is missing, start every service on 127.0.0.1 (idempotent),
+#                               write target/services.env (export NAME=value lines)
+#   scripts/services.sh stop    stop what `start` started, by PID
+#   scripts/services.sh status  show what is running
+#
+# Data lives under target/services/; installs that take long are cached under ~/.cache/rtsa/.
+set -euo pipefail
+
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+data="$root/target/services"
+env_file="$root/target/services.env"
+cache="${RTSA_CACHE:-$HOME/.cache/rtsa}"
+redis_port="${RTSA_REDIS_PORT:-16379}"
+
+log() { echo "services: $*" >&2; }
+
+running() { # running NAME → true when its PID file names a live process
+  local pid_file="$data/$1.pid"
+  [[ -f "$pid_file" ]] && kill -0 "$(cat "$pid_file")" 2>/dev/null
+}
+
+wait_for_port() { # wait_for_port NAME PORT
+  for _ in $(seq 1 100); do
+    if (exec 3<>"/dev/tcp/127.0.0.1/$2") 2>/dev/null; then return 0; fi
+    sleep 0.1
+  done
+  log "$1 did not open 127.0.0.1:$2; its log: $data/$1.log"
+  tail -n 20 "$data/$1.log" >&2 || true
+  return 1
+}
+
+apt_install() { # apt_install PACKAGE... (only the missing ones)
+  local missing=()
+  for p in "$@"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
+  [[ ${#missing[@]} -eq 0 ]] && return 0
+  log "installing ${missing[*]} (apt)"
+  local sudo=""; [[ $(id -u) -ne 0 ]] && sudo="sudo"
+  $sudo apt-get update -qq >/dev/null
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+start_redis() {
+  if running redis; then return 0; fi
+  apt_install redis-server
+  mkdir -p "$data/redis"
+  /usr/bin/redis-server --bind 127.0.0.1 --port "$redis_port" --dir "$data/redis" --save "" --appendonly no \
+    --daemonize no --protected-mode yes >"$data/redis.log" 2>&1 &
+  echo $! >"$data/redis.pid"
+  wait_for_port redis "$redis_port"
+  log "redis on 127.0.0.1:$redis_port"
+}
+
+write_env() {
+  cat >"$env_file" <<ENV
+export RTSA_REDIS_URL=redis://127.0.0.1:$redis_port
+ENV
+}
+
+stop_one() {
+  local pid_file="$data/$1.pid"
+  [[ -f "$pid_file" ]] || return 0
+  local pid; pid=$(cat "$pid_file")
+  if kill -0 "$pid" 2>/dev/null; then
+    kill "$pid"
+    for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -0 "$pid" 2>/dev/null && kill -9 "$pid"
+    log "stopped $1 (pid $pid)"
+  fi
+  rm -f "$pid_file"
+}
+
+case "${1:-}" in
+  start)
+    mkdir -p "$data" "$cache"
+    start_redis
+    write_env
+    log "environment in $env_file"
+    ;;
+  stop)
+    stop_one redis
+    ;;
+  status)
+    for s in redis; do
+      if running "$s"; then echo "$s: running (pid $(cat "$data/$s.pid"))"; else echo "$s: stopped"; fi
+    done
+    ;;
+  *)
+    echo "usage: scripts/services.sh start|stop|status" >&2
+    exit 2
+    ;;
+esac

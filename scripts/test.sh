@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# The test command: installs and starts the services the tests need, runs every test, stops the
+# services again. Extra arguments go to `cargo test` (for example a test name filter).
+set -euo pipefail
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$root"
+scripts/services.sh start
+trap 'scripts/services.sh stop' EXIT
+# shellcheck disable=SC1091
+source target/services.env
+cargo test --all-targets "$@"
