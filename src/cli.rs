@@ -149,11 +149,18 @@ fn run_command(args: RunArgs) -> ExitCode {
     let options = RunOptions { workers: usize::from(args.workers), cluster };
     let control = Arc::new(RunControl::default());
     let on_signal = control.clone();
+    let first_signal = std::sync::Mutex::new(None::<std::time::Instant>);
     if let Err(e) = ctrlc::set_handler(move || {
-        if on_signal.stop_requested() {
+        let mut first = first_signal.lock().unwrap_or_else(|p| p.into_inner());
+        // A signal repeated within a second (a terminal and a supervisor both sending one) is the same request.
+        if first.is_some_and(|at| at.elapsed() < std::time::Duration::from_secs(1)) {
+            return;
+        }
+        if first.is_some() {
             eprintln!("rtsa: second interrupt, exiting now");
             std::process::exit(130);
         }
+        *first = Some(std::time::Instant::now());
         eprintln!("rtsa: stopping: draining, flushing open windows (Ctrl-C again to exit at once)");
         on_signal.request_stop();
     }) {

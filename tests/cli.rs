@@ -129,3 +129,23 @@ fn bench_ends_with_the_contract_json_line() {
         assert!(last[field].as_f64().unwrap() > 0.0, "{field}: {last}");
     }
 }
+
+#[test]
+fn the_embedded_default_runs_until_sigint_then_flushes_and_exits_0() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = rtsa().arg("run").current_dir(dir.path()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    let status = Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
+    assert!(status.success());
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    // Ctrl-C closes the open windows: every default aggregation has written records.
+    let metrics = std::fs::read_to_string(dir.path().join("rtsa-out/metrics.jsonl")).unwrap();
+    for name in ["by_type_1m", "by_type_5m_sliding", "by_user_1m", "by_user_sessions"] {
+        assert!(metrics.contains(&format!(r#""aggregation":"{name}""#)), "{name} missing");
+    }
+    // The console shows the by-type aggregations as readable lines.
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert!(stdout.lines().any(|l| l.starts_with("by_type_1m") && l.contains("count=")), "{stdout}");
+    assert!(!stdout.contains("by_user_1m"), "per-user records stay out of the console");
+}

@@ -270,6 +270,13 @@ fn validate(config: &Config, errors: &mut Vec<String>) {
         .chain(sinks.alerts.iter().enumerate().map(|(i, s)| (format!("sinks.alerts[{i}]"), s)))
         .chain(std::iter::once(("sinks.dead_letter".to_owned(), &sinks.dead_letter)));
     for (path, sink) in all {
+        if let SinkConfig::Console(c) = sink {
+            for (i, name) in c.aggregations.iter().enumerate() {
+                if !config.aggregations.iter().any(|a| &a.name == name) {
+                    errors.push(format!("{path}.aggregations[{i}]: no aggregation is named {name:?}"));
+                }
+            }
+        }
         if let SinkConfig::Jsonl(j) = sink {
             if j.path.as_os_str().is_empty() {
                 errors.push(format!("{path}.path: must not be empty"));

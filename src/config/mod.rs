@@ -364,14 +364,22 @@ pub struct ConsoleSinkConfig {
     /// Print raw JSON instead of the readable line.
     #[serde(default)]
     pub json: bool,
+    /// Metrics of only these aggregations (by name); empty = all.
+    #[serde(default)]
+    pub aggregations: Vec<String>,
 }
 
 impl fmt::Display for SinkConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             SinkConfig::Jsonl(c) => write!(f, "jsonl {}", c.path.display()),
-            SinkConfig::Console(c) if c.json => write!(f, "console (json)"),
-            SinkConfig::Console(_) => write!(f, "console"),
+            SinkConfig::Console(c) => {
+                write!(f, "console{}", if c.json { " (json)" } else { "" })?;
+                if !c.aggregations.is_empty() {
+                    write!(f, " of {}", c.aggregations.join(", "))?;
+                }
+                Ok(())
+            }
         }
     }
 }
@@ -399,7 +407,13 @@ impl Config {
                 aggregation("by_user_sessions", WindowConfig::Session { gap: Millis(30_000) }, GroupBy::UserId),
             ],
             sinks: SinksConfig {
-                metrics: vec![SinkConfig::Console(ConsoleSinkConfig::default()), jsonl("metrics.jsonl")],
+                metrics: vec![
+                    SinkConfig::Console(ConsoleSinkConfig {
+                        json: false,
+                        aggregations: vec!["by_type_1m".to_owned(), "by_type_5m_sliding".to_owned()],
+                    }),
+                    jsonl("metrics.jsonl"),
+                ],
                 alerts: vec![jsonl("alerts.jsonl")],
                 dead_letter: jsonl("dead_letter.jsonl"),
             },

@@ -20,17 +20,27 @@ pub fn wall_clock_ms() -> u64 {
 /// One opened output.
 enum Output {
     Jsonl(JsonlFile),
-    Console { json: bool },
+    /// `only`: the aggregation indexes to print (all when `None`).
+    Console {
+        json: bool,
+        only: Option<Vec<u16>>,
+    },
 }
 
-fn open_outputs(configs: &[SinkConfig]) -> Result<Vec<Output>, String> {
+fn open_outputs(configs: &[SinkConfig], aggregations: &[AggregationConfig]) -> Result<Vec<Output>, String> {
     configs
         .iter()
         .map(|config| match config {
             SinkConfig::Jsonl(j) => JsonlFile::open(&j.path)
                 .map(Output::Jsonl)
                 .map_err(|e| format!("cannot open {} for writing: {e}", j.path.display())),
-            SinkConfig::Console(c) => Ok(Output::Console { json: c.json }),
+            SinkConfig::Console(c) => {
+                let only = (!c.aggregations.is_empty()).then(|| {
+                    let wanted = |a: &AggregationConfig| c.aggregations.contains(&a.name);
+                    (0..aggregations.len() as u16).filter(|i| wanted(&aggregations[usize::from(*i)])).collect()
+                });
+                Ok(Output::Console { json: c.json, only })
+            }
         })
         .collect()
 }
@@ -49,7 +59,7 @@ impl MetricsWriter {
         aggregations: Arc<Vec<AggregationConfig>>,
         control: Arc<RunControl>,
     ) -> Result<MetricsWriter, String> {
-        Ok(MetricsWriter { outputs: open_outputs(configs)?, aggregations, control })
+        Ok(MetricsWriter { outputs: open_outputs(configs, &aggregations)?, aggregations, control })
     }
 
     fn try_write(&mut self, batch: &[WindowRecord]) -> std::io::Result<()> {
@@ -66,13 +76,21 @@ impl MetricsWriter {
                     }
                     file.flush()?;
                 }
-                Output::Console { json: true } => console::print_lines(lines.iter().map(String::as_str))?,
-                Output::Console { json: false } => {
-                    let readable: Vec<String> = batch
+                Output::Console { json, only } => {
+                    let shown = |r: &WindowRecord| only.as_ref().is_none_or(|o| o.contains(&r.0.aggregation));
+                    let text: Vec<String> = batch
                         .iter()
-                        .map(|r| describe_metric(r, &self.aggregations[usize::from(r.0.aggregation)]))
+                        .zip(&lines)
+                        .filter(|(r, _)| shown(r))
+                        .map(|(r, line)| {
+                            if *json {
+                                line.clone()
+                            } else {
+                                describe_metric(r, &self.aggregations[usize::from(r.0.aggregation)])
+                            }
+                        })
                         .collect();
-                    console::print_lines(readable.iter().map(String::as_str))?;
+                    console::print_lines(text.iter().map(String::as_str))?;
                 }
             }
         }
@@ -112,7 +130,11 @@ impl DeadLetterWriter {
         aggregations: Arc<Vec<AggregationConfig>>,
         control: Arc<RunControl>,
     ) -> Result<DeadLetterWriter, String> {
-        Ok(DeadLetterWriter { outputs: open_outputs(std::slice::from_ref(config))?, aggregations, control })
+        Ok(DeadLetterWriter {
+            outputs: open_outputs(std::slice::from_ref(config), &aggregations)?,
+            aggregations,
+            control,
+        })
     }
 
     fn try_write(&mut self, batch: &[DeadLetter]) -> std::io::Result<()> {
