@@ -1,6 +1,10 @@
 //! The command line: clap commands and their mapping to exit codes (0 success, 1 runtime
 //! failure, 2 bad usage or invalid config), with one readable error line per problem.
 
+use crate::commands::cluster::{self, ClusterArgs};
+use crate::commands::produce::{self, ProduceArgs};
+use crate::commands::tail::{self, TailArgs};
+use crate::commands::topics;
 use crate::config::{self, Config, GeneratorConfig};
 use crate::control::RunControl;
 use crate::run::{self, ClusterOptions, Input, Output, RunError, RunOptions};
@@ -35,6 +39,32 @@ pub enum Command {
     Generate(GenerateArgs),
     /// Measure throughput: pre-generate events in memory, run the pipeline, print one JSON line.
     Bench(BenchArgs),
+    /// Start P local `rtsa run` processes wired into one cluster.
+    Cluster(ClusterArgs),
+    /// Send generated events (or a JSONL file) to a Kafka topic.
+    Produce(ProduceArgs),
+    /// Print the records of a metrics or alerts topic.
+    Tail(TailArgs),
+    /// Manage the Kafka topics of a config.
+    Topics {
+        /// What to do.
+        #[command(subcommand)]
+        command: TopicsCommand,
+    },
+}
+
+/// `rtsa topics …`.
+#[derive(Debug, Subcommand)]
+pub enum TopicsCommand {
+    /// Create the events, metrics, alerts and dead-letter topics (existing ones are left alone).
+    Create {
+        /// Brokers, `host:port[,host:port…]` (overrides the config's kafka.bootstrap_servers).
+        #[arg(long)]
+        brokers: String,
+        /// The config whose topics and partition counts to use (default: the defaults).
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
 }
 
 /// `rtsa run`.
@@ -117,7 +147,53 @@ pub fn main() -> ExitCode {
         Command::Check { config } => check_command(&config),
         Command::Generate(args) => generate_command(args),
         Command::Bench(args) => crate::bench::bench_command(args),
+        Command::Cluster(args) => {
+            let stop = stop_flag();
+            let dir = std::env::temp_dir();
+            match cluster::cluster(&args, stop, &dir) {
+                Ok(code) => ExitCode::from(code.clamp(0, 255) as u8),
+                Err(e) => runtime_failure(&e),
+            }
+        }
+        Command::Produce(args) => match produce::produce(&args) {
+            Ok(_) => ExitCode::SUCCESS,
+            Err(e) => runtime_failure(&e),
+        },
+        Command::Tail(args) => match tail::tail(&args, stop_flag()) {
+            Ok(_) => ExitCode::SUCCESS,
+            Err(e) => runtime_failure(&e),
+        },
+        Command::Topics { command: TopicsCommand::Create { brokers, config } } => {
+            let mut config = match load_config(config.as_deref()) {
+                Ok(config) => config,
+                Err(code) => return code,
+            };
+            config.kafka.bootstrap_servers = brokers;
+            let topics = topics::topics_of(&config);
+            match topics::create_topics(&config, &topics) {
+                Ok(lines) => {
+                    lines.iter().for_each(|l| println!("{l}"));
+                    ExitCode::SUCCESS
+                }
+                Err(e) => runtime_failure(&e),
+            }
+        }
     }
+}
+
+fn runtime_failure(message: &str) -> ExitCode {
+    eprintln!("rtsa: error: {message}");
+    ExitCode::from(1)
+}
+
+/// A flag set by SIGINT/SIGTERM, for commands that run until stopped.
+fn stop_flag() -> Arc<std::sync::atomic::AtomicBool> {
+    let flag = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let on_signal = flag.clone();
+    if let Err(e) = ctrlc::set_handler(move || on_signal.store(true, std::sync::atomic::Ordering::SeqCst)) {
+        tracing::warn!(error = %e, "cannot install the signal handler");
+    }
+    flag
 }
 
 /// Prints a config's problems, one per line, and returns exit code 2.

@@ -7,10 +7,12 @@
 
 pub mod bench;
 pub mod cli;
+pub mod commands;
 pub mod config;
 pub mod control;
 pub mod dataflows;
 pub mod event;
+pub mod kafka;
 pub mod operators;
 pub mod record;
 pub mod run;

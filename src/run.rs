@@ -89,7 +89,6 @@ pub fn run(
 ) -> Result<RunSummary, RunError> {
     let timely_config = timely_config(options)?;
     let writes_here = options.cluster.as_ref().is_none_or(|c| c.process == 0);
-    let aggregations = Arc::new(config.aggregations.clone());
     let writers: Option<Writers> = if !writes_here {
         None
     } else if output == Output::Count {
@@ -98,15 +97,13 @@ pub fn run(
             Box::new(CountingWriter::new(control.clone(), true)),
         ))
     } else {
-        let metrics = MetricsWriter::open(&config.sinks.metrics, aggregations.clone(), control.clone())
-            .map_err(RunError::Runtime)?;
-        let dead = DeadLetterWriter::open(&config.sinks.dead_letter, aggregations, control.clone())
-            .map_err(RunError::Runtime)?;
+        let metrics = MetricsWriter::open(&config, control.clone()).map_err(RunError::Runtime)?;
+        let dead = DeadLetterWriter::open(&config, control.clone()).map_err(RunError::Runtime)?;
         Some((Box::new(metrics), Box::new(dead)))
     };
     let writers = Arc::new(Mutex::new(writers));
     let (kind, partition_count) = match &input {
-        Input::Configured => sources::describe(&config),
+        Input::Configured => sources::describe(&config).map_err(RunError::Runtime)?,
         Input::Memory(lines) => (SourceKind { name: "memory", by_line: false }, lines.len() as u32),
     };
     // One start time for the generator in every worker of this process.
@@ -117,19 +114,17 @@ pub fn run(
     let guards = timely::execute(timely_config, move |worker| {
         let index = worker.index();
         let peers = worker.peers();
-        let mut partitions: Vec<(u32, Box<dyn Partition>)> = Vec::new();
-        for p in (0..partition_count).filter(|p| *p as usize % peers == index) {
-            let opened = match &input {
-                Input::Configured => sources::open_partition(&config, p, start_ms),
-                Input::Memory(lines) => {
-                    Ok(Box::new(MemoryPartition::new(lines[p as usize].clone())) as Box<dyn Partition>)
-                }
-            };
-            match opened {
-                Ok(partition) => partitions.push((p, partition)),
-                Err(e) => worker_control.fail(format!("cannot open source partition {p}: {e}")),
-            }
-        }
+        let owned: Vec<u32> = (0..partition_count).filter(|p| *p as usize % peers == index).collect();
+        let partitions: Vec<(u32, Box<dyn Partition>)> = match &input {
+            Input::Configured => sources::open_partitions(&config, &owned, start_ms).unwrap_or_else(|e| {
+                worker_control.fail(format!("cannot open the source: {e}"));
+                Vec::new()
+            }),
+            Input::Memory(lines) => owned
+                .iter()
+                .map(|p| (*p, Box::new(MemoryPartition::new(lines[*p as usize].clone())) as Box<dyn Partition>))
+                .collect(),
+        };
         let taken = if index == 0 { writers.lock().ok().and_then(|mut w| w.take()) } else { None };
         let (metrics_writer, dead_writer): (Box<dyn BatchWriter<WindowRecord>>, Box<dyn BatchWriter<DeadLetter>>) =
             match taken {

@@ -135,13 +135,28 @@ fn sinks_section(map: &Mapping, errors: &mut Vec<String>) -> SinksConfig {
     }
     if let Some(v) = inner.get("alerts") {
         sinks.alerts = list_of(v, "sinks.alerts", errors);
+        default_kafka_topics(v, &mut sinks.alerts, "alerts");
     }
     if let Some(v) = inner.get("dead_letter")
         && let Some(sink) = at_path::<SinkConfig>(v.clone(), "sinks.dead_letter", errors)
     {
         sinks.dead_letter = sink;
+        default_kafka_topics(&Value::Sequence(vec![v.clone()]), std::slice::from_mut(&mut sinks.dead_letter), "events-dead-letter");
     }
     sinks
+}
+
+/// Kafka sinks default to the `metrics` topic; alert and dead-letter sinks written without a
+/// topic get theirs instead.
+fn default_kafka_topics(raw: &Value, sinks: &mut [SinkConfig], topic: &str) {
+    let Value::Sequence(items) = raw else { return };
+    for (item, sink) in items.iter().zip(sinks.iter_mut()) {
+        if let SinkConfig::Kafka(kafka) = sink
+            && item.get("topic").is_none()
+        {
+            kafka.topic = topic.to_owned();
+        }
+    }
 }
 
 /// Applies `RTSA__SECTION__KEY=value` overrides: segments are lower-cased, numeric segments index
@@ -216,6 +231,26 @@ fn validate(config: &Config, errors: &mut Vec<String>) {
             errors.push("source.event_time_rate: must be above 0".to_owned());
         }
     }
+    if let SourceConfig::Kafka(k) = &config.source {
+        if k.topic.trim().is_empty() {
+            errors.push("source.topic: must not be empty".to_owned());
+        }
+        if k.group_id.trim().is_empty() {
+            errors.push("source.group_id: must not be empty".to_owned());
+        }
+    }
+    if config.kafka.bootstrap_servers.trim().is_empty() {
+        errors.push("kafka.bootstrap_servers: must not be empty".to_owned());
+    }
+    if !["none", "gzip", "snappy", "lz4", "zstd"].contains(&config.kafka.compression.as_str()) {
+        errors.push("kafka.compression: must be one of none, gzip, snappy, lz4, zstd".to_owned());
+    }
+    if config.kafka.partitions == 0 || config.kafka.replication_factor == 0 {
+        errors.push("kafka.partitions, kafka.replication_factor: must be at least 1".to_owned());
+    }
+    if config.engine.max_inflight_epochs == 0 {
+        errors.push("engine.max_inflight_epochs: must be at least 1".to_owned());
+    }
     if config.aggregations.is_empty() && errors.iter().all(|e| !e.starts_with("aggregations")) {
         errors.push("aggregations: at least one aggregation is needed".to_owned());
     }
@@ -276,6 +311,11 @@ fn validate(config: &Config, errors: &mut Vec<String>) {
                     errors.push(format!("{path}.aggregations[{i}]: no aggregation is named {name:?}"));
                 }
             }
+        }
+        if let SinkConfig::Kafka(k) = sink
+            && k.topic.trim().is_empty()
+        {
+            errors.push(format!("{path}.topic: must not be empty"));
         }
         if let SinkConfig::Jsonl(j) = sink {
             if j.path.as_os_str().is_empty() {

@@ -40,6 +40,58 @@ pub enum SourceConfig {
     Stdin(StdinSourceConfig),
     /// The built-in synthetic event generator.
     Generator(GeneratorConfig),
+    /// A Kafka topic; its partitions are spread over the workers.
+    Kafka(KafkaSourceConfig),
+}
+
+/// `source.kind: kafka`.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct KafkaSourceConfig {
+    /// The events topic.
+    #[serde(default = "default_events_topic")]
+    pub topic: String,
+    /// Consumer group; offsets are committed to it so that lag shows in standard Kafka tools.
+    #[serde(default = "default_group_id")]
+    pub group_id: String,
+    /// Where to start reading.
+    #[serde(default)]
+    pub start: KafkaStart,
+    /// `end`: read to the end of every partition (partition EOF), then finish like a file;
+    /// absent: run until stopped.
+    #[serde(default)]
+    pub stop_at: Option<KafkaStopAt>,
+}
+
+/// `source.start`.
+#[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum KafkaStart {
+    /// The first offset of every partition.
+    #[default]
+    Earliest,
+    /// Only messages produced after the start.
+    Latest,
+    /// The consumer group's committed offsets (earliest where there are none).
+    Committed,
+}
+
+/// `source.stop_at`.
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum KafkaStopAt {
+    /// Stop at the end of every partition.
+    End,
+}
+
+fn default_events_topic() -> String {
+    "events".to_owned()
+}
+fn default_group_id() -> String {
+    "rtsa".to_owned()
+}
+fn default_metrics_topic() -> String {
+    "metrics".to_owned()
 }
 
 /// `source.kind: file`.
@@ -155,12 +207,54 @@ pub struct KafkaConfig {
     /// Comma-separated `host:port` list of brokers.
     #[serde(default = "default_bootstrap_servers")]
     pub bootstrap_servers: String,
+    /// Partitions of the topics that `rtsa topics create` makes.
+    #[serde(default = "default_topic_partitions")]
+    pub partitions: u32,
+    /// Replication factor of the topics that `rtsa topics create` makes.
+    #[serde(default = "default_replication_factor")]
+    pub replication_factor: u32,
+    /// Idempotent producer (no duplicates from retries); needs broker support.
+    #[serde(default = "default_true")]
+    pub idempotence: bool,
+    /// Compression of produced batches: none, gzip, snappy, lz4, zstd.
+    #[serde(default = "default_compression")]
+    pub compression: String,
+    /// Extra librdkafka properties for every client (for example `fetch.max.bytes`).
+    #[serde(default)]
+    pub properties: std::collections::BTreeMap<String, String>,
+    /// Topic of alert records (used by `rtsa topics create`).
+    #[serde(default = "default_alerts_topic")]
+    pub alerts_topic: String,
 }
 
 impl Default for KafkaConfig {
     fn default() -> Self {
-        KafkaConfig { bootstrap_servers: default_bootstrap_servers() }
+        KafkaConfig {
+            bootstrap_servers: default_bootstrap_servers(),
+            partitions: default_topic_partitions(),
+            replication_factor: default_replication_factor(),
+            idempotence: true,
+            compression: default_compression(),
+            properties: Default::default(),
+            alerts_topic: default_alerts_topic(),
+        }
     }
+}
+
+fn default_topic_partitions() -> u32 {
+    4
+}
+fn default_replication_factor() -> u32 {
+    1
+}
+fn default_true() -> bool {
+    true
+}
+fn default_compression() -> String {
+    "lz4".to_owned()
+}
+fn default_alerts_topic() -> String {
+    "alerts".to_owned()
 }
 
 fn default_bootstrap_servers() -> String {
@@ -212,11 +306,18 @@ pub struct EngineConfig {
     /// Most events a source reads in one scheduling step before yielding to other operators.
     #[serde(default = "default_max_events_per_step")]
     pub max_events_per_step: usize,
+    /// How many epochs a source may read ahead of what the sinks have written (backpressure).
+    #[serde(default = "default_max_inflight_epochs")]
+    pub max_inflight_epochs: u64,
 }
 
 impl Default for EngineConfig {
     fn default() -> Self {
-        EngineConfig { max_event_bytes: default_max_event_bytes(), max_events_per_step: default_max_events_per_step() }
+        EngineConfig {
+            max_event_bytes: default_max_event_bytes(),
+            max_events_per_step: default_max_events_per_step(),
+            max_inflight_epochs: default_max_inflight_epochs(),
+        }
     }
 }
 
@@ -225,6 +326,9 @@ fn default_max_event_bytes() -> usize {
 }
 fn default_max_events_per_step() -> usize {
     4_096
+}
+fn default_max_inflight_epochs() -> u64 {
+    120
 }
 
 /// One aggregation (`aggregations[i]`).
@@ -347,6 +451,17 @@ pub enum SinkConfig {
     Jsonl(JsonlSinkConfig),
     /// Prints one readable line per record to standard output.
     Console(ConsoleSinkConfig),
+    /// Produces one message per record to a Kafka topic.
+    Kafka(KafkaSinkConfig),
+}
+
+/// `kind: kafka`.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct KafkaSinkConfig {
+    /// The topic (defaults: `metrics` for metrics, `events-dead-letter` for dead letters).
+    #[serde(default = "default_metrics_topic")]
+    pub topic: String,
 }
 
 /// `kind: jsonl`.
@@ -373,6 +488,7 @@ impl fmt::Display for SinkConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             SinkConfig::Jsonl(c) => write!(f, "jsonl {}", c.path.display()),
+            SinkConfig::Kafka(c) => write!(f, "kafka topic {}", c.topic),
             SinkConfig::Console(c) => {
                 write!(f, "console{}", if c.json { " (json)" } else { "" })?;
                 if !c.aggregations.is_empty() {
@@ -426,6 +542,14 @@ impl Config {
         let source = match &self.source {
             SourceConfig::File(f) => format!("file {} (1 partition)", f.path.display()),
             SourceConfig::Stdin(_) => "stdin (1 partition)".to_owned(),
+            SourceConfig::Kafka(k) => format!(
+                "kafka topic {} at {} (group {}, from {:?}{})",
+                k.topic,
+                self.kafka.bootstrap_servers,
+                k.group_id,
+                k.start,
+                if k.stop_at.is_some() { ", until the end" } else { "" }
+            ),
             SourceConfig::Generator(g) => format!(
                 "generator: {} events, {} partitions, seed {}, {}",
                 if g.count == 0 { "endless".to_owned() } else { g.count.to_string() },

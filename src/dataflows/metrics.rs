@@ -13,7 +13,8 @@ use crate::sources::{Partition, SourceKind};
 use crate::window::AggregationPlan;
 use std::sync::Arc;
 use timely::dataflow::Scope;
-use timely::dataflow::operators::Concat;
+use timely::dataflow::ProbeHandle;
+use timely::dataflow::operators::{Concat, Probe};
 
 /// What one worker reads from and writes to.
 pub struct PipelineIo {
@@ -30,7 +31,10 @@ pub struct PipelineIo {
 /// Builds the metrics pipeline of one worker.
 pub fn build(scope: Scope<'_, u64>, config: &Config, io: PipelineIo, control: Arc<RunControl>) {
     let plans = AggregationPlan::from_config(&config.aggregations);
+    // What has reached the sinks: the source reads ahead of it by at most max_inflight_epochs.
+    let sinks_probe = ProbeHandle::new();
     let spec = EventSourceSpec {
+        sinks_probe: sinks_probe.clone(),
         kind: io.kind,
         partitions: io.partitions,
         aggregations: plans.clone(),
@@ -41,6 +45,6 @@ pub fn build(scope: Scope<'_, u64>, config: &Config, io: PipelineIo, control: Ar
     let (events, dead_letters) = event_source(scope, spec);
     let fixed = events.clone().window_partials(&plans).window_results();
     let sessions = events.session_windows(&plans, config.watermark.epoch.0);
-    fixed.concat(sessions).batch_sink("MetricsSink", io.metrics);
-    dead_letters.batch_sink("DeadLetterSink", io.dead_letters);
+    fixed.concat(sessions).probe_with(&sinks_probe).batch_sink("MetricsSink", io.metrics);
+    dead_letters.probe_with(&sinks_probe).batch_sink("DeadLetterSink", io.dead_letters);
 }

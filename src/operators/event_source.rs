@@ -17,12 +17,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use timely::dataflow::operators::generic::OutputBuilder;
 use timely::dataflow::operators::generic::builder_rc::OperatorBuilder;
-use timely::dataflow::{Scope, StreamVec};
+use timely::dataflow::{ProbeHandle, Scope, StreamVec};
 
 /// Raw text of a dead letter is cut to this many bytes for oversized inputs.
 const MAX_DEAD_LETTER_RAW: usize = 1024;
 /// How soon a source with nothing to read looks again.
 const POLL_INTERVAL: Duration = Duration::from_millis(10);
+/// How soon a source held back by slow sinks looks again.
+const BACKPRESSURE_INTERVAL: Duration = Duration::from_millis(1);
 
 /// What the event source needs to know.
 pub struct EventSourceSpec {
@@ -38,6 +40,8 @@ pub struct EventSourceSpec {
     pub engine: EngineConfig,
     /// Stop requests, failures, counters.
     pub control: Arc<RunControl>,
+    /// The frontier of what has reached the sinks, for backpressure.
+    pub sinks_probe: ProbeHandle<u64>,
 }
 
 /// Per-partition reading state.
@@ -71,7 +75,8 @@ pub fn event_source<'s>(
     builder.build(move |mut capabilities| {
         let dead_cap = capabilities.pop().expect("two outputs");
         let event_cap = capabilities.pop().expect("two outputs");
-        let EventSourceSpec { kind, partitions, aggregations, watermark, engine, control } = spec;
+        let EventSourceSpec { kind, partitions, aggregations, watermark, engine, control, sinks_probe } = spec;
+        let max_ahead = engine.max_inflight_epochs.saturating_mul(watermark.epoch.0);
         let out_of_orderness = watermark.max_out_of_orderness.0;
         let epoch = watermark.epoch.0;
         let idle_timeout = watermark.idle_timeout.as_duration();
@@ -88,6 +93,12 @@ pub fn event_source<'s>(
             let Some((event_cap, dead_cap)) = caps.as_mut() else { return };
             let now = Instant::now();
             let stopping = control.stop_requested();
+            // Backpressure: do not read further while the sinks lag too far behind.
+            let lagging = sinks_probe.with_frontier(|f| f.first().is_some_and(|done| *event_cap.time() > done + max_ahead));
+            if lagging && !stopping {
+                activator.activate_after(BACKPRESSURE_INTERVAL);
+                return;
+            }
             let mut ready = false;
             let budget = engine.max_events_per_step.div_ceil(partitions.len().max(1));
             let count = partitions.len();

@@ -3,11 +3,12 @@
 
 pub mod console;
 pub mod jsonl;
+pub mod kafka;
 
-use crate::config::{AggregationConfig, SinkConfig};
+use crate::config::{AggregationConfig, Config, SinkConfig};
 use crate::control::{Counters, RunControl};
 use crate::operators::batch_sink::BatchWriter;
-use crate::record::{DeadLetter, WindowRecord, describe_metric, encode_dead_letter, encode_metric};
+use crate::record::{DeadLetter, WindowRecord, describe_metric, encode_dead_letter, encode_metric, metric_key};
 use jsonl::JsonlFile;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -25,24 +26,78 @@ enum Output {
         json: bool,
         only: Option<Vec<u16>>,
     },
+    Kafka(kafka::KafkaTopic),
 }
 
-fn open_outputs(configs: &[SinkConfig], aggregations: &[AggregationConfig]) -> Result<Vec<Output>, String> {
-    configs
+fn open_outputs(sinks: &[SinkConfig], config: &Config) -> Result<Vec<Output>, String> {
+    sinks
         .iter()
-        .map(|config| match config {
+        .map(|sink| match sink {
             SinkConfig::Jsonl(j) => JsonlFile::open(&j.path)
                 .map(Output::Jsonl)
                 .map_err(|e| format!("cannot open {} for writing: {e}", j.path.display())),
             SinkConfig::Console(c) => {
                 let only = (!c.aggregations.is_empty()).then(|| {
                     let wanted = |a: &AggregationConfig| c.aggregations.contains(&a.name);
-                    (0..aggregations.len() as u16).filter(|i| wanted(&aggregations[usize::from(*i)])).collect()
+                    (0..config.aggregations.len() as u16).filter(|i| wanted(&config.aggregations[usize::from(*i)])).collect()
                 });
                 Ok(Output::Console { json: c.json, only })
             }
+            SinkConfig::Kafka(k) => kafka::KafkaTopic::open(&config.kafka, &k.topic).map(Output::Kafka),
         })
         .collect()
+}
+
+/// One encoded record: its JSON line, its Kafka key, and its aggregation (for console filters).
+struct Encoded {
+    json: String,
+    key: Option<String>,
+    aggregation: Option<u16>,
+    readable: Option<String>,
+}
+
+fn write_all(outputs: &mut [Output], records: &[Encoded]) -> Result<(), String> {
+    for output in outputs {
+        match output {
+            Output::Jsonl(file) => {
+                let path = file.path().display().to_string();
+                let io = |e: std::io::Error| format!("{path}: {e}");
+                for record in records {
+                    file.write_line(&record.json).map_err(io)?;
+                }
+                file.flush().map_err(io)?;
+            }
+            Output::Console { json, only } => {
+                let shown = |r: &&Encoded| match (only.as_ref(), r.aggregation) {
+                    (Some(only), Some(a)) => only.contains(&a),
+                    _ => true,
+                };
+                let lines = records.iter().filter(shown).map(|r| match (&r.readable, *json) {
+                    (Some(readable), false) => readable.as_str(),
+                    _ => r.json.as_str(),
+                });
+                console::print_lines(lines).map_err(|e| format!("stdout: {e}"))?;
+            }
+            Output::Kafka(topic) => {
+                for record in records {
+                    topic.send(record.key.as_deref(), record.json.as_bytes())?;
+                }
+                topic.poll()?;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn close_all(outputs: &mut [Output]) -> Result<(), String> {
+    for output in outputs {
+        match output {
+            Output::Jsonl(file) => file.flush().map_err(|e| format!("{}: {e}", file.path().display()))?,
+            Output::Console { .. } => {}
+            Output::Kafka(topic) => topic.flush()?,
+        }
+    }
+    Ok(())
 }
 
 /// The metrics sinks of a run.
@@ -50,68 +105,41 @@ pub struct MetricsWriter {
     outputs: Vec<Output>,
     aggregations: Arc<Vec<AggregationConfig>>,
     control: Arc<RunControl>,
+    readable: bool,
 }
 
 impl MetricsWriter {
     /// Opens the configured metrics sinks.
-    pub fn open(
-        configs: &[SinkConfig],
-        aggregations: Arc<Vec<AggregationConfig>>,
-        control: Arc<RunControl>,
-    ) -> Result<MetricsWriter, String> {
-        Ok(MetricsWriter { outputs: open_outputs(configs, &aggregations)?, aggregations, control })
-    }
-
-    fn try_write(&mut self, batch: &[WindowRecord]) -> std::io::Result<()> {
-        let emitted_at = wall_clock_ms();
-        let lines: Vec<String> = batch
-            .iter()
-            .map(|r| encode_metric(r, &self.aggregations[usize::from(r.0.aggregation)], emitted_at))
-            .collect();
-        for output in &mut self.outputs {
-            match output {
-                Output::Jsonl(file) => {
-                    for line in &lines {
-                        file.write_line(line)?;
-                    }
-                    file.flush()?;
-                }
-                Output::Console { json, only } => {
-                    let shown = |r: &WindowRecord| only.as_ref().is_none_or(|o| o.contains(&r.0.aggregation));
-                    let text: Vec<String> = batch
-                        .iter()
-                        .zip(&lines)
-                        .filter(|(r, _)| shown(r))
-                        .map(|(r, line)| {
-                            if *json {
-                                line.clone()
-                            } else {
-                                describe_metric(r, &self.aggregations[usize::from(r.0.aggregation)])
-                            }
-                        })
-                        .collect();
-                    console::print_lines(text.iter().map(String::as_str))?;
-                }
-            }
-        }
-        Ok(())
+    pub fn open(config: &Config, control: Arc<RunControl>) -> Result<MetricsWriter, String> {
+        let outputs = open_outputs(&config.sinks.metrics, config)?;
+        let readable = outputs.iter().any(|o| matches!(o, Output::Console { json: false, .. }));
+        Ok(MetricsWriter { outputs, aggregations: Arc::new(config.aggregations.clone()), control, readable })
     }
 }
 
 impl BatchWriter<WindowRecord> for MetricsWriter {
     fn write_batch(&mut self, batch: &[WindowRecord]) {
-        Counters::add(&self.control.counters.metrics_records, batch.len() as u64);
-        if let Err(e) = self.try_write(batch) {
-            self.control.fail(format!("metrics sink: {e}"));
+        let emitted_at = wall_clock_ms();
+        let encoded: Vec<Encoded> = batch
+            .iter()
+            .map(|r| {
+                let aggregation = &self.aggregations[usize::from(r.0.aggregation)];
+                Encoded {
+                    json: encode_metric(r, aggregation, emitted_at),
+                    key: Some(metric_key(r, aggregation)),
+                    aggregation: Some(r.0.aggregation),
+                    readable: self.readable.then(|| describe_metric(r, aggregation)),
+                }
+            })
+            .collect();
+        match write_all(&mut self.outputs, &encoded) {
+            Ok(()) => Counters::add(&self.control.counters.metrics_records, batch.len() as u64),
+            Err(e) => self.control.fail(format!("metrics sink: {e}")),
         }
     }
     fn close(&mut self) {
-        for output in &mut self.outputs {
-            if let Output::Jsonl(file) = output
-                && let Err(e) = file.flush()
-            {
-                self.control.fail(format!("metrics sink {}: {e}", file.path().display()));
-            }
+        if let Err(e) = close_all(&mut self.outputs) {
+            self.control.fail(format!("metrics sink: {e}"));
         }
     }
 }
@@ -125,43 +153,33 @@ pub struct DeadLetterWriter {
 
 impl DeadLetterWriter {
     /// Opens the configured dead-letter sink.
-    pub fn open(
-        config: &SinkConfig,
-        aggregations: Arc<Vec<AggregationConfig>>,
-        control: Arc<RunControl>,
-    ) -> Result<DeadLetterWriter, String> {
-        Ok(DeadLetterWriter {
-            outputs: open_outputs(std::slice::from_ref(config), &aggregations)?,
-            aggregations,
-            control,
-        })
-    }
-
-    fn try_write(&mut self, batch: &[DeadLetter]) -> std::io::Result<()> {
-        let lines: Vec<String> = batch.iter().map(|d| encode_dead_letter(d, &self.aggregations)).collect();
-        for output in &mut self.outputs {
-            match output {
-                Output::Jsonl(file) => {
-                    for line in &lines {
-                        file.write_line(line)?;
-                    }
-                    file.flush()?;
-                }
-                Output::Console { .. } => console::print_lines(lines.iter().map(String::as_str))?,
-            }
-        }
-        Ok(())
+    pub fn open(config: &Config, control: Arc<RunControl>) -> Result<DeadLetterWriter, String> {
+        let outputs = open_outputs(std::slice::from_ref(&config.sinks.dead_letter), config)?;
+        Ok(DeadLetterWriter { outputs, aggregations: Arc::new(config.aggregations.clone()), control })
     }
 }
 
 impl BatchWriter<DeadLetter> for DeadLetterWriter {
     fn write_batch(&mut self, batch: &[DeadLetter]) {
-        Counters::add(&self.control.counters.dead_letters, batch.len() as u64);
-        if let Err(e) = self.try_write(batch) {
+        let encoded: Vec<Encoded> = batch
+            .iter()
+            .map(|d| Encoded {
+                json: encode_dead_letter(d, &self.aggregations),
+                key: Some(format!("{}|{}", d.position.partition, d.position.offset)),
+                aggregation: None,
+                readable: None,
+            })
+            .collect();
+        match write_all(&mut self.outputs, &encoded) {
+            Ok(()) => Counters::add(&self.control.counters.dead_letters, batch.len() as u64),
+            Err(e) => self.control.fail(format!("dead-letter sink: {e}")),
+        }
+    }
+    fn close(&mut self) {
+        if let Err(e) = close_all(&mut self.outputs) {
             self.control.fail(format!("dead-letter sink: {e}"));
         }
     }
-    fn close(&mut self) {}
 }
 
 /// A writer that only counts (what `rtsa bench` uses, so that it measures the engine).
@@ -179,11 +197,8 @@ impl CountingWriter {
 
 impl<D> BatchWriter<D> for CountingWriter {
     fn write_batch(&mut self, batch: &[D]) {
-        let counter = if self.dead_letters {
-            &self.control.counters.dead_letters
-        } else {
-            &self.control.counters.metrics_records
-        };
+        let counter =
+            if self.dead_letters { &self.control.counters.dead_letters } else { &self.control.counters.metrics_records };
         Counters::add(counter, batch.len() as u64);
     }
     fn close(&mut self) {}

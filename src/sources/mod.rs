@@ -4,6 +4,7 @@
 
 pub mod file;
 pub mod generator;
+pub mod kafka;
 pub mod memory;
 
 use crate::config::{Config, SourceConfig};
@@ -48,26 +49,40 @@ pub struct SourceKind {
     pub by_line: bool,
 }
 
-/// The source of a config: its kind and how many partitions it has.
-pub fn describe(config: &Config) -> (SourceKind, u32) {
-    match &config.source {
+/// The source of a config: its kind and how many partitions it has (for Kafka, asked of the
+/// broker).
+pub fn describe(config: &Config) -> Result<(SourceKind, u32), String> {
+    Ok(match &config.source {
         SourceConfig::File(_) => (SourceKind { name: "file", by_line: true }, 1),
         SourceConfig::Stdin(_) => (SourceKind { name: "stdin", by_line: true }, 1),
         SourceConfig::Generator(g) => (SourceKind { name: "generator", by_line: false }, g.partitions),
-    }
-}
-
-/// Opens partition `index` of the config's source (called by the worker that owns it).
-/// `start_ms` is the generator's start time when the config leaves it to the wall clock, fixed
-/// once per run so that every worker and process agrees.
-pub fn open_partition(config: &Config, index: u32, start_ms: u64) -> Result<Box<dyn Partition>, SourceError> {
-    let max_bytes = config.engine.max_event_bytes;
-    Ok(match &config.source {
-        SourceConfig::File(f) => Box::new(file::LinePartition::open_file(&f.path, max_bytes)?),
-        SourceConfig::Stdin(_) => Box::new(file::LinePartition::stdin(max_bytes)),
-        SourceConfig::Generator(g) => {
-            let generator = generator::Generator::new(g, g.start_ms.unwrap_or(start_ms), index, g.partitions);
-            Box::new(generator::GeneratorPartition::new(generator, g.rate, g.partitions))
+        SourceConfig::Kafka(k) => {
+            (SourceKind { name: "kafka", by_line: false }, crate::kafka::partition_count(&config.kafka, &k.topic)?)
         }
     })
+}
+
+/// Opens the partitions `indexes` of the config's source (called by the worker that owns them).
+/// `start_ms` is the generator's start time when the config leaves it to the wall clock, fixed
+/// once per run so that every worker and process agrees.
+pub fn open_partitions(config: &Config, indexes: &[u32], start_ms: u64) -> Result<Vec<(u32, Box<dyn Partition>)>, SourceError> {
+    let max_bytes = config.engine.max_event_bytes;
+    if let SourceConfig::Kafka(k) = &config.source {
+        return kafka::open_partitions(&config.kafka, k, indexes);
+    }
+    indexes
+        .iter()
+        .map(|&index| {
+            let partition: Box<dyn Partition> = match &config.source {
+                SourceConfig::File(f) => Box::new(file::LinePartition::open_file(&f.path, max_bytes)?),
+                SourceConfig::Stdin(_) => Box::new(file::LinePartition::stdin(max_bytes)),
+                SourceConfig::Generator(g) => {
+                    let generator = generator::Generator::new(g, g.start_ms.unwrap_or(start_ms), index, g.partitions);
+                    Box::new(generator::GeneratorPartition::new(generator, g.rate, g.partitions))
+                }
+                SourceConfig::Kafka(_) => unreachable!("handled above"),
+            };
+            Ok((index, partition))
+        })
+        .collect()
 }
