@@ -14,6 +14,9 @@ data="$root/target/services"
 env_file="$root/target/services.env"
 cache="${RTSA_CACHE:-$HOME/.cache/rtsa}"
 redis_port="${RTSA_REDIS_PORT:-16379}"
+kafka_port="${RTSA_KAFKA_PORT:-19092}"
+tansu="$cache/tansu/bin/tansu"
+venv="$cache/venv"
 
 log() { echo "services: $*" >&2; }
 
@@ -53,9 +56,37 @@ start_redis() {
   log "redis on 127.0.0.1:$redis_port"
 }
 
+install_tansu() { # the Kafka-protocol broker, built once per machine (20-35 minutes)
+  [[ -x "$tansu" ]] && return 0
+  log "building the tansu Kafka broker from crates.io into $cache/tansu (once per machine, 20-35 minutes)"
+  cargo install tansu --locked --features dynostore --root "$cache/tansu" --target-dir "$cache/tansu-target" \
+    >"$cache/tansu-build.log" 2>&1 || { tail -n 30 "$cache/tansu-build.log" >&2; return 1; }
+  rm -rf "$cache/tansu-target"
+}
+
+start_kafka() {
+  if running tansu; then return 0; fi
+  install_tansu
+  mkdir -p "$data"
+  "$tansu" broker --listener-url "tcp://127.0.0.1:$kafka_port" --advertised-listener-url "tcp://127.0.0.1:$kafka_port" \
+    --storage-engine memory://tansu/ >"$data/tansu.log" 2>&1 &
+  echo $! >"$data/tansu.pid"
+  wait_for_port tansu "$kafka_port"
+  log "kafka (tansu) on 127.0.0.1:$kafka_port"
+}
+
+install_python_clients() { # an independent Kafka client for reading topics back in tests
+  if [[ -x "$venv/bin/python" ]] && "$venv/bin/python" -c "import kafka, lz4" 2>/dev/null; then return 0; fi
+  log "installing kafka-python and lz4 into $venv (pip)"
+  python3 -m venv "$venv" 2>/dev/null || { apt_install python3-venv; python3 -m venv "$venv"; }
+  "$venv/bin/pip" install -q --disable-pip-version-check kafka-python lz4
+}
+
 write_env() {
   cat >"$env_file" <<ENV
 export RTSA_REDIS_URL=redis://127.0.0.1:$redis_port
+export RTSA_KAFKA_BROKERS=127.0.0.1:$kafka_port
+export RTSA_PYTHON=$venv/bin/python
 ENV
 }
 
@@ -76,14 +107,17 @@ case "${1:-}" in
   start)
     mkdir -p "$data" "$cache"
     start_redis
+    start_kafka
+    install_python_clients
     write_env
     log "environment in $env_file"
     ;;
   stop)
     stop_one redis
+    stop_one tansu
     ;;
   status)
-    for s in redis; do
+    for s in redis tansu; do
       if running "$s"; then echo "$s: running (pid $(cat "$data/$s.pid"))"; else echo "$s: stopped"; fi
     done
     ;;

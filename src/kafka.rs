@@ -55,7 +55,10 @@ pub fn partition_count(kafka: &KafkaConfig, topic: &str) -> Result<u32, String> 
         .find(|t| t.name() == topic)
         .ok_or_else(|| format!("kafka {}: topic {topic} does not exist", kafka.bootstrap_servers))?;
     if let Some(error) = topic_metadata.error() {
-        return Err(format!("kafka {}: topic {topic}: {:?} (create it with `rtsa topics create`)", kafka.bootstrap_servers, error));
+        return Err(format!(
+            "kafka {}: topic {topic}: {:?} (create it with `rtsa topics create`)",
+            kafka.bootstrap_servers, error
+        ));
     }
     match topic_metadata.partitions().len() {
         0 => Err(format!("kafka {}: topic {topic} has no partitions", kafka.bootstrap_servers)),

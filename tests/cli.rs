@@ -133,7 +133,8 @@ fn bench_ends_with_the_contract_json_line() {
 #[test]
 fn the_embedded_default_runs_until_sigint_then_flushes_and_exits_0() {
     let dir = tempfile::tempdir().unwrap();
-    let mut child = rtsa().arg("run").current_dir(dir.path()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let child =
+        rtsa().arg("run").current_dir(dir.path()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
     std::thread::sleep(std::time::Duration::from_secs(3));
     let status = Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
     assert!(status.success());

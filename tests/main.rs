@@ -4,4 +4,5 @@ mod cli;
 mod cluster;
 mod config_files;
 mod engine;
+mod kafka;
 mod reference;

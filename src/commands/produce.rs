@@ -86,7 +86,9 @@ pub fn produce(args: &ProduceArgs) -> Result<u64, String> {
         Some(path) => {
             let file = std::fs::File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
             let mut reader = BufReader::with_capacity(1 << 20, file);
-            while read_bounded_line(&mut reader, &mut line, usize::MAX - 1).map_err(|e| format!("{}: {e}", path.display()))? {
+            while read_bounded_line(&mut reader, &mut line, usize::MAX - 1)
+                .map_err(|e| format!("{}: {e}", path.display()))?
+            {
                 if line.iter().all(|b| b.is_ascii_whitespace()) {
                     continue;
                 }
@@ -109,7 +111,8 @@ pub fn produce(args: &ProduceArgs) -> Result<u64, String> {
                 event_time_rate: args.event_time_rate,
                 ..GeneratorConfig::default()
             };
-            let mut generator = Generator::new(&config, args.start_ms.unwrap_or_else(crate::sinks::wall_clock_ms), 0, 1);
+            let mut generator =
+                Generator::new(&config, args.start_ms.unwrap_or_else(crate::sinks::wall_clock_ms), 0, 1);
             while let Some(event) = generator.next_event() {
                 line.clear();
                 serde_json::to_writer(&mut line, &event).map_err(|e| e.to_string())?;

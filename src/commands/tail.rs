@@ -81,11 +81,8 @@ pub fn describe(payload: &[u8]) -> String {
 
 /// Runs `rtsa tail` until Ctrl-C (or the limits); returns the number of records printed.
 pub fn tail(args: &TailArgs, stop: Arc<AtomicBool>) -> Result<u64, String> {
-    let idle = args
-        .idle_exit
-        .as_deref()
-        .map(|t| crate::config::Millis::parse(t).map(|m| m.as_duration()))
-        .transpose()?;
+    let idle =
+        args.idle_exit.as_deref().map(|t| crate::config::Millis::parse(t).map(|m| m.as_duration())).transpose()?;
     let kafka = KafkaConfig { bootstrap_servers: args.brokers.clone(), ..KafkaConfig::default() };
     let mut config = client_config(&kafka);
     config

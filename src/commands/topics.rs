@@ -17,7 +17,9 @@ pub fn topics_of(config: &Config) -> Vec<String> {
         _ => topics.insert("events".to_owned()),
     };
     let mut metrics = false;
-    for sink in config.sinks.metrics.iter().chain(&config.sinks.alerts).chain(std::iter::once(&config.sinks.dead_letter)) {
+    for sink in
+        config.sinks.metrics.iter().chain(&config.sinks.alerts).chain(std::iter::once(&config.sinks.dead_letter))
+    {
         if let SinkConfig::Kafka(k) = sink {
             topics.insert(k.topic.clone());
             metrics = true;
@@ -38,9 +40,17 @@ pub fn create_topics(config: &Config, topics: &[String]) -> Result<Vec<String>, 
         client_config(&config.kafka).create().map_err(|e| format!("kafka {brokers}: cannot create a client: {e}"))?;
     let new: Vec<NewTopic> = topics
         .iter()
-        .map(|t| NewTopic::new(t, config.kafka.partitions as i32, TopicReplication::Fixed(config.kafka.replication_factor as i32)))
+        .map(|t| {
+            NewTopic::new(
+                t,
+                config.kafka.partitions as i32,
+                TopicReplication::Fixed(config.kafka.replication_factor as i32),
+            )
+        })
         .collect();
-    let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30))).request_timeout(Some(Duration::from_secs(30)));
+    let options = AdminOptions::new()
+        .operation_timeout(Some(Duration::from_secs(30)))
+        .request_timeout(Some(Duration::from_secs(30)));
     let results = futures_executor::block_on(admin.create_topics(&new, &options))
         .map_err(|e| format!("kafka {brokers}: cannot create topics: {e}"))?;
     results

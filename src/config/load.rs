@@ -141,7 +141,11 @@ fn sinks_section(map: &Mapping, errors: &mut Vec<String>) -> SinksConfig {
         && let Some(sink) = at_path::<SinkConfig>(v.clone(), "sinks.dead_letter", errors)
     {
         sinks.dead_letter = sink;
-        default_kafka_topics(&Value::Sequence(vec![v.clone()]), std::slice::from_mut(&mut sinks.dead_letter), "events-dead-letter");
+        default_kafka_topics(
+            &Value::Sequence(vec![v.clone()]),
+            std::slice::from_mut(&mut sinks.dead_letter),
+            "events-dead-letter",
+        );
     }
     sinks
 }

@@ -12,8 +12,8 @@ use crate::record::{DeadLetter, WindowRecord};
 use crate::sources::{Partition, SourceKind};
 use crate::window::AggregationPlan;
 use std::sync::Arc;
-use timely::dataflow::Scope;
 use timely::dataflow::ProbeHandle;
+use timely::dataflow::Scope;
 use timely::dataflow::operators::{Concat, Probe};
 
 /// What one worker reads from and writes to.

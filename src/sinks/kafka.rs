@@ -76,9 +76,9 @@ impl KafkaTopic {
 
     /// Waits until every enqueued record is acknowledged.
     pub fn flush(&self) -> Result<(), String> {
-        self.producer
-            .flush(FLUSH_TIMEOUT)
-            .map_err(|e| format!("kafka {} topic {}: records not acknowledged in time: {e}", self.brokers, self.topic))?;
+        self.producer.flush(FLUSH_TIMEOUT).map_err(|e| {
+            format!("kafka {} topic {}: records not acknowledged in time: {e}", self.brokers, self.topic)
+        })?;
         self.check()
     }
 

@@ -39,7 +39,9 @@ fn open_outputs(sinks: &[SinkConfig], config: &Config) -> Result<Vec<Output>, St
             SinkConfig::Console(c) => {
                 let only = (!c.aggregations.is_empty()).then(|| {
                     let wanted = |a: &AggregationConfig| c.aggregations.contains(&a.name);
-                    (0..config.aggregations.len() as u16).filter(|i| wanted(&config.aggregations[usize::from(*i)])).collect()
+                    (0..config.aggregations.len() as u16)
+                        .filter(|i| wanted(&config.aggregations[usize::from(*i)]))
+                        .collect()
                 });
                 Ok(Output::Console { json: c.json, only })
             }
@@ -197,8 +199,11 @@ impl CountingWriter {
 
 impl<D> BatchWriter<D> for CountingWriter {
     fn write_batch(&mut self, batch: &[D]) {
-        let counter =
-            if self.dead_letters { &self.control.counters.dead_letters } else { &self.control.counters.metrics_records };
+        let counter = if self.dead_letters {
+            &self.control.counters.dead_letters
+        } else {
+            &self.control.counters.metrics_records
+        };
         Counters::add(counter, batch.len() as u64);
     }
     fn close(&mut self) {}

@@ -3,16 +3,30 @@
 //! its own queue so that it keeps its own watermark. Offsets are also stored to the consumer
 //! group (auto-committed) so that lag shows in standard Kafka tools.
 
-use super::{Partition, Poll, SourceError};
+use super::{OwnedPartitions, Partition, Poll, SourceError};
 use crate::config::{KafkaConfig, KafkaSourceConfig, KafkaStart};
 use crate::kafka::client_config;
-use rdkafka::consumer::{BaseConsumer, Consumer, DefaultConsumerContext};
+use rdkafka::ClientContext;
+use rdkafka::consumer::base_consumer::PartitionQueue;
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
 use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
-use rdkafka::consumer::base_consumer::PartitionQueue;
 use std::sync::Arc;
 use std::time::Duration;
+
+/// Logs client errors, except the end-of-partition events that `stop_at: end` asks for.
+pub struct SourceContext;
+
+impl ClientContext for SourceContext {
+    fn error(&self, error: KafkaError, reason: &str) {
+        if !matches!(error, KafkaError::PartitionEOF(_)) {
+            tracing::error!(%error, reason, "kafka source");
+        }
+    }
+}
+
+impl ConsumerContext for SourceContext {}
 
 fn kafka_error(what: String, e: KafkaError) -> SourceError {
     SourceError::Io { what, source: std::io::Error::other(e.to_string()) }
@@ -23,7 +37,7 @@ pub fn open_partitions(
     kafka: &KafkaConfig,
     source: &KafkaSourceConfig,
     indexes: &[u32],
-) -> Result<Vec<(u32, Box<dyn Partition>)>, SourceError> {
+) -> Result<OwnedPartitions, SourceError> {
     if indexes.is_empty() {
         return Ok(Vec::new());
     }
@@ -42,8 +56,10 @@ pub fn open_partitions(
     for (key, value) in &kafka.properties {
         config.set(key, value);
     }
-    let consumer: Arc<BaseConsumer> = Arc::new(
-        config.create().map_err(|e| kafka_error(format!("kafka {}", kafka.bootstrap_servers), e))?,
+    let consumer: Arc<BaseConsumer<SourceContext>> = Arc::new(
+        config
+            .create_with_context(SourceContext)
+            .map_err(|e| kafka_error(format!("kafka {}", kafka.bootstrap_servers), e))?,
     );
     let offset = match source.start {
         KafkaStart::Earliest => Offset::Beginning,
@@ -78,8 +94,8 @@ pub fn open_partitions(
 
 /// One partition of the events topic.
 pub struct KafkaPartition {
-    consumer: Arc<BaseConsumer<DefaultConsumerContext>>,
-    queue: PartitionQueue<DefaultConsumerContext>,
+    consumer: Arc<BaseConsumer<SourceContext>>,
+    queue: PartitionQueue<SourceContext>,
     topic: String,
     partition: i32,
     stop_at_end: bool,

@@ -40,6 +40,9 @@ pub trait Partition {
     fn poll(&mut self, budget: usize, emit: &mut dyn FnMut(&[u8], u64)) -> Result<Poll, SourceError>;
 }
 
+/// The partitions a worker owns: (partition index, reader).
+pub type OwnedPartitions = Vec<(u32, Box<dyn Partition>)>;
+
 /// How a source names itself and its positions in dead letters.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SourceKind {
@@ -65,7 +68,7 @@ pub fn describe(config: &Config) -> Result<(SourceKind, u32), String> {
 /// Opens the partitions `indexes` of the config's source (called by the worker that owns them).
 /// `start_ms` is the generator's start time when the config leaves it to the wall clock, fixed
 /// once per run so that every worker and process agrees.
-pub fn open_partitions(config: &Config, indexes: &[u32], start_ms: u64) -> Result<Vec<(u32, Box<dyn Partition>)>, SourceError> {
+pub fn open_partitions(config: &Config, indexes: &[u32], start_ms: u64) -> Result<OwnedPartitions, SourceError> {
     let max_bytes = config.engine.max_event_bytes;
     if let SourceConfig::Kafka(k) = &config.source {
         return kafka::open_partitions(&config.kafka, k, indexes);

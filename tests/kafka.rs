@@ -1,0 +1,227 @@
+//! Kafka end to end against a real broker (tansu, started by `scripts/services.sh start`):
+//! events produced with `rtsa produce`, read by the engine, metrics and dead letters written to
+//! topics and read back with an independent client (kafka-python), compared with the
+//! brute-force reference applied to each partition's order as read back from the broker.
+
+use crate::cli::rtsa;
+use crate::engine::{aggregations_yaml, comparable, reference_aggregations};
+use crate::reference;
+use serde_json::Value;
+use std::path::Path;
+use std::process::Command;
+
+fn brokers() -> String {
+    std::env::var("RTSA_KAFKA_BROKERS")
+        .expect("RTSA_KAFKA_BROKERS is not set: run the tests with scripts/test.sh (or source target/services.env after scripts/services.sh start)")
+}
+
+fn python() -> String {
+    std::env::var("RTSA_PYTHON").expect("RTSA_PYTHON is not set: run the tests with scripts/test.sh")
+}
+
+/// A topic name no other test (or earlier run on the same broker) uses.
+fn unique(name: &str) -> String {
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
+    format!("{name}-{}-{}", std::process::id(), nanos % 1_000_000_000)
+}
+
+/// One message read back by kafka-python.
+struct Message {
+    partition: u32,
+    key: Option<String>,
+    value: String,
+}
+
+fn read_topic(topic: &str) -> Vec<Message> {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/kafka_read.py");
+    let out = Command::new(python()).arg(script).args([&brokers(), topic, "4"]).output().unwrap();
+    assert!(out.status.success(), "kafka_read.py {topic}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let v: Value = serde_json::from_str(l).unwrap();
+            Message {
+                partition: v["partition"].as_u64().unwrap() as u32,
+                key: v["key"].as_str().map(str::to_owned),
+                value: v["value"].as_str().unwrap_or_default().to_owned(),
+            }
+        })
+        .collect()
+}
+
+struct Topics {
+    events: String,
+    metrics: String,
+    dead_letters: String,
+}
+
+/// Writes a config reading `events` and writing the other two topics, and creates the topics.
+fn setup(dir: &Path, name: &str, partitions: u32) -> (Topics, std::path::PathBuf) {
+    let topics = Topics {
+        events: unique(&format!("{name}-events")),
+        metrics: unique(&format!("{name}-metrics")),
+        dead_letters: unique(&format!("{name}-dl")),
+    };
+    let config = dir.join(format!("{name}.yaml"));
+    std::fs::write(&config, config_text(&topics, &topics.metrics, partitions)).unwrap();
+    let out = rtsa().args(["topics", "create", "--brokers", &brokers(), "--config"]).arg(&config).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert!(stdout.contains(&format!("created {}", topics.events)), "{stdout}");
+    (topics, config)
+}
+
+fn config_text(topics: &Topics, metrics_topic: &str, partitions: u32) -> String {
+    format!(
+        "source: {{ kind: kafka, topic: {}, group_id: {}, start: earliest, stop_at: end }}\nkafka: {{ bootstrap_servers: \"{}\", partitions: {partitions} }}\nwatermark: {{ max_out_of_orderness: 5s }}\n{}\nsinks:\n  metrics: [ {{ kind: kafka, topic: {metrics_topic} }} ]\n  dead_letter: {{ kind: kafka, topic: {} }}\n",
+        topics.events,
+        unique("group"),
+        brokers(),
+        aggregations_yaml(),
+        topics.dead_letters
+    )
+}
+
+/// Produces generated events plus some invalid lines with `rtsa produce`.
+fn produce(dir: &Path, topic: &str, count: u64) {
+    let out = rtsa()
+        .args(["produce", "--brokers", &brokers(), "--topic", topic, "--count", &count.to_string()])
+        .args(["--start-ms", "1764230400000", "--event-time-rate", "150", "--seed", "21"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let invalid = dir.join(format!("{topic}-invalid.jsonl"));
+    std::fs::write(&invalid, "{broken\n{\"timestamp\":1764230400000,\"user_id\":\"u1\"}\n[1]\n").unwrap();
+    let out =
+        rtsa().args(["produce", "--brokers", &brokers(), "--topic", topic, "--file"]).arg(&invalid).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// The events of each partition, in offset order, as the broker holds them.
+fn partitions_of(topic: &str, partitions: u32) -> Vec<Vec<Vec<u8>>> {
+    let mut out = vec![Vec::new(); partitions as usize];
+    for m in read_topic(topic) {
+        out[m.partition as usize].push(m.value.into_bytes());
+    }
+    out
+}
+
+fn metrics_of(topic: &str) -> Vec<Value> {
+    read_topic(topic)
+        .into_iter()
+        .map(|m| {
+            let v: Value = serde_json::from_str(&m.value).unwrap();
+            let key =
+                format!("{}|{}|{}", v["aggregation"].as_str().unwrap(), v["window_start"], v["key"].as_str().unwrap());
+            assert_eq!(m.key.as_deref(), Some(key.as_str()), "metrics records are keyed aggregation|window_start|key");
+            v
+        })
+        .collect()
+}
+
+fn run(config: &Path, workers: u32) {
+    let out = rtsa().args(["run", "--workers", &workers.to_string(), "--config"]).arg(config).output().unwrap();
+    assert!(out.status.success(), "rtsa run: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+fn assert_matches_reference(events_topic: &str, partitions: u32, metrics: &[Value]) {
+    let expected = reference::compute(&partitions_of(events_topic, partitions), &reference_aggregations(), 5_000);
+    let problems = reference::compare(metrics, &expected);
+    assert!(problems.is_empty(), "{} differences, first: {:#?}", problems.len(), &problems[..problems.len().min(20)]);
+    assert!(metrics.len() > 200, "{}", metrics.len());
+}
+
+#[test]
+fn kafka_to_kafka_matches_the_reference_in_one_and_two_processes() {
+    let dir = tempfile::tempdir().unwrap();
+    let (topics, config) = setup(dir.path(), "e2e", 4);
+    produce(dir.path(), &topics.events, 12_000);
+    run(&config, 2);
+    let one = metrics_of(&topics.metrics);
+    assert_matches_reference(&topics.events, 4, &one);
+
+    // Invalid messages reach the dead-letter topic with their partition and offset.
+    let letters: Vec<Value> =
+        read_topic(&topics.dead_letters).iter().map(|m| serde_json::from_str(&m.value).unwrap()).collect();
+    let invalid: Vec<&Value> = letters.iter().filter(|l| l["reason"] != "late").collect();
+    assert_eq!(invalid.len(), 3, "{invalid:?}");
+    for letter in &invalid {
+        assert!(letter["position"].as_str().unwrap().starts_with("partition "), "{letter}");
+        assert_eq!(letter["source"], "kafka");
+    }
+    assert!(invalid.iter().any(|l| l["reason"] == "missing_field"));
+
+    // The same topic through a cluster of 2 processes × 2 workers.
+    let cluster_metrics = unique("e2e-cluster-metrics");
+    let cluster_config = dir.path().join("cluster.yaml");
+    std::fs::write(&cluster_config, config_text(&topics, &cluster_metrics, 4)).unwrap();
+    let out =
+        rtsa().args(["topics", "create", "--brokers", &brokers(), "--config"]).arg(&cluster_config).output().unwrap();
+    assert!(out.status.success());
+    let out = rtsa()
+        .args(["cluster", "--processes", "2", "--workers", "2", "--config"])
+        .arg(&cluster_config)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "rtsa cluster: {}", String::from_utf8_lossy(&out.stderr));
+    let two = metrics_of(&cluster_metrics);
+    assert_eq!(comparable(&one), comparable(&two));
+}
+
+#[test]
+fn one_partition_four_workers_and_seven_partitions_two_workers() {
+    for (name, partitions, workers) in [("p1w4", 1, 4), ("p7w2", 7, 2)] {
+        let dir = tempfile::tempdir().unwrap();
+        let (topics, config) = setup(dir.path(), name, partitions);
+        produce(dir.path(), &topics.events, 6_000);
+        run(&config, workers);
+        assert_matches_reference(&topics.events, partitions, &metrics_of(&topics.metrics));
+    }
+}
+
+#[test]
+fn tail_prints_the_metrics_topic() {
+    let dir = tempfile::tempdir().unwrap();
+    let (topics, config) = setup(dir.path(), "tail", 2);
+    produce(dir.path(), &topics.events, 2_000);
+    run(&config, 1);
+    let expected = read_topic(&topics.metrics).len();
+    let out = rtsa()
+        .args([
+            "tail",
+            "--brokers",
+            &brokers(),
+            "--topic",
+            &topics.metrics,
+            "--from-beginning",
+            "--json",
+            "--idle-exit",
+            "3s",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let lines: Vec<Value> =
+        String::from_utf8(out.stdout).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines.len(), expected);
+    let out = rtsa()
+        .args(["tail", "--brokers", &brokers(), "--topic", &topics.metrics, "--from-beginning", "--max-records", "5"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(text.lines().count(), 5, "{text}");
+    assert!(text.lines().all(|l| l.contains("count=")), "{text}");
+}
+
+#[test]
+fn a_missing_topic_is_a_clean_runtime_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let topics = Topics { events: unique("absent"), metrics: unique("absent-m"), dead_letters: unique("absent-dl") };
+    let config = dir.path().join("absent.yaml");
+    std::fs::write(&config, config_text(&topics, &topics.metrics, 1)).unwrap();
+    let out = rtsa().args(["run", "--config"]).arg(&config).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(stderr.contains(&topics.events), "{stderr}");
+}
