@@ -248,8 +248,21 @@ fn run_command(args: RunArgs) -> ExitCode {
             "rtsa: running the embedded default: generator → 4 aggregations → console and ./rtsa-out/*.jsonl (Ctrl-C to stop)"
         );
     }
-    match run::run(Arc::new(config), &options, Input::Configured, Output::Configured, control) {
-        Ok(_) => ExitCode::SUCCESS,
+    match run::run(Arc::new(config), &options, Input::Configured, Output::Configured, control.clone()) {
+        Ok(summary) => {
+            let c = &control.counters;
+            let events = crate::control::Counters::get(&c.events_in);
+            let seconds = summary.elapsed.as_secs_f64();
+            eprintln!(
+                "rtsa: done: {events} events in {seconds:.2} s ({:.0} events/s), {} metrics records, {} dead letters ({} late, {} invalid)",
+                events as f64 / seconds.max(1e-9),
+                crate::control::Counters::get(&c.metrics_records),
+                crate::control::Counters::get(&c.dead_letters),
+                crate::control::Counters::get(&c.late_events),
+                crate::control::Counters::get(&c.invalid_events),
+            );
+            ExitCode::SUCCESS
+        }
         Err(RunError::Usage(message)) => {
             eprintln!("rtsa: error: {message}");
             ExitCode::from(2)

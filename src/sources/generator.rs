@@ -29,6 +29,9 @@ const EVENT_TYPES: [(&str, u32, f64, f64); 8] = [
 
 /// A session ends after this much event time without events from its user.
 const SESSION_IDLE_MS: u64 = 10 * 60_000;
+/// Every this much event time the most active users change (users take breaks), so that
+/// per-user sessions end as they do in real traffic.
+const USER_ROTATION_MS: u64 = 10 * 60_000;
 /// Every this much event time, one event type has an error burst …
 const BURST_PERIOD_MS: u64 = 10 * 60_000;
 /// … lasting this long, with this error rate.
@@ -67,6 +70,7 @@ pub struct Generator {
     start_ms: u64,
     ms_per_event: f64,
     users: Zipf<f64>,
+    user_count: u64,
     sessions: FxHashMap<u64, (u64, u32)>,
     type_weight_total: u32,
     out_of_order_fraction: f64,
@@ -92,6 +96,7 @@ impl Generator {
             start_ms,
             ms_per_event: 1000.0 * f64::from(partitions) / config.effective_event_time_rate().max(1) as f64,
             users: Zipf::new(config.users.max(1), 1.1).expect("Zipf parameters are valid for users >= 1"),
+            user_count: config.users.max(1),
             sessions: FxHashMap::default(),
             type_weight_total: EVENT_TYPES.iter().map(|t| t.1).sum(),
             out_of_order_fraction: config.out_of_order_fraction,
@@ -124,7 +129,8 @@ impl Generator {
             .unwrap_or(0);
         let (event_type, _, typical_latency, base_error_rate) = EVENT_TYPES[type_index];
 
-        let user = self.users.sample(&mut self.rng) as u64;
+        let rank = self.users.sample(&mut self.rng) as u64;
+        let user = (rank - 1 + (now / USER_ROTATION_MS) * 7_919) % self.user_count + 1;
         let session = self.sessions.entry(user).or_insert((now, 1));
         if now.saturating_sub(session.0) > SESSION_IDLE_MS {
             session.1 += 1;
