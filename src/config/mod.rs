@@ -543,11 +543,15 @@ impl Config {
             SourceConfig::File(f) => format!("file {} (1 partition)", f.path.display()),
             SourceConfig::Stdin(_) => "stdin (1 partition)".to_owned(),
             SourceConfig::Kafka(k) => format!(
-                "kafka topic {} at {} (group {}, from {:?}{})",
+                "kafka topic {} at {} (group {}, from {}{})",
                 k.topic,
                 self.kafka.bootstrap_servers,
                 k.group_id,
-                k.start,
+                match k.start {
+                    KafkaStart::Earliest => "the earliest offsets",
+                    KafkaStart::Latest => "the latest offsets",
+                    KafkaStart::Committed => "the committed offsets",
+                },
                 if k.stop_at.is_some() { ", until the end" } else { "" }
             ),
             SourceConfig::Generator(g) => format!(
