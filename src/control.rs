@@ -31,6 +31,38 @@ impl Counters {
     }
 }
 
+/// Slots for the watermarks that the workers of one process publish.
+const WATERMARK_SLOTS: usize = 256;
+
+/// The latest watermark of each worker of this process (0 = none yet), so that a worker whose
+/// partitions are all idle can follow its peers instead of holding them back.
+#[derive(Debug)]
+pub struct WorkerWatermarks([AtomicU64; WATERMARK_SLOTS]);
+
+impl Default for WorkerWatermarks {
+    fn default() -> Self {
+        WorkerWatermarks(std::array::from_fn(|_| AtomicU64::new(0)))
+    }
+}
+
+impl WorkerWatermarks {
+    /// Publishes worker `worker`'s watermark.
+    pub fn publish(&self, worker: usize, watermark: u64) {
+        self.0[worker % WATERMARK_SLOTS].store(watermark, Ordering::Relaxed);
+    }
+    /// The largest watermark published by another worker, if any.
+    pub fn max_of_others(&self, worker: usize) -> Option<u64> {
+        let me = worker % WATERMARK_SLOTS;
+        self.0
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| *i != me)
+            .map(|(_, w)| w.load(Ordering::Relaxed))
+            .filter(|w| *w > 0)
+            .max()
+    }
+}
+
 /// Shared run state of one process.
 #[derive(Debug, Default)]
 pub struct RunControl {
@@ -38,6 +70,8 @@ pub struct RunControl {
     failure: Mutex<Option<String>>,
     /// The counters.
     pub counters: Counters,
+    /// The workers' watermarks.
+    pub watermarks: WorkerWatermarks,
 }
 
 impl RunControl {

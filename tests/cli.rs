@@ -150,3 +150,39 @@ fn the_embedded_default_runs_until_sigint_then_flushes_and_exits_0() {
     assert!(stdout.lines().any(|l| l.starts_with("by_type_1m") && l.contains("count=")), "{stdout}");
     assert!(!stdout.contains("by_user_1m"), "per-user records stay out of the console");
 }
+
+#[test]
+fn an_idle_live_partition_stops_holding_the_watermark() {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("c.yaml");
+    std::fs::write(
+        &path,
+        format!(
+            "source: {{ kind: stdin }}\nwatermark: {{ max_out_of_orderness: 1s, idle_timeout: 1s }}\naggregations:\n  - {{ name: t, window: {{ kind: tumbling, size: 2s }}, group_by: none }}\nsinks: {{ metrics: [ {{ kind: console, json: true }} ], dead_letter: {{ kind: jsonl, path: {} }} }}\n",
+            dir.path().join("dl.jsonl").display()
+        ),
+    )
+    .unwrap();
+    let mut child =
+        rtsa().args(["run", "--config"]).arg(&path).stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().unwrap();
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64;
+    let mut stdin = child.stdin.take().unwrap();
+    writeln!(stdin, r#"{{"event_type":"a","timestamp":{}}}"#, now - 20_000).unwrap();
+    stdin.flush().unwrap();
+    // The input stays open: only idleness can close the window.
+    let stdout = child.stdout.take().unwrap();
+    let (send, receive) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout).lines() {
+            let _ = send.send(line.unwrap());
+        }
+    });
+    let line = receive
+        .recv_timeout(std::time::Duration::from_secs(20))
+        .expect("the window is emitted while stdin is still open");
+    let record: serde_json::Value = serde_json::from_str(&line).unwrap();
+    assert_eq!(record["count"], 1);
+    drop(stdin);
+    assert!(child.wait().unwrap().success());
+}

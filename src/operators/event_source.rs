@@ -23,6 +23,8 @@ use timely::dataflow::{ProbeHandle, Scope, StreamVec};
 const MAX_DEAD_LETTER_RAW: usize = 1024;
 /// How soon a source with nothing to read looks again.
 const POLL_INTERVAL: Duration = Duration::from_millis(10);
+/// Data whose watermark is within this much of the wall clock counts as live.
+const LIVE_WINDOW_MS: u64 = 5 * 60_000;
 /// How soon a source held back by slow sinks looks again.
 const BACKPRESSURE_INTERVAL: Duration = Duration::from_millis(1);
 
@@ -67,6 +69,7 @@ pub fn event_source<'s>(
 ) -> (StreamVec<'s, u64, Event>, StreamVec<'s, u64, DeadLetter>) {
     let mut builder = OperatorBuilder::new("EventSource".to_owned(), scope);
     let activator = scope.activator_for(builder.operator_info().address);
+    let worker = scope.index();
     let (events_out, events) = builder.new_output();
     let (dead_out, dead_letters) = builder.new_output();
     let mut events_out = OutputBuilder::<_, timely::container::CapacityContainerBuilder<Vec<Event>>>::from(events_out);
@@ -183,12 +186,23 @@ pub fn event_source<'s>(
             }
             let active = partitions.iter().filter(|p| !p.finished && now.duration_since(p.last_data) < idle_timeout);
             let watermark = match active.map(|p| p.watermark(out_of_orderness)).min() {
-                Some(w) => w,
-                // Every open partition is idle: follow the wall clock so this worker stops
-                // holding back the others.
+                Some(w) => {
+                    control.watermarks.publish(worker, w);
+                    w
+                }
+                // Every open partition is idle: stop holding the others back by following the
+                // most advanced worker of this process; with none, follow the wall clock, but
+                // only for live data (a replay of old events would otherwise turn late).
                 None => {
                     let wall = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
-                    wall.saturating_sub(out_of_orderness + idle_timeout.as_millis() as u64)
+                    let seen = partitions.iter().map(|p| p.watermark(out_of_orderness)).max().unwrap_or(0);
+                    match control.watermarks.max_of_others(worker) {
+                        Some(peer) => peer,
+                        None if wall.saturating_sub(seen) < LIVE_WINDOW_MS => {
+                            wall.saturating_sub(out_of_orderness + idle_timeout.as_millis() as u64)
+                        }
+                        None => *event_cap.time(),
+                    }
                 }
             };
             let target = epoch_of(watermark, epoch);
