@@ -87,11 +87,11 @@ pub struct RunArgs {
     pub hostfile: Option<PathBuf>,
 }
 
-/// `rtsa generate`.
+/// The generator's flags, shared by `rtsa generate` and `rtsa produce`.
 #[derive(Debug, clap::Args)]
 pub struct GenerateArgs {
     /// Number of events (0 = endless).
-    #[arg(long, default_value_t = 1000)]
+    #[arg(long, default_value_t = 10_000)]
     pub count: u64,
     /// Events per second of wall time (0 = as fast as possible).
     #[arg(long, default_value_t = 0)]
@@ -108,6 +108,23 @@ pub struct GenerateArgs {
     /// Number of distinct users.
     #[arg(long, default_value_t = 5_000)]
     pub users: u64,
+}
+
+impl GenerateArgs {
+    /// A one-partition generator for these flags.
+    pub fn generator(&self) -> Generator {
+        let config = GeneratorConfig {
+            count: self.count,
+            rate: self.rate,
+            seed: self.seed,
+            start_ms: self.start_ms,
+            event_time_rate: self.event_time_rate,
+            users: self.users.max(1),
+            partitions: 1,
+            ..GeneratorConfig::default()
+        };
+        Generator::new(&config, self.start_ms.unwrap_or_else(crate::sinks::wall_clock_ms), 0, 1)
+    }
 }
 
 /// `rtsa bench`.
@@ -285,18 +302,7 @@ fn check_command(path: &Path) -> ExitCode {
 }
 
 fn generate_command(args: GenerateArgs) -> ExitCode {
-    let config = GeneratorConfig {
-        count: args.count,
-        rate: args.rate,
-        seed: args.seed,
-        start_ms: args.start_ms,
-        event_time_rate: args.event_time_rate,
-        users: args.users.max(1),
-        partitions: 1,
-        ..GeneratorConfig::default()
-    };
-    let start_ms = args.start_ms.unwrap_or_else(crate::sinks::wall_clock_ms);
-    let mut generator = Generator::new(&config, start_ms, 0, 1);
+    let mut generator = args.generator();
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
     let mut line = Vec::new();

@@ -7,7 +7,7 @@ use crate::control::RunControl;
 use crate::dataflows::metrics::{self, PipelineIo};
 use crate::operators::batch_sink::BatchWriter;
 use crate::record::{DeadLetter, WindowRecord};
-use crate::sinks::{CountingWriter, DeadLetterWriter, MetricsWriter};
+use crate::sinks::{CountingWriter, dead_letter_writer, metrics_writer};
 use crate::sources::memory::{MemoryLines, MemoryPartition};
 use crate::sources::{self, Partition, SourceKind};
 use std::path::PathBuf;
@@ -97,8 +97,8 @@ pub fn run(
             Box::new(CountingWriter::new(control.clone(), true)),
         ))
     } else {
-        let metrics = MetricsWriter::open(&config, control.clone()).map_err(RunError::Runtime)?;
-        let dead = DeadLetterWriter::open(&config, control.clone()).map_err(RunError::Runtime)?;
+        let metrics = metrics_writer(&config, control.clone()).map_err(RunError::Runtime)?;
+        let dead = dead_letter_writer(&config, control.clone()).map_err(RunError::Runtime)?;
         Some((Box::new(metrics), Box::new(dead)))
     };
     let writers = Arc::new(Mutex::new(writers));

@@ -1,10 +1,10 @@
 //! `rtsa produce`: sends generated events, or the lines of a JSONL file, to a Kafka topic, keyed
 //! by `user_id`, with a progress bar on a terminal and a summary with events/s at the end.
 
-use crate::config::{GeneratorConfig, KafkaConfig};
+use crate::cli::GenerateArgs;
+use crate::config::KafkaConfig;
 use crate::sinks::kafka::KafkaTopic;
 use crate::sources::file::read_bounded_line;
-use crate::sources::generator::Generator;
 use indicatif::{ProgressBar, ProgressStyle};
 use std::io::{BufReader, IsTerminal};
 use std::path::PathBuf;
@@ -19,21 +19,9 @@ pub struct ProduceArgs {
     /// Topic to write to.
     #[arg(long, default_value = "events")]
     pub topic: String,
-    /// Events to generate (ignored with --file); 0 = endless.
-    #[arg(long, default_value_t = 100_000)]
-    pub count: u64,
-    /// Events per second (0 = as fast as possible).
-    #[arg(long, default_value_t = 0)]
-    pub rate: u64,
-    /// Generator seed.
-    #[arg(long, default_value_t = 7)]
-    pub seed: u64,
-    /// Event time of the first generated event, Unix ms (default: now).
-    #[arg(long)]
-    pub start_ms: Option<u64>,
-    /// Events per second of event time (default: --rate, or 10000 when --rate is 0).
-    #[arg(long)]
-    pub event_time_rate: Option<u64>,
+    /// The generated events (ignored with --file).
+    #[command(flatten)]
+    pub events: GenerateArgs,
     /// Send the lines of this JSONL file instead of generated events (invalid lines too, as they are).
     #[arg(long)]
     pub file: Option<PathBuf>,
@@ -60,7 +48,7 @@ pub fn produce(args: &ProduceArgs) -> Result<u64, String> {
         ..KafkaConfig::default()
     };
     let topic = KafkaTopic::open(&kafka, &args.topic)?;
-    let total = if args.file.is_some() || args.count == 0 { None } else { Some(args.count) };
+    let total = if args.file.is_some() || args.events.count == 0 { None } else { Some(args.events.count) };
     let bar = if std::io::stderr().is_terminal() {
         let bar = total.map_or_else(ProgressBar::new_spinner, ProgressBar::new);
         bar.set_style(
@@ -74,8 +62,8 @@ pub fn produce(args: &ProduceArgs) -> Result<u64, String> {
     let started = Instant::now();
     let mut sent = 0u64;
     let pace = |sent: u64| {
-        if args.rate > 0 {
-            let due = Duration::from_secs_f64(sent as f64 / args.rate as f64);
+        if args.events.rate > 0 {
+            let due = Duration::from_secs_f64(sent as f64 / args.events.rate as f64);
             if let Some(wait) = due.checked_sub(started.elapsed()) {
                 std::thread::sleep(wait);
             }
@@ -102,17 +90,7 @@ pub fn produce(args: &ProduceArgs) -> Result<u64, String> {
             }
         }
         None => {
-            let config = GeneratorConfig {
-                count: args.count,
-                rate: args.rate,
-                seed: args.seed,
-                partitions: 1,
-                start_ms: args.start_ms,
-                event_time_rate: args.event_time_rate,
-                ..GeneratorConfig::default()
-            };
-            let mut generator =
-                Generator::new(&config, args.start_ms.unwrap_or_else(crate::sinks::wall_clock_ms), 0, 1);
+            let mut generator = args.events.generator();
             while let Some(event) = generator.next_event() {
                 line.clear();
                 serde_json::to_writer(&mut line, &event).map_err(|e| e.to_string())?;

@@ -102,86 +102,71 @@ fn close_all(outputs: &mut [Output]) -> Result<(), String> {
     Ok(())
 }
 
-/// The metrics sinks of a run.
-pub struct MetricsWriter {
+/// Encodes a batch of records for the outputs.
+type Encoder<D> = Box<dyn Fn(&[D]) -> Vec<Encoded> + Send>;
+
+/// Writes records of one kind (metrics records, dead letters) to their configured outputs.
+pub struct RecordWriter<D> {
+    what: &'static str,
     outputs: Vec<Output>,
-    aggregations: Arc<Vec<AggregationConfig>>,
+    encode: Encoder<D>,
+    written: fn(&Counters) -> &std::sync::atomic::AtomicU64,
     control: Arc<RunControl>,
-    readable: bool,
 }
 
-impl MetricsWriter {
-    /// Opens the configured metrics sinks.
-    pub fn open(config: &Config, control: Arc<RunControl>) -> Result<MetricsWriter, String> {
-        let outputs = open_outputs(&config.sinks.metrics, config)?;
-        let readable = outputs.iter().any(|o| matches!(o, Output::Console { json: false, .. }));
-        Ok(MetricsWriter { outputs, aggregations: Arc::new(config.aggregations.clone()), control, readable })
+impl<D> BatchWriter<D> for RecordWriter<D> {
+    fn write_batch(&mut self, batch: &[D]) {
+        match write_all(&mut self.outputs, &(self.encode)(batch)) {
+            Ok(()) => Counters::add((self.written)(&self.control.counters), batch.len() as u64),
+            Err(e) => self.control.fail(format!("{} sink: {e}", self.what)),
+        }
+    }
+    fn close(&mut self) {
+        if let Err(e) = close_all(&mut self.outputs) {
+            self.control.fail(format!("{} sink: {e}", self.what));
+        }
     }
 }
 
-impl BatchWriter<WindowRecord> for MetricsWriter {
-    fn write_batch(&mut self, batch: &[WindowRecord]) {
+/// Opens the configured metrics sinks.
+pub fn metrics_writer(config: &Config, control: Arc<RunControl>) -> Result<RecordWriter<WindowRecord>, String> {
+    let outputs = open_outputs(&config.sinks.metrics, config)?;
+    let readable = outputs.iter().any(|o| matches!(o, Output::Console { json: false, .. }));
+    let aggregations = config.aggregations.clone();
+    let encode = move |batch: &[WindowRecord]| {
         let emitted_at = wall_clock_ms();
-        let encoded: Vec<Encoded> = batch
+        batch
             .iter()
             .map(|r| {
-                let aggregation = &self.aggregations[usize::from(r.0.aggregation)];
+                let aggregation = &aggregations[usize::from(r.0.aggregation)];
                 Encoded {
                     json: encode_metric(r, aggregation, emitted_at),
                     key: Some(metric_key(r, aggregation)),
                     aggregation: Some(r.0.aggregation),
-                    readable: self.readable.then(|| describe_metric(r, aggregation)),
+                    readable: readable.then(|| describe_metric(r, aggregation)),
                 }
             })
-            .collect();
-        match write_all(&mut self.outputs, &encoded) {
-            Ok(()) => Counters::add(&self.control.counters.metrics_records, batch.len() as u64),
-            Err(e) => self.control.fail(format!("metrics sink: {e}")),
-        }
-    }
-    fn close(&mut self) {
-        if let Err(e) = close_all(&mut self.outputs) {
-            self.control.fail(format!("metrics sink: {e}"));
-        }
-    }
+            .collect()
+    };
+    Ok(RecordWriter { what: "metrics", outputs, encode: Box::new(encode), written: |c| &c.metrics_records, control })
 }
 
-/// The dead-letter sink of a run.
-pub struct DeadLetterWriter {
-    outputs: Vec<Output>,
-    aggregations: Arc<Vec<AggregationConfig>>,
-    control: Arc<RunControl>,
-}
-
-impl DeadLetterWriter {
-    /// Opens the configured dead-letter sink.
-    pub fn open(config: &Config, control: Arc<RunControl>) -> Result<DeadLetterWriter, String> {
-        let outputs = open_outputs(std::slice::from_ref(&config.sinks.dead_letter), config)?;
-        Ok(DeadLetterWriter { outputs, aggregations: Arc::new(config.aggregations.clone()), control })
-    }
-}
-
-impl BatchWriter<DeadLetter> for DeadLetterWriter {
-    fn write_batch(&mut self, batch: &[DeadLetter]) {
-        let encoded: Vec<Encoded> = batch
+/// Opens the configured dead-letter sink.
+pub fn dead_letter_writer(config: &Config, control: Arc<RunControl>) -> Result<RecordWriter<DeadLetter>, String> {
+    let outputs = open_outputs(std::slice::from_ref(&config.sinks.dead_letter), config)?;
+    let aggregations = config.aggregations.clone();
+    let encode = move |batch: &[DeadLetter]| {
+        batch
             .iter()
             .map(|d| Encoded {
-                json: encode_dead_letter(d, &self.aggregations),
+                json: encode_dead_letter(d, &aggregations),
                 key: Some(format!("{}|{}", d.position.partition, d.position.offset)),
                 aggregation: None,
                 readable: None,
             })
-            .collect();
-        match write_all(&mut self.outputs, &encoded) {
-            Ok(()) => Counters::add(&self.control.counters.dead_letters, batch.len() as u64),
-            Err(e) => self.control.fail(format!("dead-letter sink: {e}")),
-        }
-    }
-    fn close(&mut self) {
-        if let Err(e) = close_all(&mut self.outputs) {
-            self.control.fail(format!("dead-letter sink: {e}"));
-        }
-    }
+            .collect()
+    };
+    Ok(RecordWriter { what: "dead-letter", outputs, encode: Box::new(encode), written: |c| &c.dead_letters, control })
 }
 
 /// A writer that only counts (what `rtsa bench` uses, so that it measures the engine).
