@@ -17,6 +17,10 @@ pub struct Counters {
     pub metrics_records: AtomicU64,
     /// Dead-letter records written.
     pub dead_letters: AtomicU64,
+    /// Alerts emitted (after deduplication).
+    pub alerts: AtomicU64,
+    /// Alerts a channel could not deliver (queue full, or delivery failed for good).
+    pub alerts_undelivered: AtomicU64,
 }
 
 impl Counters {

@@ -5,12 +5,14 @@
 //! and written as metrics records; invalid and late inputs go to a dead-letter sink. See
 //! `docs/architecture.md` for the design and its reasons.
 
+pub mod alerts;
 pub mod bench;
 pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod control;
 pub mod dataflows;
+pub mod detect;
 pub mod event;
 pub mod kafka;
 pub mod operators;

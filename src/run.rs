@@ -2,12 +2,13 @@
 //! hostfile), partition ownership (`partition % peers == worker`), sinks opened once on the
 //! worker that writes them, and the worker loop.
 
+use crate::alerts::Alert;
 use crate::config::Config;
 use crate::control::RunControl;
 use crate::dataflows::metrics::{self, PipelineIo};
 use crate::operators::batch_sink::BatchWriter;
 use crate::record::{DeadLetter, WindowRecord};
-use crate::sinks::{CountingWriter, dead_letter_writer, metrics_writer};
+use crate::sinks::{CountingWriter, alert_writer, dead_letter_writer, metrics_writer};
 use crate::sources::memory::{MemoryLines, MemoryPartition};
 use crate::sources::{self, Partition, SourceKind};
 use std::path::PathBuf;
@@ -77,7 +78,32 @@ pub struct RunSummary {
     pub elapsed: Duration,
 }
 
-type Writers = (Box<dyn BatchWriter<WindowRecord> + Send>, Box<dyn BatchWriter<DeadLetter> + Send>);
+/// The sinks of a run, opened before the workers start and handed to worker 0.
+struct Writers {
+    metrics: Box<dyn BatchWriter<WindowRecord> + Send>,
+    dead_letters: Box<dyn BatchWriter<DeadLetter> + Send>,
+    alerts: Box<dyn BatchWriter<Alert> + Send>,
+}
+
+impl Writers {
+    /// Writers that only count (benchmarks, and workers that receive nothing).
+    fn counting(control: &Arc<RunControl>) -> Writers {
+        Writers {
+            metrics: Box::new(CountingWriter::new(control.clone(), |c| &c.metrics_records)),
+            dead_letters: Box::new(CountingWriter::new(control.clone(), |c| &c.dead_letters)),
+            alerts: Box::new(CountingWriter::new(control.clone(), |c| &c.alerts)),
+        }
+    }
+
+    /// The configured sinks.
+    fn open(config: &Config, control: &Arc<RunControl>) -> Result<Writers, String> {
+        Ok(Writers {
+            metrics: Box::new(metrics_writer(config, control.clone())?),
+            dead_letters: Box::new(dead_letter_writer(config, control.clone())?),
+            alerts: Box::new(alert_writer(config, control.clone())?),
+        })
+    }
+}
 
 /// Runs the metrics pipeline to completion (end of a bounded input, or a stop request).
 pub fn run(
@@ -92,14 +118,9 @@ pub fn run(
     let writers: Option<Writers> = if !writes_here {
         None
     } else if output == Output::Count {
-        Some((
-            Box::new(CountingWriter::new(control.clone(), false)),
-            Box::new(CountingWriter::new(control.clone(), true)),
-        ))
+        Some(Writers::counting(&control))
     } else {
-        let metrics = metrics_writer(&config, control.clone()).map_err(RunError::Runtime)?;
-        let dead = dead_letter_writer(&config, control.clone()).map_err(RunError::Runtime)?;
-        Some((Box::new(metrics), Box::new(dead)))
+        Some(Writers::open(&config, &control).map_err(RunError::Runtime)?)
     };
     let writers = Arc::new(Mutex::new(writers));
     let (kind, partition_count) = match &input {
@@ -126,15 +147,14 @@ pub fn run(
                 .collect(),
         };
         let taken = if index == 0 { writers.lock().ok().and_then(|mut w| w.take()) } else { None };
-        let (metrics_writer, dead_writer): (Box<dyn BatchWriter<WindowRecord>>, Box<dyn BatchWriter<DeadLetter>>) =
-            match taken {
-                Some((m, d)) => (m, d),
-                None => (
-                    Box::new(CountingWriter::new(worker_control.clone(), false)),
-                    Box::new(CountingWriter::new(worker_control.clone(), true)),
-                ),
-            };
-        let io = PipelineIo { kind, partitions, metrics: metrics_writer, dead_letters: dead_writer };
+        let writers = taken.unwrap_or_else(|| Writers::counting(&worker_control));
+        let io = PipelineIo {
+            kind,
+            partitions,
+            metrics: writers.metrics,
+            dead_letters: writers.dead_letters,
+            alerts: writers.alerts,
+        };
         let control = worker_control.clone();
         worker.dataflow::<u64, _, _>(|scope| metrics::build(scope, &config, io, control));
         while worker.step_or_park(Some(Duration::from_millis(50))) {}

@@ -4,8 +4,8 @@
 //! user sees all of them at once instead of fixing one per run.
 
 use super::{
-    AggregationConfig, Config, EngineConfig, GeneratorConfig, KafkaConfig, SinkConfig, SinksConfig, SourceConfig,
-    WatermarkConfig, WindowConfig,
+    AggregationConfig, AlertsConfig, AnomalyConfig, Config, EngineConfig, GeneratorConfig, GroupBy, KafkaConfig,
+    Levels, SinkConfig, SinksConfig, SourceConfig, WatermarkConfig, WindowConfig,
 };
 use serde::de::DeserializeOwned;
 use serde_yaml_ng::{Mapping, Value};
@@ -48,7 +48,8 @@ pub fn load_str(text: &str, env: impl IntoIterator<Item = (String, String)>) -> 
         return Err(ConfigErrors(vec!["config: the top level must be a mapping of sections".to_owned()]));
     };
 
-    const SECTIONS: [&str; 6] = ["source", "kafka", "watermark", "engine", "aggregations", "sinks"];
+    const SECTIONS: [&str; 8] =
+        ["source", "kafka", "watermark", "engine", "aggregations", "sinks", "anomalies", "alerts"];
     for key in map.keys() {
         let name = key.as_str().unwrap_or("?");
         if !SECTIONS.contains(&name) {
@@ -63,7 +64,9 @@ pub fn load_str(text: &str, env: impl IntoIterator<Item = (String, String)>) -> 
     let aggregations: Vec<AggregationConfig> = list_section(&map, "aggregations", &mut errors);
     let sinks = sinks_section(&map, &mut errors);
 
-    let config = Config { source, kafka, watermark, engine, aggregations, sinks };
+    let anomalies: Vec<AnomalyConfig> = list_section(&map, "anomalies", &mut errors);
+    let alerts: AlertsConfig = section(&map, "alerts", &mut errors).unwrap_or_default();
+    let config = Config { source, kafka, watermark, engine, aggregations, sinks, anomalies, alerts };
     validate(&config, &mut errors);
     if errors.is_empty() { Ok(config) } else { Err(ConfigErrors(errors)) }
 }
@@ -206,6 +209,135 @@ fn set_path(node: &mut Value, segments: &[String], value: Value) -> Result<(), S
     }
 }
 
+/// Metric names a window rule may watch.
+pub const METRICS: [&str; 17] = [
+    "count",
+    "error_count",
+    "error_rate",
+    "unique_users",
+    "latency_ms.count",
+    "latency_ms.min",
+    "latency_ms.max",
+    "latency_ms.mean",
+    "latency_ms.p50",
+    "latency_ms.p90",
+    "latency_ms.p95",
+    "latency_ms.p99",
+    "value.count",
+    "value.sum",
+    "value.mean",
+    "value.min",
+    "value.max",
+];
+
+fn validate_alerts(config: &Config, errors: &mut Vec<String>) {
+    let aggregation_exists = |name: &str| config.aggregations.iter().any(|a| a.name == name);
+    let mut names = HashSet::new();
+    let levels_ok = |path: &str, levels: &Levels, errors: &mut Vec<String>| {
+        if levels.is_empty() {
+            errors.push(format!("{path}.levels: set at least one of critical, high, medium, low"));
+        }
+    };
+    for (i, rule) in config.anomalies.iter().enumerate() {
+        let path = format!("anomalies[{i}]");
+        if rule.name().trim().is_empty() {
+            errors.push(format!("{path}.name: must not be empty"));
+        } else if !names.insert(rule.name()) {
+            errors.push(format!("{path}.name: {:?} is used by an earlier rule", rule.name()));
+        }
+        let window_rule = |aggregation: &str, metric: &str, errors: &mut Vec<String>| {
+            if !aggregation_exists(aggregation) {
+                errors.push(format!("{path}.aggregation: no aggregation is named {aggregation:?}"));
+            }
+            if !METRICS.contains(&metric) {
+                errors.push(format!("{path}.metric: {metric:?} is not one of {}", METRICS.join(", ")));
+            }
+        };
+        match rule {
+            AnomalyConfig::Threshold(r) => {
+                window_rule(&r.aggregation, &r.metric, errors);
+                levels_ok(&path, &r.levels, errors);
+            }
+            AnomalyConfig::Zscore(r) => {
+                window_rule(&r.aggregation, &r.metric, errors);
+                levels_ok(&path, &r.levels, errors);
+                if r.history == 0 || r.min_history == 0 || r.min_history > r.history {
+                    errors.push(format!("{path}.min_history: must be between 1 and history ({})", r.history));
+                }
+            }
+            AnomalyConfig::Pattern(r) => {
+                if r.steps.is_empty() {
+                    errors.push(format!("{path}.steps: at least one step is needed"));
+                }
+                if !matches!(r.group_by, GroupBy::UserId | GroupBy::SessionId) {
+                    errors.push(format!("{path}.group_by: must be user_id or session_id"));
+                }
+                for (j, step) in r.steps.iter().enumerate() {
+                    if step.repeat == 0 {
+                        errors.push(format!("{path}.steps[{j}].repeat: must be at least 1"));
+                    }
+                }
+                if r.within.0 == 0 {
+                    errors.push(format!("{path}.within: must be above 0"));
+                }
+            }
+            AnomalyConfig::RareSequence(r) => {
+                if !(r.max_probability > 0.0 && r.max_probability < 1.0) {
+                    errors.push(format!("{path}.max_probability: must be between 0 and 1"));
+                }
+            }
+            AnomalyConfig::Event(r) => match r.metric.as_deref() {
+                Some("latency_ms") | Some("value") => levels_ok(&path, &r.levels, errors),
+                Some(other) => errors.push(format!("{path}.metric: {other:?} is not latency_ms or value")),
+                None if r.event_type.is_none() && r.status.is_none() => {
+                    errors.push(format!("{path}: set a metric with levels, or event_type and/or status to match"))
+                }
+                None => {}
+            },
+        }
+    }
+    let alerts = &config.alerts;
+    if let Some(name) = &alerts.aggregation
+        && !aggregation_exists(name)
+    {
+        errors.push(format!("alerts.aggregation: no aggregation is named {name:?}"));
+    }
+    if (alerts.conditions.is_some() || !alerts.severity_levels.is_empty()) && alerts.aggregation.is_none() {
+        let tumbling = config.aggregations.iter().any(|a| matches!(a.window, WindowConfig::Tumbling { .. }));
+        if !tumbling {
+            errors.push(
+                "alerts.aggregation: name the aggregation the conditions watch (there is no tumbling one)".to_owned(),
+            );
+        }
+    }
+    if !METRICS.contains(&alerts.latency_metric.as_str()) {
+        errors.push(format!("alerts.latency_metric: {:?} is not a metric", alerts.latency_metric));
+    }
+    for (i, route) in alerts.routes.iter().enumerate() {
+        if route.channels.is_empty() {
+            errors.push(format!("alerts.routes[{i}].channels: name at least one channel"));
+        }
+        for channel in &route.channels {
+            if !config.sinks.alerts.iter().any(|s| s.kind_name() == channel) {
+                errors.push(format!("alerts.routes[{i}].channels: no alert sink of kind {channel:?}"));
+            }
+        }
+        for kind in &route.kind {
+            if !["threshold", "zscore", "pattern", "rare_sequence", "event"].contains(&kind.as_str()) {
+                errors.push(format!("alerts.routes[{i}].kind: {kind:?} is not a detector kind"));
+            }
+        }
+    }
+    for (i, sink) in config.sinks.metrics.iter().enumerate() {
+        if matches!(sink, SinkConfig::Redis(_) | SinkConfig::Webhook(_)) {
+            errors.push(format!("sinks.metrics[{i}]: {} sinks take alerts only", sink.kind_name()));
+        }
+    }
+    if matches!(config.sinks.dead_letter, SinkConfig::Redis(_) | SinkConfig::Webhook(_)) {
+        errors.push("sinks.dead_letter: must be jsonl, console or kafka".to_owned());
+    }
+}
+
 /// Checks what serde cannot: relations between fields and limits.
 fn validate(config: &Config, errors: &mut Vec<String>) {
     let epoch = config.watermark.epoch.0;
@@ -299,6 +431,7 @@ fn validate(config: &Config, errors: &mut Vec<String>) {
             }
         }
     }
+    validate_alerts(config, errors);
     let mut paths = HashSet::new();
     let sinks = &config.sinks;
     let all = sinks

@@ -3,11 +3,16 @@
 //! Loading, environment overrides and validation (every problem at once, with its key path) live
 //! in [`load`]; the embedded default pipeline of `rtsa run` without `--config` is [`Config::embedded_default`].
 
+mod anomalies;
 mod duration;
 mod load;
 
+pub use anomalies::{
+    AlertsConfig, AnomalyConfig, Direction, EventRule, Levels, PatternRule, PatternStep, RareSequenceRule, RouteConfig,
+    SeedConditions, SeedLevels, Severity, ThresholdRule, ZscoreRule,
+};
 pub use duration::Millis;
-pub use load::{ConfigErrors, load_file, load_str};
+pub use load::{ConfigErrors, METRICS, load_file, load_str};
 
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -28,6 +33,10 @@ pub struct Config {
     pub aggregations: Vec<AggregationConfig>,
     /// Where metrics, alerts and dead letters go.
     pub sinks: SinksConfig,
+    /// Detector rules.
+    pub anomalies: Vec<AnomalyConfig>,
+    /// Alert conditions of the seed's shape, routes and the default cooldown.
+    pub alerts: AlertsConfig,
 }
 
 /// Where events come from (`source.kind`).
@@ -453,6 +462,99 @@ pub enum SinkConfig {
     Console(ConsoleSinkConfig),
     /// Produces one message per record to a Kafka topic.
     Kafka(KafkaSinkConfig),
+    /// Alerts only: `XADD` to a capped stream and `PUBLISH` on a channel.
+    Redis(RedisSinkConfig),
+    /// Alerts only: HTTP POST of each alert's JSON.
+    Webhook(WebhookSinkConfig),
+}
+
+/// `kind: redis` (alert sinks).
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct RedisSinkConfig {
+    /// `redis://host:port[/db]`; default: `$RTSA_REDIS_URL`, else `redis://127.0.0.1:6379`.
+    #[serde(default)]
+    pub url: Option<String>,
+    /// Stream alerts are appended to.
+    #[serde(default = "default_redis_stream")]
+    pub stream: String,
+    /// Pub/sub channel alerts are published on.
+    #[serde(default = "default_redis_stream")]
+    pub channel: String,
+    /// Approximate cap of the stream's length.
+    #[serde(default = "default_redis_maxlen")]
+    pub maxlen: u64,
+    /// How long an alert id is remembered, so that a replay does not add it again.
+    #[serde(default = "default_redis_dedup_ttl")]
+    pub dedup_ttl: Millis,
+    /// Environment variable holding the password, if any.
+    #[serde(default)]
+    pub password_env: Option<String>,
+    /// Alerts waiting for delivery before new ones are dropped (and counted).
+    #[serde(default = "default_channel_queue")]
+    pub queue: usize,
+}
+
+/// `kind: webhook` (alert sinks).
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookSinkConfig {
+    /// The URL alerts are POSTed to.
+    pub url: String,
+    /// Timeout of one attempt.
+    #[serde(default = "default_webhook_timeout")]
+    pub timeout: Millis,
+    /// Attempts after the first one, with exponential backoff.
+    #[serde(default = "default_webhook_retries")]
+    pub retries: u32,
+    /// Wait before the first retry (doubled for each next one, at most 30 s).
+    #[serde(default = "default_webhook_backoff")]
+    pub backoff: Millis,
+    /// Environment variable holding the HMAC-SHA256 secret; each request then carries
+    /// `X-Rtsa-Signature: sha256=<hex of HMAC(body)>`.
+    #[serde(default)]
+    pub secret_env: Option<String>,
+    /// File holding the secret (instead of `secret_env`).
+    #[serde(default)]
+    pub secret_file: Option<PathBuf>,
+    /// Alerts waiting for delivery before new ones are dropped (and counted).
+    #[serde(default = "default_channel_queue")]
+    pub queue: usize,
+}
+
+fn default_redis_stream() -> String {
+    "rtsa:alerts".to_owned()
+}
+fn default_redis_maxlen() -> u64 {
+    100_000
+}
+fn default_redis_dedup_ttl() -> Millis {
+    Millis(86_400_000)
+}
+fn default_channel_queue() -> usize {
+    10_000
+}
+fn default_webhook_timeout() -> Millis {
+    Millis(5_000)
+}
+fn default_webhook_retries() -> u32 {
+    5
+}
+fn default_webhook_backoff() -> Millis {
+    Millis(200)
+}
+
+impl SinkConfig {
+    /// The sink's kind, as routes name channels.
+    pub fn kind_name(&self) -> &'static str {
+        match self {
+            SinkConfig::Jsonl(_) => "jsonl",
+            SinkConfig::Console(_) => "console",
+            SinkConfig::Kafka(_) => "kafka",
+            SinkConfig::Redis(_) => "redis",
+            SinkConfig::Webhook(_) => "webhook",
+        }
+    }
 }
 
 /// `kind: kafka`.
@@ -489,6 +591,8 @@ impl fmt::Display for SinkConfig {
         match self {
             SinkConfig::Jsonl(c) => write!(f, "jsonl {}", c.path.display()),
             SinkConfig::Kafka(c) => write!(f, "kafka topic {}", c.topic),
+            SinkConfig::Redis(c) => write!(f, "redis stream {} and channel {}", c.stream, c.channel),
+            SinkConfig::Webhook(c) => write!(f, "webhook {}", c.url),
             SinkConfig::Console(c) => {
                 write!(f, "console{}", if c.json { " (json)" } else { "" })?;
                 if !c.aggregations.is_empty() {
@@ -530,8 +634,16 @@ impl Config {
                     }),
                     jsonl("metrics.jsonl"),
                 ],
-                alerts: vec![jsonl("alerts.jsonl")],
+                alerts: vec![SinkConfig::Console(ConsoleSinkConfig::default()), jsonl("alerts.jsonl")],
                 dead_letter: jsonl("dead_letter.jsonl"),
+            },
+            anomalies: Vec::new(),
+            alerts: AlertsConfig {
+                conditions: Some(SeedConditions { error_rate_threshold: Some(5.0), latency_threshold: Some(2_000.0) }),
+                severity_levels: [(Severity::Critical, SeedLevels { error_rate: Some(20.0), latency: Some(5_000.0) })]
+                    .into_iter()
+                    .collect(),
+                ..AlertsConfig::default()
             },
         }
     }

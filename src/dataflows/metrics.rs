@@ -1,11 +1,17 @@
 //! The metrics pipeline: source → (fixed-window partials → differential window results,
 //! session windows) → metrics sinks; invalid and late inputs → dead-letter sink.
 
+use crate::alerts::Alert;
 use crate::config::Config;
 use crate::control::RunControl;
+use crate::operators::alert_dedup::DedupAlerts;
 use crate::operators::batch_sink::{BatchSink, BatchWriter};
+use crate::operators::event_alerts::EventAlerts;
 use crate::operators::event_source::{EventSourceSpec, event_source};
+use crate::operators::pattern_alerts::PatternAlerts;
+use crate::operators::rare_sequences::RareSequenceAlerts;
 use crate::operators::session_windows::SessionWindows;
+use crate::operators::window_alerts::WindowAlerts;
 use crate::operators::window_partials::WindowPartials;
 use crate::operators::window_results::WindowResults;
 use crate::record::{DeadLetter, WindowRecord};
@@ -26,6 +32,8 @@ pub struct PipelineIo {
     pub metrics: Box<dyn BatchWriter<WindowRecord>>,
     /// Dead-letter sink (only worker 0's receives records).
     pub dead_letters: Box<dyn BatchWriter<DeadLetter>>,
+    /// Alert channels (only worker 0's receives alerts).
+    pub alerts: Box<dyn BatchWriter<Alert>>,
 }
 
 /// Builds the metrics pipeline of one worker.
@@ -44,7 +52,21 @@ pub fn build(scope: Scope<'_, u64>, config: &Config, io: PipelineIo, control: Ar
     };
     let (events, dead_letters) = event_source(scope, spec);
     let fixed = events.clone().window_partials(&plans).window_results();
-    let sessions = events.session_windows(&plans, config.watermark.epoch.0);
-    fixed.concat(sessions).probe_with(&sinks_probe).batch_sink("MetricsSink", io.metrics);
+    let sessions = events.clone().session_windows(&plans, config.watermark.epoch.0);
+    let records = fixed.concat(sessions).probe_with(&sinks_probe);
+    let rules = Arc::new(crate::detect::rules::compile(config));
+    if !rules.is_empty() {
+        let epoch = config.watermark.epoch.0;
+        let aggregations = Arc::new(config.aggregations.clone());
+        let ordered = records
+            .clone()
+            .window_alerts(rules.clone(), aggregations)
+            .concat(events.clone().pattern_alerts(rules.clone(), epoch))
+            .concat(events.clone().rare_sequence_alerts(rules.clone(), epoch))
+            .dedup_alerts(rules.clone());
+        let immediate = events.event_alerts(rules);
+        ordered.concat(immediate).immediate_sink("AlertSink", io.alerts);
+    }
+    records.batch_sink("MetricsSink", io.metrics);
     dead_letters.probe_with(&sinks_probe).batch_sink("DeadLetterSink", io.dead_letters);
 }

@@ -20,6 +20,10 @@ pub trait BatchWriter<D> {
 pub trait BatchSink<D> {
     /// Writes the stream's records with `writer` on worker 0.
     fn batch_sink(self, name: &str, writer: Box<dyn BatchWriter<D>>);
+    /// Writes the stream's records with `writer` on worker 0 as soon as they arrive (sorted
+    /// within each arrival), without waiting for the frontier: for alerts, which must leave at
+    /// once and carry their own idempotency key.
+    fn immediate_sink(self, name: &str, writer: Box<dyn BatchWriter<D>>);
 }
 
 impl<D: ExchangeData + Ord> BatchSink<D> for StreamVec<'_, u64, D> {
@@ -41,6 +45,27 @@ impl<D: ExchangeData + Ord> BatchSink<D> for StreamVec<'_, u64, D> {
                 let mut batch = entry.remove();
                 batch.sort_unstable();
                 writer.write_batch(&batch);
+            }
+            if frontier.is_empty() && !closed {
+                closed = true;
+                writer.close();
+            }
+        });
+    }
+
+    fn immediate_sink(self, name: &str, mut writer: Box<dyn BatchWriter<D>>) {
+        let mut closed = false;
+        let mut batch = Vec::new();
+        self.sink(Exchange::new(|_: &D| 0), name, move |(input, frontier)| {
+            input.for_each_stamp(|_cap, batches| {
+                for b in batches {
+                    batch.append(b);
+                }
+            });
+            if !batch.is_empty() {
+                batch.sort_unstable();
+                writer.write_batch(&batch);
+                batch.clear();
             }
             if frontier.is_empty() && !closed {
                 closed = true;

@@ -4,7 +4,12 @@
 pub mod console;
 pub mod jsonl;
 pub mod kafka;
+pub mod queued;
+pub mod redis;
+pub mod webhook;
 
+use crate::alerts::route::Router;
+use crate::alerts::{Alert, describe_alert, encode_alert};
 use crate::config::{AggregationConfig, Config, SinkConfig};
 use crate::control::{Counters, RunControl};
 use crate::operators::batch_sink::BatchWriter;
@@ -27,25 +32,71 @@ enum Output {
         only: Option<Vec<u16>>,
     },
     Kafka(kafka::KafkaTopic),
+    /// Redis or a webhook, delivering from a bounded queue on its own thread.
+    Queued(queued::QueuedChannel),
 }
 
-fn open_outputs(sinks: &[SinkConfig], config: &Config) -> Result<Vec<Output>, String> {
+/// Channel kinds in the order of the bits of `Encoded::channels`.
+const CHANNEL_KINDS: [&str; 5] = ["jsonl", "console", "kafka", "redis", "webhook"];
+
+fn channel_bit(kind: &str) -> u8 {
+    1 << CHANNEL_KINDS.iter().position(|k| *k == kind).unwrap_or(0)
+}
+
+fn open_outputs(
+    sinks: &[SinkConfig],
+    config: &Config,
+    undelivered: &Arc<std::sync::atomic::AtomicU64>,
+) -> Result<Vec<(u8, Output)>, String> {
     sinks
         .iter()
-        .map(|sink| match sink {
-            SinkConfig::Jsonl(j) => JsonlFile::open(&j.path)
-                .map(Output::Jsonl)
-                .map_err(|e| format!("cannot open {} for writing: {e}", j.path.display())),
-            SinkConfig::Console(c) => {
-                let only = (!c.aggregations.is_empty()).then(|| {
-                    let wanted = |a: &AggregationConfig| c.aggregations.contains(&a.name);
-                    (0..config.aggregations.len() as u16)
-                        .filter(|i| wanted(&config.aggregations[usize::from(*i)]))
-                        .collect()
-                });
-                Ok(Output::Console { json: c.json, only })
+        .map(|sink| {
+            match sink {
+                SinkConfig::Jsonl(j) => JsonlFile::open(&j.path)
+                    .map(Output::Jsonl)
+                    .map_err(|e| format!("cannot open {} for writing: {e}", j.path.display())),
+                SinkConfig::Console(c) => {
+                    let only = (!c.aggregations.is_empty()).then(|| {
+                        let wanted = |a: &AggregationConfig| c.aggregations.contains(&a.name);
+                        (0..config.aggregations.len() as u16)
+                            .filter(|i| wanted(&config.aggregations[usize::from(*i)]))
+                            .collect()
+                    });
+                    Ok(Output::Console { json: c.json, only })
+                }
+                SinkConfig::Kafka(k) => kafka::KafkaTopic::open(&config.kafka, &k.topic).map(Output::Kafka),
+                SinkConfig::Redis(r) => {
+                    let channel = redis::RedisChannel::open(r)?;
+                    let retry = queued::Retry {
+                        retries: u32::MAX,
+                        backoff: std::time::Duration::from_millis(100),
+                        max_backoff: std::time::Duration::from_secs(30),
+                    };
+                    Ok(Output::Queued(queued::QueuedChannel::start(
+                        "redis".into(),
+                        r.queue,
+                        retry,
+                        channel,
+                        undelivered.clone(),
+                    )))
+                }
+                SinkConfig::Webhook(w) => {
+                    let channel = webhook::WebhookChannel::open(w)?;
+                    let retry = queued::Retry {
+                        retries: w.retries,
+                        backoff: w.backoff.as_duration(),
+                        max_backoff: std::time::Duration::from_secs(30),
+                    };
+                    Ok(Output::Queued(queued::QueuedChannel::start(
+                        "webhook".into(),
+                        w.queue,
+                        retry,
+                        channel,
+                        undelivered.clone(),
+                    )))
+                }
             }
-            SinkConfig::Kafka(k) => kafka::KafkaTopic::open(&config.kafka, &k.topic).map(Output::Kafka),
+            .map(|output| (channel_bit(sink.kind_name()), output))
         })
         .collect()
 }
@@ -56,10 +107,14 @@ struct Encoded {
     key: Option<String>,
     aggregation: Option<u16>,
     readable: Option<String>,
+    /// Bits of the channel kinds it goes to (see `CHANNEL_KINDS`).
+    channels: u8,
 }
 
-fn write_all(outputs: &mut [Output], records: &[Encoded]) -> Result<(), String> {
-    for output in outputs {
+fn write_all(outputs: &mut [(u8, Output)], records: &[Encoded]) -> Result<(), String> {
+    for (bit, output) in outputs {
+        let routed: Vec<&Encoded> = records.iter().filter(|r| r.channels & *bit != 0).collect();
+        let records = routed.as_slice();
         match output {
             Output::Jsonl(file) => {
                 let path = file.path().display().to_string();
@@ -70,7 +125,7 @@ fn write_all(outputs: &mut [Output], records: &[Encoded]) -> Result<(), String> 
                 file.flush().map_err(io)?;
             }
             Output::Console { json, only } => {
-                let shown = |r: &&Encoded| match (only.as_ref(), r.aggregation) {
+                let shown = |r: &&&Encoded| match (only.as_ref(), r.aggregation) {
                     (Some(only), Some(a)) => only.contains(&a),
                     _ => true,
                 };
@@ -86,17 +141,23 @@ fn write_all(outputs: &mut [Output], records: &[Encoded]) -> Result<(), String> 
                 }
                 topic.poll()?;
             }
+            Output::Queued(channel) => {
+                for record in records {
+                    channel.offer(record.key.as_deref().unwrap_or(""), &record.json);
+                }
+            }
         }
     }
     Ok(())
 }
 
-fn close_all(outputs: &mut [Output]) -> Result<(), String> {
-    for output in outputs {
+fn close_all(outputs: &mut [(u8, Output)]) -> Result<(), String> {
+    for (_, output) in outputs {
         match output {
             Output::Jsonl(file) => file.flush().map_err(|e| format!("{}: {e}", file.path().display()))?,
             Output::Console { .. } => {}
             Output::Kafka(topic) => topic.flush()?,
+            Output::Queued(channel) => channel.close(),
         }
     }
     Ok(())
@@ -108,7 +169,7 @@ type Encoder<D> = Box<dyn Fn(&[D]) -> Vec<Encoded> + Send>;
 /// Writes records of one kind (metrics records, dead letters) to their configured outputs.
 pub struct RecordWriter<D> {
     what: &'static str,
-    outputs: Vec<Output>,
+    outputs: Vec<(u8, Output)>,
     encode: Encoder<D>,
     written: fn(&Counters) -> &std::sync::atomic::AtomicU64,
     control: Arc<RunControl>,
@@ -130,8 +191,8 @@ impl<D> BatchWriter<D> for RecordWriter<D> {
 
 /// Opens the configured metrics sinks.
 pub fn metrics_writer(config: &Config, control: Arc<RunControl>) -> Result<RecordWriter<WindowRecord>, String> {
-    let outputs = open_outputs(&config.sinks.metrics, config)?;
-    let readable = outputs.iter().any(|o| matches!(o, Output::Console { json: false, .. }));
+    let outputs = open_outputs(&config.sinks.metrics, config, &Arc::default())?;
+    let readable = outputs.iter().any(|(_, o)| matches!(o, Output::Console { json: false, .. }));
     let aggregations = config.aggregations.clone();
     let encode = move |batch: &[WindowRecord]| {
         let emitted_at = wall_clock_ms();
@@ -144,6 +205,7 @@ pub fn metrics_writer(config: &Config, control: Arc<RunControl>) -> Result<Recor
                     key: Some(metric_key(r, aggregation)),
                     aggregation: Some(r.0.aggregation),
                     readable: readable.then(|| describe_metric(r, aggregation)),
+                    channels: u8::MAX,
                 }
             })
             .collect()
@@ -153,7 +215,7 @@ pub fn metrics_writer(config: &Config, control: Arc<RunControl>) -> Result<Recor
 
 /// Opens the configured dead-letter sink.
 pub fn dead_letter_writer(config: &Config, control: Arc<RunControl>) -> Result<RecordWriter<DeadLetter>, String> {
-    let outputs = open_outputs(std::slice::from_ref(&config.sinks.dead_letter), config)?;
+    let outputs = open_outputs(std::slice::from_ref(&config.sinks.dead_letter), config, &Arc::default())?;
     let aggregations = config.aggregations.clone();
     let encode = move |batch: &[DeadLetter]| {
         batch
@@ -163,33 +225,56 @@ pub fn dead_letter_writer(config: &Config, control: Arc<RunControl>) -> Result<R
                 key: Some(format!("{}|{}", d.position.partition, d.position.offset)),
                 aggregation: None,
                 readable: None,
+                channels: u8::MAX,
             })
             .collect()
     };
     Ok(RecordWriter { what: "dead-letter", outputs, encode: Box::new(encode), written: |c| &c.dead_letters, control })
 }
 
+/// Opens the configured alert channels, with the routes of `alerts.routes`.
+pub fn alert_writer(config: &Config, control: Arc<RunControl>) -> Result<RecordWriter<Alert>, String> {
+    let undelivered = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let outputs = open_outputs(&config.sinks.alerts, config, &undelivered)?;
+    let readable = outputs.iter().any(|(_, o)| matches!(o, Output::Console { json: false, .. }));
+    let router = Router::new(config.alerts.routes.clone());
+    let counted = control.clone();
+    let encode = move |batch: &[Alert]| {
+        let emitted_at = wall_clock_ms();
+        Counters::add(&counted.counters.alerts_undelivered, undelivered.swap(0, std::sync::atomic::Ordering::Relaxed));
+        batch
+            .iter()
+            .map(|alert| Encoded {
+                json: encode_alert(alert, emitted_at),
+                key: Some(alert.alert_id()),
+                aggregation: None,
+                readable: readable.then(|| describe_alert(alert)),
+                channels: CHANNEL_KINDS
+                    .iter()
+                    .filter(|kind| router.routes_to(alert, kind))
+                    .fold(0, |bits, kind| bits | channel_bit(kind)),
+            })
+            .collect()
+    };
+    Ok(RecordWriter { what: "alert", outputs, encode: Box::new(encode), written: |c| &c.alerts, control })
+}
+
 /// A writer that only counts (what `rtsa bench` uses, so that it measures the engine).
 pub struct CountingWriter {
     control: Arc<RunControl>,
-    dead_letters: bool,
+    counter: fn(&Counters) -> &std::sync::atomic::AtomicU64,
 }
 
 impl CountingWriter {
-    /// Counts metrics records (or dead letters) into the run's counters.
-    pub fn new(control: Arc<RunControl>, dead_letters: bool) -> CountingWriter {
-        CountingWriter { control, dead_letters }
+    /// Counts records into one of the run's counters.
+    pub fn new(control: Arc<RunControl>, counter: fn(&Counters) -> &std::sync::atomic::AtomicU64) -> CountingWriter {
+        CountingWriter { control, counter }
     }
 }
 
 impl<D> BatchWriter<D> for CountingWriter {
     fn write_batch(&mut self, batch: &[D]) {
-        let counter = if self.dead_letters {
-            &self.control.counters.dead_letters
-        } else {
-            &self.control.counters.metrics_records
-        };
-        Counters::add(counter, batch.len() as u64);
+        Counters::add((self.counter)(&self.control.counters), batch.len() as u64);
     }
     fn close(&mut self) {}
 }

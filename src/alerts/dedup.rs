@@ -1,0 +1,113 @@
+//! Deduplication (CONTRACT section 5): an alert of the same rule and key within `cooldown`
+//! (event time) of the last one emitted is suppressed; the next one emitted carries the number
+//! suppressed.
+
+use super::Alert;
+use compact_str::CompactString;
+use rustc_hash::FxHashMap;
+
+#[derive(Clone, Copy, Debug)]
+struct LastEmitted {
+    time: u64,
+    suppressed: u64,
+}
+
+/// Cooldown state per (rule, key).
+#[derive(Debug, Default)]
+pub struct Dedup {
+    last: FxHashMap<(CompactString, CompactString), LastEmitted>,
+    admitted: u64,
+}
+
+impl Dedup {
+    /// Whether `alert` is emitted (then with its `suppressed` count set) or suppressed.
+    pub fn admit(&mut self, alert: &mut Alert, cooldown: u64) -> bool {
+        let key = (alert.rule.clone(), alert.key.clone());
+        match self.last.get_mut(&key) {
+            Some(last) if alert.time < last.time.saturating_add(cooldown) && alert.time >= last.time => {
+                last.suppressed += 1;
+                false
+            }
+            Some(last) => {
+                alert.suppressed = last.suppressed;
+                *last = LastEmitted { time: alert.time.max(last.time), suppressed: 0 };
+                self.admitted += 1;
+                true
+            }
+            None => {
+                self.last.insert(key, LastEmitted { time: alert.time, suppressed: 0 });
+                self.admitted += 1;
+                true
+            }
+        }
+    }
+
+    /// Forgets keys whose cooldown ended before `time` and that have nothing suppressed, so the
+    /// state stays bounded on an endless run.
+    pub fn forget_before(&mut self, time: u64, max_cooldown: u64) {
+        self.last.retain(|_, last| last.suppressed > 0 || last.time.saturating_add(max_cooldown) > time);
+    }
+
+    /// Keys remembered.
+    pub fn len(&self) -> usize {
+        self.last.len()
+    }
+
+    /// Whether no key is remembered.
+    pub fn is_empty(&self) -> bool {
+        self.last.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::alerts::tests::sample;
+
+    #[test]
+    fn a_burst_yields_a_handful_of_alerts() {
+        let mut dedup = Dedup::default();
+        let mut emitted = Vec::new();
+        // 10,000 anomalous one-minute windows of one key, cooldown 5 minutes.
+        for i in 0..10_000u64 {
+            let mut alert = sample();
+            alert.time = 1_000_000 + i * 60_000;
+            alert.window_start = alert.time as i64 - 60_000;
+            if dedup.admit(&mut alert, 300_000) {
+                emitted.push(alert);
+            }
+        }
+        assert_eq!(emitted.len(), 2_000);
+        assert_eq!(emitted[0].suppressed, 0);
+        assert!(
+            emitted[1..].iter().all(|a| a.suppressed == 4),
+            "every emitted alert carries the 4 suppressed before it"
+        );
+        // A burst within one cooldown: one alert.
+        let mut dedup = Dedup::default();
+        let admitted = (0..10_000u64)
+            .filter(|i| {
+                let mut alert = sample();
+                alert.time = 5_000_000 + i;
+                dedup.admit(&mut alert, 300_000)
+            })
+            .count();
+        assert_eq!(admitted, 1);
+    }
+
+    #[test]
+    fn keys_and_rules_are_independent_and_state_is_bounded() {
+        let mut dedup = Dedup::default();
+        for key in ["a", "b"] {
+            for rule in ["r1", "r2"] {
+                let mut alert = sample();
+                alert.key = key.into();
+                alert.rule = rule.into();
+                assert!(dedup.admit(&mut alert, 300_000));
+            }
+        }
+        assert_eq!(dedup.len(), 4);
+        dedup.forget_before(sample().time + 300_001, 300_000);
+        assert!(dedup.is_empty());
+    }
+}

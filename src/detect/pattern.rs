@@ -1,0 +1,129 @@
+//! Pattern detection: per key, an ordered sequence of steps (event type and/or status, with a
+//! repeat count) completed within a time bound, fed in event-time order. Steps match as a
+//! subsequence: unrelated events in between do not break it.
+
+use crate::config::PatternStep;
+use compact_str::CompactString;
+use std::collections::VecDeque;
+
+/// Whether an event satisfies a step.
+pub fn step_matches(step: &PatternStep, event_type: &str, is_error: bool) -> bool {
+    let type_ok = step.event_type.as_deref().is_none_or(|t| t == event_type);
+    let status_ok = match step.status.as_deref() {
+        None => true,
+        Some("error") => is_error,
+        Some(_) => !is_error,
+    };
+    type_ok && status_ok
+}
+
+/// An event a pattern may use.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PatternEvent {
+    /// Event time.
+    pub ts: u64,
+    /// Event type.
+    pub event_type: CompactString,
+    /// Status was `error`.
+    pub is_error: bool,
+}
+
+/// The recent relevant events of one key.
+#[derive(Clone, Debug, Default)]
+pub struct PatternState {
+    events: VecDeque<PatternEvent>,
+}
+
+impl PatternState {
+    /// Feeds the key's next event (in timestamp order). Returns the time of the sequence's first
+    /// event when the pattern completes at this event; the events used are then forgotten.
+    pub fn feed(&mut self, steps: &[PatternStep], within: u64, event: PatternEvent) -> Option<u64> {
+        if !steps.iter().any(|s| step_matches(s, &event.event_type, event.is_error)) {
+            return None;
+        }
+        let now = event.ts;
+        while self.events.front().is_some_and(|e| e.ts.saturating_add(within) < now) {
+            self.events.pop_front();
+        }
+        self.events.push_back(event);
+        let last = steps.last()?;
+        let newest = self.events.back()?;
+        if !step_matches(last, &newest.event_type, newest.is_error) {
+            return None;
+        }
+        // The latest possible match of every step, from the last one back: optimal for a
+        // subsequence within a time bound.
+        let mut index = self.events.len();
+        let mut first = now;
+        for step in steps.iter().rev() {
+            let mut needed = step.repeat;
+            while needed > 0 {
+                if index == 0 {
+                    return None;
+                }
+                index -= 1;
+                let e = &self.events[index];
+                if step_matches(step, &e.event_type, e.is_error) {
+                    needed -= 1;
+                    first = e.ts;
+                }
+            }
+        }
+        self.events.clear();
+        Some(first)
+    }
+
+    /// Whether the state holds nothing (and can be dropped).
+    pub fn is_empty(&self) -> bool {
+        self.events.is_empty()
+    }
+
+    /// The newest event time held.
+    pub fn newest(&self) -> Option<u64> {
+        self.events.back().map(|e| e.ts)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn brute_force() -> Vec<PatternStep> {
+        vec![
+            PatternStep { event_type: Some("login".into()), status: Some("error".into()), repeat: 5 },
+            PatternStep { event_type: Some("login".into()), status: Some("ok".into()), repeat: 1 },
+        ]
+    }
+
+    fn event(ts: u64, event_type: &str, is_error: bool) -> PatternEvent {
+        PatternEvent { ts, event_type: event_type.into(), is_error }
+    }
+
+    #[test]
+    fn five_failures_then_a_success_within_the_bound() {
+        let steps = brute_force();
+        let mut state = PatternState::default();
+        for i in 0..5 {
+            assert_eq!(state.feed(&steps, 120_000, event(1_000 + i * 1_000, "login", true)), None);
+        }
+        assert_eq!(state.feed(&steps, 120_000, event(7_000, "click", false)), None, "unrelated events are ignored");
+        assert_eq!(state.feed(&steps, 120_000, event(8_000, "login", false)), Some(1_000));
+        assert!(state.is_empty(), "a match consumes its events");
+        assert_eq!(state.feed(&steps, 120_000, event(9_000, "login", false)), None);
+    }
+
+    #[test]
+    fn too_slow_or_too_few_is_no_match() {
+        let steps = brute_force();
+        let mut state = PatternState::default();
+        for i in 0..5 {
+            state.feed(&steps, 120_000, event(i * 60_000, "login", true));
+        }
+        assert_eq!(state.feed(&steps, 120_000, event(5 * 60_000, "login", false)), None, "spread over 5 minutes");
+        let mut state = PatternState::default();
+        for i in 0..4 {
+            state.feed(&steps, 120_000, event(i * 1_000, "login", true));
+        }
+        assert_eq!(state.feed(&steps, 120_000, event(5_000, "login", false)), None, "only four failures");
+    }
+}

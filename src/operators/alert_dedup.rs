@@ -1,0 +1,62 @@
+//! Deduplication of window, pattern and rare-sequence alerts: per (rule, key), in event-time
+//! order (each time's alerts sorted once the frontier has passed it), so the same input yields
+//! the same alerts, with the same `suppressed` counts, whatever the number of workers.
+
+use crate::alerts::Alert;
+use crate::alerts::dedup::Dedup;
+use crate::detect::rules::Rules;
+use std::collections::BTreeMap;
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
+use timely::dataflow::StreamVec;
+use timely::dataflow::channels::pact::Exchange;
+use timely::dataflow::operators::Capability;
+use timely::dataflow::operators::generic::Operator;
+
+/// Extension trait: ordered deduplication.
+pub trait DedupAlerts<'s> {
+    /// Suppresses alerts within their rule's cooldown of the last one emitted for the same key.
+    fn dedup_alerts(self, rules: Arc<Rules>) -> StreamVec<'s, u64, Alert>;
+}
+
+impl<'s> DedupAlerts<'s> for StreamVec<'s, u64, Alert> {
+    fn dedup_alerts(self, rules: Arc<Rules>) -> StreamVec<'s, u64, Alert> {
+        let route = |alert: &Alert| {
+            let mut hasher = rustc_hash::FxHasher::default();
+            (&alert.rule, &alert.key).hash(&mut hasher);
+            hasher.finish()
+        };
+        self.unary_frontier(Exchange::new(route), "DedupAlerts", move |_cap, _info| {
+            let mut stash: BTreeMap<u64, (Capability<u64>, Vec<Alert>)> = BTreeMap::new();
+            let mut dedup = Dedup::default();
+            let mut flushed = 0u64;
+            move |(input, frontier), output| {
+                input.for_each_stamp(|cap, batches| {
+                    let time = *cap.least().expect("totally ordered");
+                    let entry = stash.entry(time).or_insert_with(|| (cap.delayed(&time, 0), Vec::new()));
+                    for batch in batches {
+                        entry.1.append(batch);
+                    }
+                });
+                while let Some(entry) = stash.first_entry() {
+                    if frontier.less_equal(entry.key()) {
+                        break;
+                    }
+                    let (cap, mut alerts) = entry.remove();
+                    alerts.sort_unstable();
+                    let mut session = output.session(&cap);
+                    for mut alert in alerts {
+                        let cooldown = rules.cooldown(&alert.rule);
+                        if dedup.admit(&mut alert, cooldown) {
+                            session.give(alert);
+                        }
+                    }
+                    flushed += 1;
+                    if flushed.is_multiple_of(1_000) {
+                        dedup.forget_before(*cap.time(), rules.max_cooldown());
+                    }
+                }
+            }
+        })
+    }
+}

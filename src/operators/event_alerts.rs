@@ -1,0 +1,110 @@
+//! Single-event rules: judged on each event as it arrives, deduplicated per (rule, key) in
+//! arrival order, and sent on at once, without waiting for any window or watermark — the
+//! fast path of alerting.
+
+use crate::alerts::dedup::Dedup;
+use crate::alerts::{Alert, AlertKind, number};
+use crate::config::{Direction, EventRule};
+use crate::detect::pattern::step_matches;
+use crate::detect::rules::Rules;
+use crate::detect::threshold::crossed;
+use crate::event::Event;
+use crate::stats::F64Bits;
+use crate::window::{AggregationPlan, Shape};
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
+use timely::dataflow::StreamVec;
+use timely::dataflow::channels::pact::Exchange;
+use timely::dataflow::operators::generic::Operator;
+use timely::dataflow::operators::vec::Map;
+
+/// The alert a single-event rule raises for an event, if any.
+pub fn judge_event(rule: &EventRule, event: &Event) -> Option<Alert> {
+    let step =
+        crate::config::PatternStep { event_type: rule.event_type.clone(), status: rule.status.clone(), repeat: 1 };
+    if !step_matches(&step, &event.event_type, event.is_error) {
+        return None;
+    }
+    let plan = AggregationPlan { index: 0, shape: Shape::Session { gap: 1 }, group_by: rule.group_by };
+    let key = plan.group_key(event)?;
+    let (severity, threshold, observed, metric) = match rule.metric.as_deref() {
+        Some(metric) => {
+            let value = if metric == "latency_ms" { event.latency_ms } else { event.value }?;
+            let (severity, level) = crossed(&rule.levels, Direction::Above, value)?;
+            (severity, Some(level), value, metric)
+        }
+        None => (rule.severity, None, 1.0, "event"),
+    };
+    let field = rule.group_by.field_name();
+    let message = match threshold {
+        Some(level) => format!(
+            "{metric} {} above {} in one {} event for {field}={key}",
+            number(observed),
+            number(level),
+            event.event_type
+        ),
+        None => format!(
+            "{} event{} for {field}={key}",
+            event.event_type,
+            if event.is_error { " with status error" } else { "" }
+        ),
+    };
+    Some(Alert {
+        time: event.timestamp,
+        rule: rule.name.as_str().into(),
+        kind: AlertKind::Event,
+        severity,
+        aggregation: None,
+        group_by: field.into(),
+        key: key.into(),
+        window_start: event.timestamp as i64,
+        window_end: event.timestamp,
+        metric: metric.into(),
+        observed: F64Bits::new(observed),
+        threshold: threshold.map(F64Bits::new),
+        zscore: None,
+        suppressed: 0,
+        message,
+    })
+}
+
+/// Extension trait: single-event alerts.
+pub trait EventAlerts<'s> {
+    /// Applies the single-event rules.
+    fn event_alerts(self, rules: Arc<Rules>) -> StreamVec<'s, u64, Alert>;
+}
+
+impl<'s> EventAlerts<'s> for StreamVec<'s, u64, Event> {
+    fn event_alerts(self, rules: Arc<Rules>) -> StreamVec<'s, u64, Alert> {
+        let judged = rules.clone();
+        let candidates = self.flat_map(move |event: Event| {
+            judged.event.iter().filter_map(|rule| judge_event(rule, &event)).collect::<Vec<_>>()
+        });
+        let route = |alert: &Alert| {
+            let mut hasher = rustc_hash::FxHasher::default();
+            (&alert.rule, &alert.key).hash(&mut hasher);
+            hasher.finish()
+        };
+        candidates.unary(Exchange::new(route), "EventAlerts", move |_cap, _info| {
+            let mut dedup = Dedup::default();
+            let mut admitted = 0u64;
+            move |input, output| {
+                input.for_each_stamp(|cap, batches| {
+                    let mut session = output.session(&cap);
+                    for batch in batches {
+                        for mut alert in batch.drain(..) {
+                            let cooldown = rules.cooldown(&alert.rule);
+                            if dedup.admit(&mut alert, cooldown) {
+                                admitted += 1;
+                                if admitted.is_multiple_of(10_000) {
+                                    dedup.forget_before(alert.time, rules.max_cooldown());
+                                }
+                                session.give(alert);
+                            }
+                        }
+                    }
+                });
+            }
+        })
+    }
+}

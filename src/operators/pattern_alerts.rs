@@ -1,0 +1,141 @@
+//! Pattern rules: per (rule, key), the key's events in event-time order (each processed once the
+//! frontier has passed its timestamp, so the order does not depend on arrival), fed to the
+//! pattern matcher; a completed sequence raises an alert at the epoch of its last event.
+
+use crate::alerts::{Alert, AlertKind};
+use crate::detect::pattern::{PatternEvent, PatternState, step_matches};
+use crate::detect::rules::Rules;
+use crate::event::Event;
+use crate::stats::F64Bits;
+use crate::window::{AggregationPlan, Shape, epoch_of};
+use compact_str::CompactString;
+use rustc_hash::FxHashMap;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
+use timely::dataflow::StreamVec;
+use timely::dataflow::channels::pact::Exchange;
+use timely::dataflow::operators::Capability;
+use timely::dataflow::operators::generic::Operator;
+use timely::dataflow::operators::vec::Map;
+
+/// An event as a pattern rule sees it.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct PatternInput {
+    /// Event time.
+    pub ts: u64,
+    /// Rule index.
+    pub rule: u16,
+    /// Key.
+    pub key: CompactString,
+    /// Event type.
+    pub event_type: CompactString,
+    /// Status was `error`.
+    pub is_error: bool,
+}
+
+/// Extension trait: pattern alerts.
+pub trait PatternAlerts<'s> {
+    /// Applies the pattern rules.
+    fn pattern_alerts(self, rules: Arc<Rules>, epoch: u64) -> StreamVec<'s, u64, Alert>;
+}
+
+impl<'s> PatternAlerts<'s> for StreamVec<'s, u64, Event> {
+    fn pattern_alerts(self, rules: Arc<Rules>, epoch: u64) -> StreamVec<'s, u64, Alert> {
+        let selecting = rules.clone();
+        let inputs = self.flat_map(move |event: Event| {
+            let mut out = Vec::new();
+            // Late events (below their partition's watermark) are left out, as for sessions.
+            if event.timestamp < event.watermark {
+                return out;
+            }
+            for (index, rule) in selecting.pattern.iter().enumerate() {
+                let plan = AggregationPlan { index: 0, shape: Shape::Session { gap: 1 }, group_by: rule.group_by };
+                let Some(key) = plan.group_key(&event) else { continue };
+                if rule.steps.iter().any(|s| step_matches(s, &event.event_type, event.is_error)) {
+                    out.push(PatternInput {
+                        ts: event.timestamp,
+                        rule: index as u16,
+                        key: key.into(),
+                        event_type: event.event_type.clone(),
+                        is_error: event.is_error,
+                    });
+                }
+            }
+            out
+        });
+        let route = |input: &PatternInput| {
+            let mut hasher = rustc_hash::FxHasher::default();
+            (input.rule, &input.key).hash(&mut hasher);
+            hasher.finish()
+        };
+        inputs.unary_frontier(Exchange::new(route), "PatternAlerts", move |_cap, _info| {
+            let mut pending: BTreeMap<u64, Vec<PatternInput>> = BTreeMap::new();
+            let mut caps: BTreeMap<u64, Capability<u64>> = BTreeMap::new();
+            let mut states: FxHashMap<(u16, CompactString), PatternState> = FxHashMap::default();
+            move |(input, frontier), output| {
+                input.for_each_stamp(|cap, batches| {
+                    for batch in batches {
+                        for event in batch.drain(..) {
+                            let at = epoch_of(event.ts, epoch);
+                            caps.entry(at).or_insert_with(|| cap.delayed(&at, 0));
+                            pending.entry(event.ts).or_default().push(event);
+                        }
+                    }
+                });
+                // Events below the frontier are final: no earlier on-time event can still come.
+                let ready: Vec<u64> = match frontier.frontier().first() {
+                    Some(f) => pending.range(..*f).map(|(ts, _)| *ts).collect(),
+                    None => pending.keys().copied().collect(),
+                };
+                for ts in ready {
+                    let mut events = pending.remove(&ts).unwrap_or_default();
+                    events.sort_unstable();
+                    for event in events {
+                        let rule = &rules.pattern[usize::from(event.rule)];
+                        let state = states.entry((event.rule, event.key.clone())).or_default();
+                        let seen = PatternEvent {
+                            ts: event.ts,
+                            event_type: event.event_type.clone(),
+                            is_error: event.is_error,
+                        };
+                        if let Some(first) = state.feed(&rule.steps, rule.within.0, seen) {
+                            let cap = &caps[&epoch_of(event.ts, epoch)];
+                            let steps = rule.steps.iter().map(|s| s.repeat).sum::<u32>();
+                            output.session(cap).give(Alert {
+                                time: event.ts,
+                                rule: rule.name.as_str().into(),
+                                kind: AlertKind::Pattern,
+                                severity: rule.severity,
+                                aggregation: None,
+                                group_by: rule.group_by.field_name().into(),
+                                key: event.key.clone(),
+                                window_start: first as i64,
+                                window_end: event.ts,
+                                metric: "events".into(),
+                                observed: F64Bits::new(f64::from(steps)),
+                                threshold: None,
+                                zscore: None,
+                                suppressed: 0,
+                                message: format!(
+                                    "pattern {} completed by {}={} in {:.1}s",
+                                    rule.name,
+                                    rule.group_by.field_name(),
+                                    event.key,
+                                    (event.ts - first) as f64 / 1000.0
+                                ),
+                            });
+                        }
+                    }
+                }
+                let done = frontier.frontier().first().copied().unwrap_or(u64::MAX);
+                caps.retain(|at, _| pending.range(*at..at.saturating_add(epoch)).next().is_some() || *at >= done);
+                if states.len() > 100_000 {
+                    let longest = rules.pattern.iter().map(|r| r.within.0).max().unwrap_or(0);
+                    states.retain(|_, s| s.newest().is_some_and(|n| n.saturating_add(longest) >= done));
+                }
+            }
+        })
+    }
+}

@@ -1,0 +1,178 @@
+//! Rare-sequence rules, in two steps: per session (exchanged by session id), the session's
+//! events in event-time order become transitions `prev → next`, each sent at the epoch of its
+//! `next` event; per `prev` event type (exchanged by it), the transition model judges every
+//! transition against what it learned before it — in event-time order, so the same input gives
+//! the same alerts — and then learns it.
+
+use crate::alerts::{Alert, AlertKind, number};
+use crate::detect::rare_sequence::TransitionModel;
+use crate::detect::rules::Rules;
+use crate::event::Event;
+use crate::stats::F64Bits;
+use crate::window::epoch_of;
+use compact_str::CompactString;
+use rustc_hash::FxHashMap;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
+use timely::dataflow::StreamVec;
+use timely::dataflow::channels::pact::Exchange;
+use timely::dataflow::operators::Capability;
+use timely::dataflow::operators::generic::Operator;
+use timely::dataflow::operators::vec::Map;
+
+/// A session is forgotten after this much event time without events.
+const SESSION_MEMORY_MS: u64 = 3_600_000;
+
+/// One event of a session.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct SessionEvent {
+    /// Event time.
+    pub ts: u64,
+    /// Session id.
+    pub session: CompactString,
+    /// Event type.
+    pub event_type: CompactString,
+}
+
+/// A transition between consecutive events of a session.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Transition {
+    /// Time of the `next` event.
+    pub ts: u64,
+    /// Session id.
+    pub session: CompactString,
+    /// Earlier event type.
+    pub prev: CompactString,
+    /// Later event type.
+    pub next: CompactString,
+    /// Time of the `prev` event.
+    pub prev_ts: u64,
+}
+
+fn hash_of(value: impl Hash) -> u64 {
+    let mut hasher = rustc_hash::FxHasher::default();
+    value.hash(&mut hasher);
+    hasher.finish()
+}
+
+/// Extension trait: rare-sequence alerts.
+pub trait RareSequenceAlerts<'s> {
+    /// Applies the rare-sequence rules.
+    fn rare_sequence_alerts(self, rules: Arc<Rules>, epoch: u64) -> StreamVec<'s, u64, Alert>;
+}
+
+impl<'s> RareSequenceAlerts<'s> for StreamVec<'s, u64, Event> {
+    fn rare_sequence_alerts(self, rules: Arc<Rules>, epoch: u64) -> StreamVec<'s, u64, Alert> {
+        let events = self.flat_map(|event: Event| {
+            let on_time = event.timestamp >= event.watermark;
+            event.session_id.filter(|_| on_time).map(|session| SessionEvent {
+                ts: event.timestamp,
+                session,
+                event_type: event.event_type,
+            })
+        });
+        let transitions = events.unary_frontier(
+            Exchange::new(|e: &SessionEvent| hash_of(&e.session)),
+            "SessionTransitions",
+            move |_cap, _info| {
+                let mut pending: BTreeMap<u64, Vec<SessionEvent>> = BTreeMap::new();
+                let mut caps: BTreeMap<u64, Capability<u64>> = BTreeMap::new();
+                let mut last: FxHashMap<CompactString, (CompactString, u64)> = FxHashMap::default();
+                move |(input, frontier), output| {
+                    input.for_each_stamp(|cap, batches| {
+                        for batch in batches {
+                            for event in batch.drain(..) {
+                                let at = epoch_of(event.ts, epoch);
+                                caps.entry(at).or_insert_with(|| cap.delayed(&at, 0));
+                                pending.entry(event.ts).or_default().push(event);
+                            }
+                        }
+                    });
+                    let done = frontier.frontier().first().copied().unwrap_or(u64::MAX);
+                    let ready: Vec<u64> = pending.range(..done).map(|(ts, _)| *ts).collect();
+                    for ts in ready {
+                        let mut batch = pending.remove(&ts).unwrap_or_default();
+                        batch.sort_unstable();
+                        for event in batch {
+                            if let Some((prev, prev_ts)) =
+                                last.insert(event.session.clone(), (event.event_type.clone(), event.ts))
+                            {
+                                output.session(&caps[&epoch_of(event.ts, epoch)]).give(Transition {
+                                    ts: event.ts,
+                                    session: event.session,
+                                    prev,
+                                    next: event.event_type,
+                                    prev_ts,
+                                });
+                            }
+                        }
+                    }
+                    caps.retain(|at, _| pending.range(*at..at.saturating_add(epoch)).next().is_some() || *at >= done);
+                    if last.len() > 100_000 && done != u64::MAX {
+                        last.retain(|_, (_, ts)| ts.saturating_add(SESSION_MEMORY_MS) >= done);
+                    }
+                }
+            },
+        );
+        transitions.unary_frontier(
+            Exchange::new(|t: &Transition| hash_of(&t.prev)),
+            "RareTransitions",
+            move |_cap, _info| {
+                let mut stash: BTreeMap<u64, (Capability<u64>, Vec<Transition>)> = BTreeMap::new();
+                let mut model = TransitionModel::default();
+                move |(input, frontier), output| {
+                    input.for_each_stamp(|cap, batches| {
+                        let time = *cap.least().expect("totally ordered");
+                        let entry = stash.entry(time).or_insert_with(|| (cap.delayed(&time, 0), Vec::new()));
+                        for batch in batches {
+                            entry.1.append(batch);
+                        }
+                    });
+                    while let Some(entry) = stash.first_entry() {
+                        if frontier.less_equal(entry.key()) {
+                            break;
+                        }
+                        let (cap, mut batch) = entry.remove();
+                        batch.sort_unstable();
+                        let mut session = output.session(&cap);
+                        for t in batch {
+                            let (probability, support) = model.probability(&t.prev, &t.next);
+                            for rule in &rules.rare {
+                                if support >= rule.min_support && probability < rule.max_probability {
+                                    session.give(Alert {
+                                    time: t.ts,
+                                    rule: rule.name.as_str().into(),
+                                    kind: AlertKind::RareSequence,
+                                    severity: rule.severity,
+                                    aggregation: None,
+                                    group_by: "session_id".into(),
+                                    key: t.session.clone(),
+                                    window_start: t.prev_ts as i64,
+                                    window_end: t.ts,
+                                    metric: "transition_probability".into(),
+                                    observed: F64Bits::new(probability),
+                                    threshold: Some(F64Bits::new(rule.max_probability)),
+                                    zscore: None,
+                                    suppressed: 0,
+                                    message: format!(
+                                        "transition {} -> {} in session {} has probability {} (of {} seen after {})",
+                                        t.prev,
+                                        t.next,
+                                        t.session,
+                                        number(probability),
+                                        support,
+                                        t.prev
+                                    ),
+                                });
+                                }
+                            }
+                            model.learn(&t.prev, &t.next);
+                        }
+                    }
+                }
+            },
+        )
+    }
+}

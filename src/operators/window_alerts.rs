@@ -1,0 +1,131 @@
+//! Window rules (threshold, z-score) on final window records, per (aggregation, key), in window
+//! order, so z-score histories and results are the same for any number of workers.
+
+use crate::alerts::{Alert, AlertKind, number};
+use crate::config::AggregationConfig;
+use crate::detect::metric::{metric_value, unit};
+use crate::detect::rules::{Rules, WindowCheck};
+use crate::detect::threshold::crossed;
+use crate::detect::zscore::History;
+use crate::record::WindowRecord;
+use crate::stats::F64Bits;
+use compact_str::CompactString;
+use rustc_hash::FxHashMap;
+use std::collections::BTreeMap;
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
+use timely::dataflow::StreamVec;
+use timely::dataflow::channels::pact::Exchange;
+use timely::dataflow::operators::Capability;
+use timely::dataflow::operators::generic::Operator;
+
+/// Z-score histories are pruned once there are this many …
+const HISTORY_PRUNE_AT: usize = 100_000;
+/// … of keys not seen for this long (event time).
+const HISTORY_RETENTION_MS: u64 = 86_400_000;
+
+/// Extension trait: window alerts.
+pub trait WindowAlerts<'s> {
+    /// Applies the window rules to final window records.
+    fn window_alerts(self, rules: Arc<Rules>, aggregations: Arc<Vec<AggregationConfig>>) -> StreamVec<'s, u64, Alert>;
+}
+
+impl<'s> WindowAlerts<'s> for StreamVec<'s, u64, WindowRecord> {
+    fn window_alerts(self, rules: Arc<Rules>, aggregations: Arc<Vec<AggregationConfig>>) -> StreamVec<'s, u64, Alert> {
+        let route = |(key, _): &WindowRecord| {
+            let mut hasher = rustc_hash::FxHasher::default();
+            (key.aggregation, &key.key).hash(&mut hasher);
+            hasher.finish()
+        };
+        self.unary_frontier(Exchange::new(route), "WindowAlerts", move |_cap, _info| {
+            let mut stash: BTreeMap<u64, (Capability<u64>, Vec<WindowRecord>)> = BTreeMap::new();
+            // (rule, key) → history and the end of the last window it saw.
+            let mut histories: FxHashMap<(usize, CompactString), (History, u64)> = FxHashMap::default();
+            move |(input, frontier), output| {
+                input.for_each_stamp(|cap, batches| {
+                    let time = *cap.least().expect("totally ordered");
+                    let entry = stash.entry(time).or_insert_with(|| (cap.delayed(&time, 0), Vec::new()));
+                    for batch in batches {
+                        entry.1.append(batch);
+                    }
+                });
+                while let Some(entry) = stash.first_entry() {
+                    if frontier.less_equal(entry.key()) {
+                        break;
+                    }
+                    let (cap, mut records) = entry.remove();
+                    // Keys not seen for a day of event time lose their history: bounded state.
+                    if histories.len() > HISTORY_PRUNE_AT {
+                        let now = records.iter().map(|(w, _)| w.end).max().unwrap_or(0);
+                        histories.retain(|_, (_, seen)| seen.saturating_add(HISTORY_RETENTION_MS) > now);
+                    }
+                    records.sort_unstable();
+                    let mut session = output.session(&cap);
+                    for (window, result) in &records {
+                        for (index, rule) in rules.window.iter().enumerate() {
+                            if rule.aggregation != window.aggregation || result.scalar.count < rule.min_count {
+                                continue;
+                            }
+                            let Some(observed) = metric_value(result, &rule.metric) else { continue };
+                            let aggregation = &aggregations[usize::from(window.aggregation)];
+                            let field = aggregation.group_by.field_name();
+                            let u = unit(&rule.metric);
+                            let alert = |severity, threshold: f64, zscore: Option<f64>, message: String| Alert {
+                                time: window.end,
+                                rule: rule.name.as_str().into(),
+                                kind: if zscore.is_some() { AlertKind::Zscore } else { AlertKind::Threshold },
+                                severity,
+                                aggregation: Some(aggregation.name.as_str().into()),
+                                group_by: field.into(),
+                                key: window.key.clone(),
+                                window_start: window.start,
+                                window_end: window.end,
+                                metric: rule.metric.as_str().into(),
+                                observed: F64Bits::new(observed),
+                                threshold: Some(F64Bits::new(threshold)),
+                                zscore: zscore.map(F64Bits::new),
+                                suppressed: 0,
+                                message,
+                            };
+                            match &rule.check {
+                                WindowCheck::Threshold { levels, direction } => {
+                                    if let Some((severity, level)) = crossed(levels, *direction, observed) {
+                                        let side = if observed > level { "above" } else { "below" };
+                                        session.give(alert(
+                                            severity,
+                                            level,
+                                            None,
+                                            format!("{} {}{u} {side} {}{u} for {field}={}", rule.metric, number(observed), number(level), window.key),
+                                        ));
+                                    }
+                                }
+                                WindowCheck::Zscore { levels, direction, history, min_history } => {
+                                    let (state, seen) = histories.entry((index, window.key.clone())).or_default();
+                                    *seen = window.end;
+                                    if let Some(z) = state.zscore(observed, *min_history)
+                                        && let Some((severity, level)) = crossed(levels, *direction, z)
+                                    {
+                                        session.give(alert(
+                                            severity,
+                                            level,
+                                            Some(z),
+                                            format!(
+                                                "{} {}{u} is {} standard deviations from the last {} windows for {field}={}",
+                                                rule.metric,
+                                                number(observed),
+                                                number(z),
+                                                history,
+                                                window.key
+                                            ),
+                                        ));
+                                    }
+                                    state.push(observed, *history);
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        })
+    }
+}

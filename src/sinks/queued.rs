@@ -1,0 +1,104 @@
+//! A channel that delivers on its own thread from a bounded queue, so that a slow or failing
+//! service never stalls the pipeline: when the queue is full, the alert is dropped, counted and
+//! logged; when delivery fails for good, it is counted and logged too.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{SyncSender, TrySendError, sync_channel};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+/// One message: its idempotency key and its JSON body.
+pub type Delivery = (String, String);
+
+/// Delivers one message; `Err` with a reason means retry (transient) or give up (permanent).
+pub trait Deliver: Send + 'static {
+    /// Delivers `body` with `key`; on failure says whether a retry may help.
+    fn deliver(&mut self, key: &str, body: &str) -> Result<(), (bool, String)>;
+}
+
+/// The sending side of a queued channel.
+pub struct QueuedChannel {
+    name: String,
+    sender: Option<SyncSender<Delivery>>,
+    thread: Option<JoinHandle<()>>,
+    undelivered: Arc<AtomicU64>,
+}
+
+/// How a queued channel retries.
+#[derive(Clone, Copy, Debug)]
+pub struct Retry {
+    /// Attempts after the first one (`u32::MAX`: until delivered).
+    pub retries: u32,
+    /// First backoff; doubled per attempt up to `max_backoff`.
+    pub backoff: Duration,
+    /// Longest backoff.
+    pub max_backoff: Duration,
+}
+
+impl QueuedChannel {
+    /// Starts the delivery thread.
+    pub fn start(
+        name: String,
+        queue: usize,
+        retry: Retry,
+        mut deliver: impl Deliver,
+        undelivered: Arc<AtomicU64>,
+    ) -> QueuedChannel {
+        let (sender, receiver) = sync_channel::<Delivery>(queue.max(1));
+        let counter = undelivered.clone();
+        let thread_name = name.clone();
+        let thread = std::thread::Builder::new()
+            .name(format!("rtsa-{name}"))
+            .spawn(move || {
+                for (key, body) in receiver {
+                    let mut wait = retry.backoff;
+                    let mut attempt = 0u32;
+                    loop {
+                        match deliver.deliver(&key, &body) {
+                            Ok(()) => break,
+                            Err((retryable, reason)) if retryable && attempt < retry.retries => {
+                                tracing::warn!(channel = %thread_name, %key, attempt, %reason, "alert delivery failed; retrying");
+                                std::thread::sleep(wait);
+                                wait = (wait * 2).min(retry.max_backoff);
+                                attempt += 1;
+                            }
+                            Err((_, reason)) => {
+                                counter.fetch_add(1, Ordering::Relaxed);
+                                tracing::error!(channel = %thread_name, %key, %reason, "alert not delivered");
+                                break;
+                            }
+                        }
+                    }
+                }
+            })
+            .expect("spawning a delivery thread");
+        QueuedChannel { name, sender: Some(sender), thread: Some(thread), undelivered }
+    }
+
+    /// Enqueues a message without waiting; a full queue drops it (counted, logged).
+    pub fn offer(&self, key: &str, body: &str) {
+        let Some(sender) = &self.sender else { return };
+        match sender.try_send((key.to_owned(), body.to_owned())) {
+            Ok(()) => {}
+            Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
+                self.undelivered.fetch_add(1, Ordering::Relaxed);
+                tracing::error!(channel = %self.name, %key, "alert channel queue full; alert dropped");
+            }
+        }
+    }
+
+    /// Waits until the queue is delivered (or given up).
+    pub fn close(&mut self) {
+        self.sender = None;
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+impl Drop for QueuedChannel {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
