@@ -108,6 +108,10 @@ pub struct GenerateArgs {
     /// Number of distinct users.
     #[arg(long, default_value_t = 5_000)]
     pub users: u64,
+    /// Inject the known incidents (an error burst, a brute-force login, a latency spike, a very
+    /// slow call, a never-seen transition) at known times after the start.
+    #[arg(long)]
+    pub incidents: bool,
 }
 
 impl GenerateArgs {
@@ -121,6 +125,7 @@ impl GenerateArgs {
             event_time_rate: self.event_time_rate,
             users: self.users.max(1),
             partitions: 1,
+            incidents: self.incidents,
             ..GeneratorConfig::default()
         };
         Generator::new(&config, self.start_ms.unwrap_or_else(crate::sinks::wall_clock_ms), 0, 1)

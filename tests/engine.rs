@@ -51,6 +51,8 @@ pub fn test_partitions(partitions: u32, per_partition: u64, seed: u64) -> Vec<Ve
         max_delay: Millis(4_000),
         late_fraction: 0.02,
         late_delay: Millis(40_000),
+        incidents: false,
+        error_bursts: true,
     };
     let invalid: [&[u8]; 6] = [
         b"{not json",

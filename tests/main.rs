@@ -1,5 +1,6 @@
 //! One integration-test binary with a module per area (as ripgrep does).
 
+mod alerts;
 mod cli;
 mod cluster;
 mod config_files;

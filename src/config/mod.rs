@@ -153,6 +153,12 @@ pub struct GeneratorConfig {
     /// Delay of a late event.
     #[serde(default = "default_late_delay")]
     pub late_delay: Millis,
+    /// Inject known incidents at known times after the start (see `sources::generator`).
+    #[serde(default)]
+    pub incidents: bool,
+    /// Every 10 minutes of event time, one event type has 30 s of 30% errors.
+    #[serde(default = "default_true")]
+    pub error_bursts: bool,
 }
 
 impl Default for GeneratorConfig {
@@ -169,6 +175,8 @@ impl Default for GeneratorConfig {
             max_delay: default_max_delay(),
             late_fraction: default_late_fraction(),
             late_delay: default_late_delay(),
+            incidents: false,
+            error_bursts: true,
         }
     }
 }

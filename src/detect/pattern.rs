@@ -1,6 +1,8 @@
 //! Pattern detection: per key, an ordered sequence of steps (event type and/or status, with a
-//! repeat count) completed within a time bound, fed in event-time order. Steps match as a
-//! subsequence: unrelated events in between do not break it.
+//! repeat count) completed within a time bound, fed in event-time order. Only the key's
+//! *relevant* events (those that match some step) count, and they must follow each other:
+//! five failed logins then a success means no successful login among the five failures, while
+//! page views in between change nothing.
 
 use crate::config::PatternStep;
 use compact_str::CompactString;
@@ -51,24 +53,21 @@ impl PatternState {
         if !step_matches(last, &newest.event_type, newest.is_error) {
             return None;
         }
-        // The latest possible match of every step, from the last one back: optimal for a
-        // subsequence within a time bound.
-        let mut index = self.events.len();
-        let mut first = now;
-        for step in steps.iter().rev() {
-            let mut needed = step.repeat;
-            while needed > 0 {
-                if index == 0 {
-                    return None;
-                }
-                index -= 1;
-                let e = &self.events[index];
-                if step_matches(step, &e.event_type, e.is_error) {
-                    needed -= 1;
-                    first = e.ts;
-                }
-            }
+        // The last `total` relevant events must match the steps in order.
+        let total: usize = steps.iter().map(|s| s.repeat as usize).sum();
+        if self.events.len() < total {
+            return None;
         }
+        let start = self.events.len() - total;
+        let mut expected = steps.iter().flat_map(|s| std::iter::repeat_n(s, s.repeat as usize));
+        let matched = self
+            .events
+            .range(start..)
+            .all(|e| expected.next().is_some_and(|s| step_matches(s, &e.event_type, e.is_error)));
+        if !matched {
+            return None;
+        }
+        let first = self.events[start].ts;
         self.events.clear();
         Some(first)
     }
@@ -110,6 +109,20 @@ mod tests {
         assert_eq!(state.feed(&steps, 120_000, event(8_000, "login", false)), Some(1_000));
         assert!(state.is_empty(), "a match consumes its events");
         assert_eq!(state.feed(&steps, 120_000, event(9_000, "login", false)), None);
+    }
+
+    #[test]
+    fn a_success_among_the_failures_breaks_the_sequence() {
+        let steps = brute_force();
+        let mut state = PatternState::default();
+        for i in 0..3 {
+            state.feed(&steps, 120_000, event(i * 1_000, "login", true));
+        }
+        state.feed(&steps, 120_000, event(3_500, "login", false));
+        for i in 4..6 {
+            state.feed(&steps, 120_000, event(i * 1_000, "login", true));
+        }
+        assert_eq!(state.feed(&steps, 120_000, event(7_000, "login", false)), None);
     }
 
     #[test]

@@ -8,7 +8,8 @@ use crate::stats::{ScalarPartial, WindowResult};
 use compact_str::CompactString;
 use differential_dataflow::AsCollection;
 use timely::dataflow::StreamVec;
-use timely::dataflow::operators::vec::Map;
+use timely::dataflow::channels::pact::Pipeline;
+use timely::dataflow::operators::generic::Operator;
 
 /// Merges the contributions of one window, as `reduce` presents them: sorted, with their counts.
 pub fn merge_contributions(input: &[(&Contribution, isize)]) -> WindowResult {
@@ -51,9 +52,21 @@ impl<'s> WindowResults<'s> for StreamVec<'s, u64, ContributionUpdate> {
             .reduce_named("WindowResults", |_window, input, output| output.push((merge_contributions(input), 1isize)))
             .inner
             // Contributions enter at `end - 1` and leave at `end`: the result at `end - 1` is the
-            // window's, and the retraction at `end` only clears state.
-            .flat_map(|((window, result), time, diff): ((_, WindowResult), u64, isize)| {
-                (diff > 0 && time < window.end).then_some((window, result))
+            // window's, and the retraction at `end` only clears state. Each record is sent at its
+            // own time (`end - 1`), not at whatever earlier capability carried it, so that
+            // downstream operators see windows in the order of their ends.
+            .unary(Pipeline, "WindowRecords", |_cap, _info| {
+                move |input, output| {
+                    input.for_each_stamp(|cap, batches| {
+                        for batch in batches {
+                            for ((window, result), time, diff) in batch.drain(..) {
+                                if diff > 0 && time < window.end {
+                                    output.session(&cap.delayed(&time, 0)).give((window, result));
+                                }
+                            }
+                        }
+                    });
+                }
             })
     }
 }

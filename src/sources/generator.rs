@@ -5,6 +5,13 @@
 //! events delivered out of order within `max_delay`, and a small share delayed by `late_delay`
 //! (beyond the watermark, so they are late). Partitions are independent streams whose seeds are
 //! derived from the seed and the partition index.
+//!
+//! With `incidents: true` it also injects known incidents at known times after the start
+//! ([`INCIDENTS`]): an error burst of `purchase` (10–12 min, 80% errors), a brute-force login
+//! sequence of `user_attacker` (15 min: six failed logins, then a success), a latency spike of
+//! `search` (20–21 min, ×20), one `api_call` of 90 s (22 min, `user_slow`), and a never-seen
+//! transition `page_view → admin_export` in session `s-intruder-1` (25 min). Bursts and spikes
+//! apply to every partition; the scripted events go to partition 0.
 
 use super::{Partition, Poll, SourceError};
 use crate::config::GeneratorConfig;
@@ -37,6 +44,36 @@ const BURST_PERIOD_MS: u64 = 10 * 60_000;
 /// … lasting this long, with this error rate.
 const BURST_LENGTH_MS: u64 = 30_000;
 const BURST_ERROR_RATE: f64 = 0.3;
+
+/// The incident schedule, in ms after the start: (name, from, to).
+pub const INCIDENTS: [(&str, u64, u64); 5] = [
+    ("purchase_error_burst", 600_000, 720_000),
+    ("brute_force_login", 900_000, 912_000),
+    ("search_latency_spike", 1_200_000, 1_260_000),
+    ("slow_api_call", 1_320_000, 1_320_001),
+    ("never_seen_transition", 1_500_000, 1_501_000),
+];
+
+fn scripted_incidents(start_ms: u64) -> Vec<GeneratedEvent> {
+    let event =
+        |offset: u64, event_type: &'static str, user: &str, session: &str, latency: f64, error: bool| GeneratedEvent {
+            event_id: format!("incident-{offset}-{event_type}"),
+            event_type,
+            user_id: user.to_owned(),
+            session_id: session.to_owned(),
+            timestamp: start_ms + offset,
+            latency_ms: Some(latency),
+            value: None,
+            status: if error { "error" } else { "ok" },
+        };
+    let mut events: Vec<GeneratedEvent> =
+        (0..6).map(|i| event(900_000 + i * 2_000, "login", "user_attacker", "s-attacker-1", 180.0, true)).collect();
+    events.push(event(912_000, "login", "user_attacker", "s-attacker-1", 150.0, false));
+    events.push(event(1_320_000, "api_call", "user_slow", "s-slow-1", 90_000.0, false));
+    events.push(event(1_500_000, "page_view", "user_intruder", "s-intruder-1", 40.0, false));
+    events.push(event(1_501_000, "admin_export", "user_intruder", "s-intruder-1", 900.0, false));
+    events
+}
 
 /// One generated event, serialized as a contract event (CONTRACT section 2).
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -77,6 +114,9 @@ pub struct Generator {
     max_delay: u64,
     late_fraction: f64,
     late_delay: u64,
+    incidents: bool,
+    error_bursts: bool,
+    scripted: std::collections::VecDeque<GeneratedEvent>,
 }
 
 impl Generator {
@@ -103,6 +143,13 @@ impl Generator {
             max_delay: config.max_delay.0,
             late_fraction: config.late_fraction,
             late_delay: config.late_delay.0,
+            incidents: config.incidents,
+            error_bursts: config.error_bursts,
+            scripted: if config.incidents && partition == 0 {
+                scripted_incidents(start_ms).into()
+            } else {
+                Default::default()
+            },
         }
     }
 
@@ -114,6 +161,15 @@ impl Generator {
         let sequence = self.sequence;
         self.sequence += 1;
         let now = self.start_ms + (sequence as f64 * self.ms_per_event) as u64;
+        if self.scripted.front().is_some_and(|e| e.timestamp <= now) {
+            return self.scripted.pop_front();
+        }
+        let since_start = now.saturating_sub(self.start_ms);
+        let incident = |name: &str| {
+            self.incidents && INCIDENTS.iter().any(|(n, from, to)| *n == name && (*from..*to).contains(&since_start))
+        };
+        let purchase_burst = incident("purchase_error_burst");
+        let search_spike = incident("search_latency_spike");
 
         let mut pick = self.rng.gen_range(0..self.type_weight_total);
         let type_index = EVENT_TYPES
@@ -139,8 +195,16 @@ impl Generator {
         let session_number = session.1;
 
         let burst = now / BURST_PERIOD_MS;
-        let in_burst = now % BURST_PERIOD_MS < BURST_LENGTH_MS && (burst as usize) % EVENT_TYPES.len() == type_index;
-        let error_rate = if in_burst { BURST_ERROR_RATE } else { base_error_rate };
+        let in_burst = self.error_bursts
+            && now % BURST_PERIOD_MS < BURST_LENGTH_MS
+            && (burst as usize) % EVENT_TYPES.len() == type_index;
+        let error_rate = if purchase_burst && event_type == "purchase" {
+            0.8
+        } else if in_burst {
+            BURST_ERROR_RATE
+        } else {
+            base_error_rate
+        };
         let is_error = self.rng.gen_bool(error_rate);
 
         let latency_ms = (event_type != "logout").then(|| {
@@ -151,6 +215,9 @@ impl Generator {
             }
             if is_error {
                 latency *= 2.0;
+            }
+            if search_spike && event_type == "search" {
+                latency *= 20.0;
             }
             (latency * 1000.0).round() / 1000.0
         });
