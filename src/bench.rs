@@ -2,15 +2,22 @@
 //! runs the full pipeline of a config with sinks that only count, and prints one JSON line:
 //! `{"events":N,"workers":W,"seconds":S,"events_per_sec":X,"peak_rss_mb":M}`.
 
+use crate::alerts::{Alert, AlertKind};
 use crate::cli::{BenchArgs, load_config};
-use crate::config::GeneratorConfig;
+use crate::config::{
+    AggregationConfig, AnomalyConfig, Config, Direction, EventRule, GeneratorConfig, GroupBy, Levels, Millis, Severity,
+    SourceConfig, ThresholdRule, WindowConfig,
+};
 use crate::control::{Counters, RunControl};
+use crate::operators::batch_sink::BatchWriter;
 use crate::run::{self, Input, Output, RunOptions};
 use crate::sources::generator::Generator;
 use crate::sources::memory::MemoryLines;
+use hdrhistogram::Histogram;
 use serde::Serialize;
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::sync::Mutex;
 
 /// The final line of `rtsa bench` (CONTRACT section 8).
 #[derive(Debug, Serialize)]
@@ -79,12 +86,159 @@ pub fn peak_rss_mb() -> f64 {
         .map_or(0.0, |kb| kb / 1024.0)
 }
 
+/// Latency percentiles of one kind of alert, ms.
+#[derive(Debug, Serialize)]
+pub struct LatencyReport {
+    /// Alerts measured.
+    pub count: u64,
+    /// Median.
+    pub p50: f64,
+    /// 99th percentile.
+    pub p99: f64,
+    /// Largest.
+    pub max: f64,
+}
+
+fn report(histogram: &Histogram<u64>) -> LatencyReport {
+    let ms = |us: u64| (us as f64 / 10.0).round() / 100.0;
+    LatencyReport {
+        count: histogram.len(),
+        p50: ms(histogram.value_at_quantile(0.5)),
+        p99: ms(histogram.value_at_quantile(0.99)),
+        max: ms(histogram.max()),
+    }
+}
+
+/// Records how long alerts took: single-event alerts from their event's time (the live
+/// generator stamps events with the wall clock), window alerts from the moment the watermark
+/// passed the window's end (`window_end + max_out_of_orderness`).
+struct LatencyWriter {
+    events: Arc<Mutex<Histogram<u64>>>,
+    windows: Arc<Mutex<Histogram<u64>>>,
+    out_of_orderness_ms: u64,
+    control: Arc<RunControl>,
+}
+
+impl BatchWriter<Alert> for LatencyWriter {
+    fn write_batch(&mut self, batch: &[Alert]) {
+        // Windows closed by the stop itself are not measured: the watermark did not pass them.
+        if self.control.stop_requested() {
+            return;
+        }
+        let now_us =
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_micros() as u64);
+        for alert in batch {
+            let (histogram, since_ms) = match alert.kind {
+                AlertKind::Event => (&self.events, alert.time),
+                _ => (&self.windows, alert.window_end + self.out_of_orderness_ms),
+            };
+            let latency = now_us.saturating_sub(since_ms * 1000).max(1);
+            let _ = histogram.lock().unwrap_or_else(|p| p.into_inner()).record(latency);
+        }
+    }
+    fn close(&mut self) {}
+}
+
+fn alert_latency(args: &BenchArgs, mut config: Config) -> ExitCode {
+    config.source = SourceConfig::Generator(GeneratorConfig {
+        rate: args.rate,
+        count: 0,
+        seed: args.seed,
+        partitions: args.partitions,
+        start_ms: None,
+        event_time_rate: Some(args.rate),
+        out_of_order_fraction: 0.0,
+        late_fraction: 0.0,
+        ..GeneratorConfig::default()
+    });
+    config.aggregations.push(AggregationConfig {
+        name: "bench_by_type_1s".into(),
+        window: WindowConfig::Tumbling { size: Millis(1_000) },
+        group_by: GroupBy::EventType,
+    });
+    let mut levels = Levels::default();
+    levels.set(Severity::Critical, 500.0);
+    config.anomalies = vec![
+        AnomalyConfig::Event(EventRule {
+            name: "bench_slow_event".into(),
+            metric: Some("latency_ms".into()),
+            levels,
+            event_type: None,
+            status: None,
+            severity: Severity::Critical,
+            group_by: GroupBy::UserId,
+            cooldown: Some(Millis(0)),
+        }),
+        AnomalyConfig::Threshold(ThresholdRule {
+            name: "bench_every_window".into(),
+            aggregation: "bench_by_type_1s".into(),
+            metric: "count".into(),
+            direction: Direction::Above,
+            levels: Levels { low: Some(0.0), ..Levels::default() },
+            min_count: 1,
+            cooldown: Some(Millis(0)),
+        }),
+    ];
+    config.alerts.conditions = None;
+    config.alerts.severity_levels.clear();
+    let control = Arc::new(RunControl::default());
+    let new_histogram =
+        || Arc::new(Mutex::new(Histogram::<u64>::new_with_bounds(1, 3_600_000_000, 3).expect("valid bounds")));
+    let (events, windows) = (new_histogram(), new_histogram());
+    let writer = LatencyWriter {
+        events: events.clone(),
+        windows: windows.clone(),
+        out_of_orderness_ms: config.watermark.max_out_of_orderness.0,
+        control: control.clone(),
+    };
+    eprintln!(
+        "rtsa bench: alert latency at {} events/s for {} s on {} workers (watermark trails by {}) …",
+        args.rate, args.seconds, args.workers, config.watermark.max_out_of_orderness
+    );
+    let stopper = control.clone();
+    let seconds = args.seconds;
+    std::thread::spawn(move || {
+        std::thread::sleep(std::time::Duration::from_secs(seconds));
+        stopper.request_stop();
+    });
+    let options = RunOptions { workers: usize::from(args.workers), cluster: None };
+    let summary = match run::run(
+        Arc::new(config),
+        &options,
+        Input::Configured,
+        Output::CountWithAlerts(Box::new(writer)),
+        control.clone(),
+    ) {
+        Ok(summary) => summary,
+        Err(e) => {
+            eprintln!("rtsa: error: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let processed = Counters::get(&control.counters.events_in);
+    let elapsed = summary.elapsed.as_secs_f64();
+    let line = serde_json::json!({
+        "events": processed,
+        "workers": args.workers,
+        "seconds": (elapsed * 1000.0).round() / 1000.0,
+        "events_per_sec": (processed as f64 / elapsed).round(),
+        "peak_rss_mb": (peak_rss_mb() * 10.0).round() / 10.0,
+        "event_alert_ms": report(&events.lock().unwrap_or_else(|p| p.into_inner())),
+        "window_alert_ms": report(&windows.lock().unwrap_or_else(|p| p.into_inner())),
+    });
+    println!("{line}");
+    ExitCode::SUCCESS
+}
+
 /// Runs `rtsa bench`.
 pub fn bench_command(args: BenchArgs) -> ExitCode {
     let config = match load_config(args.config.as_deref()) {
         Ok(config) => config,
         Err(code) => return code,
     };
+    if args.alert_latency {
+        return alert_latency(&args, config);
+    }
     if args.partitions == 0 || args.event_time_rate == 0 {
         eprintln!("rtsa: error: --partitions and --event-time-rate must be above 0");
         return ExitCode::from(2);

@@ -153,6 +153,17 @@ pub struct BenchArgs {
     /// Events per second of event time in the generated data.
     #[arg(long, default_value_t = 10_000)]
     pub event_time_rate: u64,
+    /// Measure alert latency instead of throughput: a live generator at --rate events/s for
+    /// --seconds, a single-event rule and a window rule; reports event-in → alert-out and
+    /// watermark-passes-window-end → alert-out percentiles.
+    #[arg(long)]
+    pub alert_latency: bool,
+    /// Events per second of the live generator (with --alert-latency).
+    #[arg(long, default_value_t = 100_000)]
+    pub rate: u64,
+    /// How long to run (with --alert-latency).
+    #[arg(long, default_value_t = 20)]
+    pub seconds: u64,
 }
 
 /// Parses the command line, runs the command and returns the process exit code.

@@ -52,12 +52,13 @@ pub enum Input {
 }
 
 /// Where the results go.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Output {
     /// The config's sinks.
     Configured,
     /// Only count records (benchmarks).
     Count,
+    /// Count metrics and dead letters; alerts to this writer (latency benchmarks).
+    CountWithAlerts(Box<dyn BatchWriter<Alert> + Send>),
 }
 
 /// A failed run.
@@ -115,12 +116,11 @@ pub fn run(
 ) -> Result<RunSummary, RunError> {
     let timely_config = timely_config(options)?;
     let writes_here = options.cluster.as_ref().is_none_or(|c| c.process == 0);
-    let writers: Option<Writers> = if !writes_here {
-        None
-    } else if output == Output::Count {
-        Some(Writers::counting(&control))
-    } else {
-        Some(Writers::open(&config, &control).map_err(RunError::Runtime)?)
+    let writers: Option<Writers> = match output {
+        _ if !writes_here => None,
+        Output::Count => Some(Writers::counting(&control)),
+        Output::CountWithAlerts(alerts) => Some(Writers { alerts, ..Writers::counting(&control) }),
+        Output::Configured => Some(Writers::open(&config, &control).map_err(RunError::Runtime)?),
     };
     let writers = Arc::new(Mutex::new(writers));
     let (kind, partition_count) = match &input {
@@ -128,7 +128,7 @@ pub fn run(
         Input::Memory(lines) => (SourceKind { name: "memory", by_line: false }, lines.len() as u32),
     };
     // One start time for the generator in every worker of this process.
-    let start_ms = crate::sinks::wall_clock_ms() / 1000 * 1000;
+    let start_ms = crate::sinks::wall_clock_ms();
 
     let started = Instant::now();
     let worker_control = control.clone();

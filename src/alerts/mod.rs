@@ -140,6 +140,21 @@ pub fn encode_alert(alert: &Alert, emitted_at: u64) -> String {
     serde_json::to_string(&json).expect("an alert always serializes")
 }
 
+/// One readable line for the console, coloured by severity when `colour` (a terminal).
+pub fn describe_alert_coloured(alert: &Alert, colour: bool) -> String {
+    let line = describe_alert(alert);
+    if !colour {
+        return line;
+    }
+    let code = match alert.severity {
+        Severity::Critical => "1;31",
+        Severity::High => "31",
+        Severity::Medium => "33",
+        Severity::Low => "36",
+    };
+    format!("\x1b[{code}m{line}\x1b[0m")
+}
+
 /// One readable line for the console.
 pub fn describe_alert(alert: &Alert) -> String {
     let time = chrono::DateTime::from_timestamp_millis(alert.window_start)

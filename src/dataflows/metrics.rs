@@ -58,14 +58,16 @@ pub fn build(scope: Scope<'_, u64>, config: &Config, io: PipelineIo, control: Ar
     if !rules.is_empty() {
         let epoch = config.watermark.epoch.0;
         let aggregations = Arc::new(config.aggregations.clone());
-        let ordered = records
+        // Window and single-event alerts are judged and deduplicated as they arrive (fast);
+        // pattern and rare-sequence alerts are ordered by event time first.
+        let windows = records.clone().window_alerts(rules.clone(), aggregations);
+        let sequences = events
             .clone()
-            .window_alerts(rules.clone(), aggregations)
-            .concat(events.clone().pattern_alerts(rules.clone(), epoch))
+            .pattern_alerts(rules.clone(), epoch)
             .concat(events.clone().rare_sequence_alerts(rules.clone(), epoch))
             .dedup_alerts(rules.clone());
-        let immediate = events.event_alerts(rules);
-        ordered.concat(immediate).immediate_sink("AlertSink", io.alerts);
+        let singles = events.event_alerts(rules);
+        windows.concat(sequences).concat(singles).immediate_sink("AlertSink", io.alerts);
     }
     records.batch_sink("MetricsSink", io.metrics);
     dead_letters.probe_with(&sinks_probe).batch_sink("DeadLetterSink", io.dead_letters);

@@ -1,6 +1,10 @@
-//! Window rules (threshold, z-score) on final window records, per (aggregation, key), in window
-//! order, so z-score histories and results are the same for any number of workers.
+//! Window rules (threshold, z-score) on final window records, exchanged by (aggregation, key),
+//! judged and deduplicated per (rule, key) as they arrive. A key's records come from one worker
+//! (the one whose `reduce` owns the key) in the order of their window ends, so histories,
+//! cooldowns and results are the same for any number of workers — without waiting for another
+//! frontier, which keeps window alerts within milliseconds of the watermark.
 
+use crate::alerts::dedup::Dedup;
 use crate::alerts::{Alert, AlertKind, number};
 use crate::config::AggregationConfig;
 use crate::detect::metric::{metric_value, unit};
@@ -11,12 +15,10 @@ use crate::record::WindowRecord;
 use crate::stats::F64Bits;
 use compact_str::CompactString;
 use rustc_hash::FxHashMap;
-use std::collections::BTreeMap;
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 use timely::dataflow::StreamVec;
 use timely::dataflow::channels::pact::Exchange;
-use timely::dataflow::operators::Capability;
 use timely::dataflow::operators::generic::Operator;
 
 /// Z-score histories are pruned once there are this many …
@@ -37,30 +39,27 @@ impl<'s> WindowAlerts<'s> for StreamVec<'s, u64, WindowRecord> {
             (key.aggregation, &key.key).hash(&mut hasher);
             hasher.finish()
         };
-        self.unary_frontier(Exchange::new(route), "WindowAlerts", move |_cap, _info| {
-            let mut stash: BTreeMap<u64, (Capability<u64>, Vec<WindowRecord>)> = BTreeMap::new();
+        self.unary(Exchange::new(route), "WindowAlerts", move |_cap, _info| {
+            let mut dedup = Dedup::default();
+            let mut judged = 0u64;
             // (rule, key) → history and the end of the last window it saw.
             let mut histories: FxHashMap<(usize, CompactString), (History, u64)> = FxHashMap::default();
-            move |(input, frontier), output| {
+            move |input, output| {
                 input.for_each_stamp(|cap, batches| {
-                    let time = *cap.least().expect("totally ordered");
-                    let entry = stash.entry(time).or_insert_with(|| (cap.delayed(&time, 0), Vec::new()));
-                    for batch in batches {
-                        entry.1.append(batch);
-                    }
-                });
-                while let Some(entry) = stash.first_entry() {
-                    if frontier.less_equal(entry.key()) {
-                        break;
-                    }
-                    let (cap, mut records) = entry.remove();
+                    let mut records: Vec<WindowRecord> = batches.flat_map(|b| b.drain(..)).collect();
                     // Keys not seen for a day of event time lose their history: bounded state.
                     if histories.len() > HISTORY_PRUNE_AT {
                         let now = records.iter().map(|(w, _)| w.end).max().unwrap_or(0);
                         histories.retain(|_, (_, seen)| seen.saturating_add(HISTORY_RETENTION_MS) > now);
                     }
-                    records.sort_unstable();
+                    records.sort_unstable_by(|a, b| (a.0.end, &a.0).cmp(&(b.0.end, &b.0)));
                     let mut session = output.session(&cap);
+                    let mut give = |mut alert: Alert| {
+                        let cooldown = rules.cooldown(&alert.rule);
+                        if dedup.admit(&mut alert, cooldown) {
+                            session.give(alert);
+                        }
+                    };
                     for (window, result) in &records {
                         for (index, rule) in rules.window.iter().enumerate() {
                             if rule.aggregation != window.aggregation || result.scalar.count < rule.min_count {
@@ -91,7 +90,7 @@ impl<'s> WindowAlerts<'s> for StreamVec<'s, u64, WindowRecord> {
                                 WindowCheck::Threshold { levels, direction } => {
                                     if let Some((severity, level)) = crossed(levels, *direction, observed) {
                                         let side = if observed > level { "above" } else { "below" };
-                                        session.give(alert(
+                                        give(alert(
                                             severity,
                                             level,
                                             None,
@@ -105,7 +104,7 @@ impl<'s> WindowAlerts<'s> for StreamVec<'s, u64, WindowRecord> {
                                     if let Some(z) = state.zscore(observed, *min_history)
                                         && let Some((severity, level)) = crossed(levels, *direction, z)
                                     {
-                                        session.give(alert(
+                                        give(alert(
                                             severity,
                                             level,
                                             Some(z),
@@ -124,7 +123,13 @@ impl<'s> WindowAlerts<'s> for StreamVec<'s, u64, WindowRecord> {
                             }
                         }
                     }
-                }
+                    judged += records.len() as u64;
+                    if judged > 10_000 {
+                        judged = 0;
+                        let now = records.iter().map(|(w, _)| w.end).max().unwrap_or(0);
+                        dedup.forget_before(now, rules.max_cooldown());
+                    }
+                });
             }
         })
     }

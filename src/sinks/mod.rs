@@ -9,7 +9,7 @@ pub mod redis;
 pub mod webhook;
 
 use crate::alerts::route::Router;
-use crate::alerts::{Alert, describe_alert, encode_alert};
+use crate::alerts::{Alert, describe_alert_coloured, encode_alert};
 use crate::config::{AggregationConfig, Config, SinkConfig};
 use crate::control::{Counters, RunControl};
 use crate::operators::batch_sink::BatchWriter;
@@ -238,6 +238,7 @@ pub fn alert_writer(config: &Config, control: Arc<RunControl>) -> Result<RecordW
     let outputs = open_outputs(&config.sinks.alerts, config, &undelivered)?;
     let readable = outputs.iter().any(|(_, o)| matches!(o, Output::Console { json: false, .. }));
     let router = Router::new(config.alerts.routes.clone());
+    let colour = std::io::IsTerminal::is_terminal(&std::io::stdout());
     let counted = control.clone();
     let encode = move |batch: &[Alert]| {
         let emitted_at = wall_clock_ms();
@@ -248,7 +249,7 @@ pub fn alert_writer(config: &Config, control: Arc<RunControl>) -> Result<RecordW
                 json: encode_alert(alert, emitted_at),
                 key: Some(alert.alert_id()),
                 aggregation: None,
-                readable: readable.then(|| describe_alert(alert)),
+                readable: readable.then(|| describe_alert_coloured(alert, colour)),
                 channels: CHANNEL_KINDS
                     .iter()
                     .filter(|kind| router.routes_to(alert, kind))
