@@ -7,7 +7,11 @@ use compact_str::CompactString;
 use serde::{Deserialize, Serialize};
 
 /// Identifies one window of one key of one aggregation.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+///
+/// Its hash covers only the aggregation and the key (equal keys still hash equally), so that
+/// differential routes every window of a key to the same worker: that worker then emits the
+/// key's windows in the order of their ends, which the alert detectors rely on.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct WindowKey {
     /// Index of the aggregation in the config.
     pub aggregation: u16,
@@ -17,6 +21,13 @@ pub struct WindowKey {
     pub end: u64,
     /// The group key (`"*"` for `group_by: none`).
     pub key: CompactString,
+}
+
+impl std::hash::Hash for WindowKey {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.aggregation.hash(state);
+        self.key.hash(state);
+    }
 }
 
 /// A finished window: its key and its statistics. What metrics sinks receive.

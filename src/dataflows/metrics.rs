@@ -20,7 +20,7 @@ use crate::window::AggregationPlan;
 use std::sync::Arc;
 use timely::dataflow::ProbeHandle;
 use timely::dataflow::Scope;
-use timely::dataflow::operators::{Concat, Probe};
+use timely::dataflow::operators::{Concat, Concatenate, Probe};
 
 /// What one worker reads from and writes to.
 pub struct PipelineIo {
@@ -55,19 +55,29 @@ pub fn build(scope: Scope<'_, u64>, config: &Config, io: PipelineIo, control: Ar
     let sessions = events.clone().session_windows(&plans, config.watermark.epoch.0);
     let records = fixed.concat(sessions).probe_with(&sinks_probe);
     let rules = Arc::new(crate::detect::rules::compile(config));
-    if !rules.is_empty() {
-        let epoch = config.watermark.epoch.0;
-        let aggregations = Arc::new(config.aggregations.clone());
-        // Window and single-event alerts are judged and deduplicated as they arrive (fast);
-        // pattern and rare-sequence alerts are ordered by event time first.
-        let windows = records.clone().window_alerts(rules.clone(), aggregations);
-        let sequences = events
-            .clone()
-            .pattern_alerts(rules.clone(), epoch)
-            .concat(events.clone().rare_sequence_alerts(rules.clone(), epoch))
-            .dedup_alerts(rules.clone());
-        let singles = events.event_alerts(rules);
-        windows.concat(sequences).concat(singles).immediate_sink("AlertSink", io.alerts);
+    // Window and single-event alerts are judged and deduplicated as they arrive (fast);
+    // pattern and rare-sequence alerts are ordered by event time first. Detectors without
+    // rules are not built, so the event stream is not copied for them.
+    let epoch = config.watermark.epoch.0;
+    let mut alerts = Vec::new();
+    if !rules.window.is_empty() {
+        alerts.push(records.clone().window_alerts(rules.clone(), Arc::new(config.aggregations.clone())));
+    }
+    let mut sequences = Vec::new();
+    if !rules.pattern.is_empty() {
+        sequences.push(events.clone().pattern_alerts(rules.clone(), epoch));
+    }
+    if !rules.rare.is_empty() {
+        sequences.push(events.clone().rare_sequence_alerts(rules.clone(), epoch));
+    }
+    if !sequences.is_empty() {
+        alerts.push(scope.concatenate(sequences).dedup_alerts(rules.clone()));
+    }
+    if !rules.event.is_empty() {
+        alerts.push(events.event_alerts(rules.clone()));
+    }
+    if !alerts.is_empty() {
+        scope.concatenate(alerts).immediate_sink("AlertSink", io.alerts);
     }
     records.batch_sink("MetricsSink", io.metrics);
     dead_letters.probe_with(&sinks_probe).batch_sink("DeadLetterSink", io.dead_letters);
