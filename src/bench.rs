@@ -226,7 +226,7 @@ fn alert_latency(args: &BenchArgs, mut config: Config) -> ExitCode {
         "event_alert_ms": report(&events.lock().unwrap_or_else(|p| p.into_inner())),
         "window_alert_ms": report(&windows.lock().unwrap_or_else(|p| p.into_inner())),
     });
-    println!("{line}");
+    crate::cli::print_line(&line.to_string());
     ExitCode::SUCCESS
 }
 
@@ -278,6 +278,6 @@ pub fn bench_command(args: BenchArgs) -> ExitCode {
         events_per_sec: (events as f64 / seconds).round(),
         peak_rss_mb: (peak_rss_mb() * 10.0).round() / 10.0,
     };
-    println!("{}", serde_json::to_string(&report).expect("the report serializes"));
+    crate::cli::print_line(&serde_json::to_string(&report).expect("the report serializes"));
     ExitCode::SUCCESS
 }

@@ -205,13 +205,19 @@ pub fn main() -> ExitCode {
             let topics = topics::topics_of(&config);
             match topics::create_topics(&config, &topics) {
                 Ok(lines) => {
-                    lines.iter().for_each(|l| println!("{l}"));
+                    lines.iter().for_each(|l| print_line(l));
                     ExitCode::SUCCESS
                 }
                 Err(e) => runtime_failure(&e),
             }
         }
     }
+}
+
+/// Prints a line on stdout; a closed pipe (`rtsa check … | head`) is not an error.
+pub fn print_line(text: &str) {
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{text}").and_then(|_| out.flush());
 }
 
 fn runtime_failure(message: &str) -> ExitCode {
@@ -310,7 +316,7 @@ fn run_command(args: RunArgs) -> ExitCode {
 fn check_command(path: &Path) -> ExitCode {
     match config::load_file(path) {
         Ok(config) => {
-            println!("{} is valid.\n{}", path.display(), config.describe());
+            print_line(&format!("{} is valid.\n{}", path.display(), config.describe()));
             ExitCode::SUCCESS
         }
         Err(errors) => config_failure(path, &errors),
