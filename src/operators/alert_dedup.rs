@@ -5,12 +5,11 @@
 use crate::alerts::Alert;
 use crate::alerts::dedup::Dedup;
 use crate::detect::rules::Rules;
-use std::collections::BTreeMap;
+use crate::operators::stash::TimeStash;
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 use timely::dataflow::StreamVec;
 use timely::dataflow::channels::pact::Exchange;
-use timely::dataflow::operators::Capability;
 use timely::dataflow::operators::generic::Operator;
 
 /// Extension trait: ordered deduplication.
@@ -27,22 +26,12 @@ impl<'s> DedupAlerts<'s> for StreamVec<'s, u64, Alert> {
             hasher.finish()
         };
         self.unary_frontier(Exchange::new(route), "DedupAlerts", move |_cap, _info| {
-            let mut stash: BTreeMap<u64, (Capability<u64>, Vec<Alert>)> = BTreeMap::new();
+            let mut stash: TimeStash<Alert> = TimeStash::default();
             let mut dedup = Dedup::default();
             let mut flushed = 0u64;
             move |(input, frontier), output| {
-                input.for_each_stamp(|cap, batches| {
-                    let time = *cap.least().expect("totally ordered");
-                    let entry = stash.entry(time).or_insert_with(|| (cap.delayed(&time, 0), Vec::new()));
-                    for batch in batches {
-                        entry.1.append(batch);
-                    }
-                });
-                while let Some(entry) = stash.first_entry() {
-                    if frontier.less_equal(entry.key()) {
-                        break;
-                    }
-                    let (cap, mut alerts) = entry.remove();
+                input.for_each_stamp(|cap, batches| stash.push(&cap, batches));
+                while let Some((cap, mut alerts)) = stash.pop_ready(frontier) {
                     alerts.sort_unstable();
                     let mut session = output.session(&cap);
                     for mut alert in alerts {

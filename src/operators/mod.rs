@@ -7,6 +7,7 @@ pub mod event_source;
 pub mod pattern_alerts;
 pub mod rare_sequences;
 pub mod session_windows;
+pub mod stash;
 pub mod window_alerts;
 pub mod window_partials;
 pub mod window_results;

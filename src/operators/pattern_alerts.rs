@@ -6,17 +6,16 @@ use crate::alerts::{Alert, AlertKind};
 use crate::detect::pattern::{PatternEvent, PatternState, step_matches};
 use crate::detect::rules::Rules;
 use crate::event::Event;
+use crate::operators::stash::EventTimeStash;
 use crate::stats::F64Bits;
-use crate::window::{AggregationPlan, Shape, epoch_of};
+use crate::window::{AggregationPlan, Shape};
 use compact_str::CompactString;
 use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 use timely::dataflow::StreamVec;
 use timely::dataflow::channels::pact::Exchange;
-use timely::dataflow::operators::Capability;
 use timely::dataflow::operators::generic::Operator;
 use timely::dataflow::operators::vec::Map;
 
@@ -71,66 +70,50 @@ impl<'s> PatternAlerts<'s> for StreamVec<'s, u64, Event> {
             hasher.finish()
         };
         inputs.unary_frontier(Exchange::new(route), "PatternAlerts", move |_cap, _info| {
-            let mut pending: BTreeMap<u64, Vec<PatternInput>> = BTreeMap::new();
-            let mut caps: BTreeMap<u64, Capability<u64>> = BTreeMap::new();
+            let mut stash: EventTimeStash<PatternInput> = EventTimeStash::new(epoch);
             let mut states: FxHashMap<(u16, CompactString), PatternState> = FxHashMap::default();
             move |(input, frontier), output| {
                 input.for_each_stamp(|cap, batches| {
                     for batch in batches {
                         for event in batch.drain(..) {
-                            let at = epoch_of(event.ts, epoch);
-                            caps.entry(at).or_insert_with(|| cap.delayed(&at, 0));
-                            pending.entry(event.ts).or_default().push(event);
+                            stash.push(&cap, event.ts, event);
                         }
                     }
                 });
                 // Events below the frontier are final: no earlier on-time event can still come.
-                let ready: Vec<u64> = match frontier.frontier().first() {
-                    Some(f) => pending.range(..*f).map(|(ts, _)| *ts).collect(),
-                    None => pending.keys().copied().collect(),
-                };
-                for ts in ready {
-                    let mut events = pending.remove(&ts).unwrap_or_default();
-                    events.sort_unstable();
-                    for event in events {
-                        let rule = &rules.pattern[usize::from(event.rule)];
-                        let state = states.entry((event.rule, event.key.clone())).or_default();
-                        let seen = PatternEvent {
-                            ts: event.ts,
-                            event_type: event.event_type.clone(),
-                            is_error: event.is_error,
-                        };
-                        if let Some(first) = state.feed(&rule.steps, rule.within.0, seen) {
-                            let cap = &caps[&epoch_of(event.ts, epoch)];
-                            let steps = rule.steps.iter().map(|s| s.repeat).sum::<u32>();
-                            output.session(cap).give(Alert {
-                                time: event.ts,
-                                rule: rule.name.as_str().into(),
-                                kind: AlertKind::Pattern,
-                                severity: rule.severity,
-                                aggregation: None,
-                                group_by: rule.group_by.field_name().into(),
-                                key: event.key.clone(),
-                                window_start: first as i64,
-                                window_end: event.ts,
-                                metric: "events".into(),
-                                observed: F64Bits::new(f64::from(steps)),
-                                threshold: None,
-                                zscore: None,
-                                suppressed: 0,
-                                message: format!(
-                                    "pattern {} completed by {}={} in {:.1}s",
-                                    rule.name,
-                                    rule.group_by.field_name(),
-                                    event.key,
-                                    (event.ts - first) as f64 / 1000.0
-                                ),
-                            });
-                        }
+                stash.release(frontier, |cap, _ts, event| {
+                    let rule = &rules.pattern[usize::from(event.rule)];
+                    let state = states.entry((event.rule, event.key.clone())).or_default();
+                    let seen =
+                        PatternEvent { ts: event.ts, event_type: event.event_type.clone(), is_error: event.is_error };
+                    if let Some(first) = state.feed(&rule.steps, rule.within.0, seen) {
+                        let steps = rule.steps.iter().map(|s| s.repeat).sum::<u32>();
+                        output.session(cap).give(Alert {
+                            time: event.ts,
+                            rule: rule.name.as_str().into(),
+                            kind: AlertKind::Pattern,
+                            severity: rule.severity,
+                            aggregation: None,
+                            group_by: rule.group_by.field_name().into(),
+                            key: event.key.clone(),
+                            window_start: first as i64,
+                            window_end: event.ts,
+                            metric: "events".into(),
+                            observed: F64Bits::new(f64::from(steps)),
+                            threshold: None,
+                            zscore: None,
+                            suppressed: 0,
+                            message: format!(
+                                "pattern {} completed by {}={} in {:.1}s",
+                                rule.name,
+                                rule.group_by.field_name(),
+                                event.key,
+                                (event.ts - first) as f64 / 1000.0
+                            ),
+                        });
                     }
-                }
-                let done = frontier.frontier().first().copied().unwrap_or(u64::MAX);
-                caps.retain(|at, _| pending.range(*at..at.saturating_add(epoch)).next().is_some() || *at >= done);
+                });
+                let done = EventTimeStash::<PatternInput>::done(frontier);
                 if states.len() > 100_000 {
                     let longest = rules.pattern.iter().map(|r| r.within.0).max().unwrap_or(0);
                     states.retain(|_, s| s.newest().is_some_and(|n| n.saturating_add(longest) >= done));

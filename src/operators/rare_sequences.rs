@@ -8,17 +8,15 @@ use crate::alerts::{Alert, AlertKind, number};
 use crate::detect::rare_sequence::TransitionModel;
 use crate::detect::rules::Rules;
 use crate::event::Event;
+use crate::operators::stash::{EventTimeStash, TimeStash};
 use crate::stats::F64Bits;
-use crate::window::epoch_of;
 use compact_str::CompactString;
 use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 use timely::dataflow::StreamVec;
 use timely::dataflow::channels::pact::Exchange;
-use timely::dataflow::operators::Capability;
 use timely::dataflow::operators::generic::Operator;
 use timely::dataflow::operators::vec::Map;
 
@@ -77,39 +75,29 @@ impl<'s> RareSequenceAlerts<'s> for StreamVec<'s, u64, Event> {
             Exchange::new(|e: &SessionEvent| hash_of(&e.session)),
             "SessionTransitions",
             move |_cap, _info| {
-                let mut pending: BTreeMap<u64, Vec<SessionEvent>> = BTreeMap::new();
-                let mut caps: BTreeMap<u64, Capability<u64>> = BTreeMap::new();
+                let mut stash: EventTimeStash<SessionEvent> = EventTimeStash::new(epoch);
                 let mut last: FxHashMap<CompactString, (CompactString, u64)> = FxHashMap::default();
                 move |(input, frontier), output| {
                     input.for_each_stamp(|cap, batches| {
                         for batch in batches {
                             for event in batch.drain(..) {
-                                let at = epoch_of(event.ts, epoch);
-                                caps.entry(at).or_insert_with(|| cap.delayed(&at, 0));
-                                pending.entry(event.ts).or_default().push(event);
+                                stash.push(&cap, event.ts, event);
                             }
                         }
                     });
-                    let done = frontier.frontier().first().copied().unwrap_or(u64::MAX);
-                    let ready: Vec<u64> = pending.range(..done).map(|(ts, _)| *ts).collect();
-                    for ts in ready {
-                        let mut batch = pending.remove(&ts).unwrap_or_default();
-                        batch.sort_unstable();
-                        for event in batch {
-                            if let Some((prev, prev_ts)) =
-                                last.insert(event.session.clone(), (event.event_type.clone(), event.ts))
-                            {
-                                output.session(&caps[&epoch_of(event.ts, epoch)]).give(Transition {
-                                    ts: event.ts,
-                                    session: event.session,
-                                    prev,
-                                    next: event.event_type,
-                                    prev_ts,
-                                });
-                            }
+                    stash.release(frontier, |cap, _ts, event| {
+                        let seen = (event.event_type.clone(), event.ts);
+                        if let Some((prev, prev_ts)) = last.insert(event.session.clone(), seen) {
+                            output.session(cap).give(Transition {
+                                ts: event.ts,
+                                session: event.session,
+                                prev,
+                                next: event.event_type,
+                                prev_ts,
+                            });
                         }
-                    }
-                    caps.retain(|at, _| pending.range(*at..at.saturating_add(epoch)).next().is_some() || *at >= done);
+                    });
+                    let done = EventTimeStash::<SessionEvent>::done(frontier);
                     if last.len() > 100_000 && done != u64::MAX {
                         last.retain(|_, (_, ts)| ts.saturating_add(SESSION_MEMORY_MS) >= done);
                     }
@@ -120,21 +108,11 @@ impl<'s> RareSequenceAlerts<'s> for StreamVec<'s, u64, Event> {
             Exchange::new(|t: &Transition| hash_of(&t.prev)),
             "RareTransitions",
             move |_cap, _info| {
-                let mut stash: BTreeMap<u64, (Capability<u64>, Vec<Transition>)> = BTreeMap::new();
+                let mut stash: TimeStash<Transition> = TimeStash::default();
                 let mut model = TransitionModel::default();
                 move |(input, frontier), output| {
-                    input.for_each_stamp(|cap, batches| {
-                        let time = *cap.least().expect("totally ordered");
-                        let entry = stash.entry(time).or_insert_with(|| (cap.delayed(&time, 0), Vec::new()));
-                        for batch in batches {
-                            entry.1.append(batch);
-                        }
-                    });
-                    while let Some(entry) = stash.first_entry() {
-                        if frontier.less_equal(entry.key()) {
-                            break;
-                        }
-                        let (cap, mut batch) = entry.remove();
+                    input.for_each_stamp(|cap, batches| stash.push(&cap, batches));
+                    while let Some((cap, mut batch)) = stash.pop_ready(frontier) {
                         batch.sort_unstable();
                         let mut session = output.session(&cap);
                         for t in batch {
