@@ -28,6 +28,7 @@ fn unique(name: &str) -> String {
 /// One message read back by kafka-python.
 struct Message {
     partition: u32,
+    offset: u64,
     key: Option<String>,
     value: String,
 }
@@ -43,6 +44,7 @@ fn read_topic(topic: &str) -> Vec<Message> {
             let v: Value = serde_json::from_str(l).unwrap();
             Message {
                 partition: v["partition"].as_u64().unwrap() as u32,
+                offset: v["offset"].as_u64().unwrap(),
                 key: v["key"].as_str().map(str::to_owned),
                 value: v["value"].as_str().unwrap_or_default().to_owned(),
             }
@@ -76,11 +78,28 @@ fn config_text(topics: &Topics, metrics_topic: &str, partitions: u32) -> String 
     format!(
         "source: {{ kind: kafka, topic: {}, group_id: {}, start: earliest, stop_at: end }}\nkafka: {{ bootstrap_servers: \"{}\", partitions: {partitions} }}\nwatermark: {{ max_out_of_orderness: 5s }}\n{}\nsinks:\n  metrics: [ {{ kind: kafka, topic: {metrics_topic} }} ]\n  dead_letter: {{ kind: kafka, topic: {} }}\n",
         topics.events,
-        unique("group"),
+        group_of(topics),
         brokers(),
         aggregations_yaml(),
         topics.dead_letters
     )
+}
+
+/// The consumer group of a config's source.
+fn group_of(topics: &Topics) -> String {
+    format!("{}-group", topics.events)
+}
+
+/// The offsets the group committed, per partition, read with kafka-python.
+fn committed(topic: &str, group: &str) -> Vec<u64> {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/kafka_committed.py");
+    let out = Command::new(python()).arg(script).args([&brokers(), topic, group]).output().unwrap();
+    assert!(out.status.success(), "kafka_committed.py: {}", String::from_utf8_lossy(&out.stderr));
+    let offsets: std::collections::BTreeMap<String, Option<u64>> = serde_json::from_slice(&out.stdout).unwrap();
+    let mut by_partition: Vec<(u32, u64)> =
+        offsets.into_iter().map(|(p, o)| (p.parse().unwrap(), o.unwrap_or(0))).collect();
+    by_partition.sort();
+    by_partition.into_iter().map(|(_, o)| o).collect()
 }
 
 /// Produces generated events plus some invalid lines with `rtsa produce`.
@@ -177,6 +196,18 @@ fn one_partition_four_workers_and_seven_partitions_two_workers() {
         produce(dir.path(), &topics.events, 6_000);
         run(&config, workers);
         assert_matches_reference(&topics.events, partitions, &metrics_of(&topics.metrics));
+        // Offsets are committed to the group, so lag shows in standard tools.
+        let mut ends = vec![0u64; partitions as usize];
+        for m in read_topic(&topics.events) {
+            ends[m.partition as usize] = ends[m.partition as usize].max(m.offset + 1);
+        }
+        assert_eq!(committed(&topics.events, &group_of(&topics)), ends);
+        // Restarting from the committed offsets reads nothing more.
+        let again = std::fs::read_to_string(&config).unwrap().replace("start: earliest", "start: committed");
+        std::fs::write(&config, again).unwrap();
+        let out = rtsa().args(["run", "--config"]).arg(&config).output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success() && stderr.contains("done: 0 events"), "{stderr}");
     }
 }
 

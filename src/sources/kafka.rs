@@ -135,8 +135,9 @@ impl Partition for KafkaPartition {
                 }
             }
         }
+        // librdkafka's rd_kafka_offset_store commits the stored offset + 1: store the last one read.
         if let Some(offset) = last
-            && let Err(e) = self.consumer.store_offset(&self.topic, self.partition, offset + 1)
+            && let Err(e) = self.consumer.store_offset(&self.topic, self.partition, offset)
         {
             tracing::debug!(error = %e, "storing a consumer offset");
         }
