@@ -293,12 +293,14 @@ fn run_command(args: RunArgs) -> ExitCode {
             let events = crate::control::Counters::get(&c.events_in);
             let seconds = summary.elapsed.as_secs_f64();
             eprintln!(
-                "rtsa: done: {events} events in {seconds:.2} s ({:.0} events/s), {} metrics records, {} dead letters ({} late, {} invalid)",
+                "rtsa: done: {events} events in {seconds:.2} s ({:.0} events/s), {} metrics records, {} dead letters ({} late, {} invalid), {} alerts ({} undelivered)",
                 events as f64 / seconds.max(1e-9),
                 crate::control::Counters::get(&c.metrics_records),
                 crate::control::Counters::get(&c.dead_letters),
                 crate::control::Counters::get(&c.late_events),
                 crate::control::Counters::get(&c.invalid_events),
+                crate::control::Counters::get(&c.alerts),
+                crate::control::Counters::get(&c.alerts_undelivered),
             );
             ExitCode::SUCCESS
         }

@@ -313,3 +313,40 @@ sinks:
     std::thread::sleep(std::time::Duration::from_millis(300));
     assert_eq!(published.lock().unwrap().len(), 20, "nor to the channel");
 }
+
+#[test]
+fn a_dead_webhook_does_not_stall_the_pipeline_and_its_alerts_are_counted() {
+    // A port nothing listens on.
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let dir = tempfile::tempdir().unwrap();
+    let text = format!(
+        r#"
+aggregations:
+  - {{ name: by_type_1m, window: {{ kind: tumbling, size: 1m }}, group_by: event_type }}
+anomalies:
+  - {{ kind: event, name: fire_event, event_type: fire, group_by: user_id, severity: critical }}
+sinks:
+  metrics: [ {{ kind: jsonl, path: {m} }} ]
+  alerts:
+    - {{ kind: webhook, url: "http://127.0.0.1:{port}/hook", timeout: 500ms, retries: 1, backoff: 10ms }}
+    - {{ kind: jsonl, path: {a} }}
+  dead_letter: {{ kind: jsonl, path: {d} }}
+"#,
+        m = dir.path().join("m.jsonl").display(),
+        a = dir.path().join("a.jsonl").display(),
+        d = dir.path().join("d.jsonl").display()
+    );
+    let config = config::load_str(&text, Vec::new()).unwrap();
+    let control = Arc::new(RunControl::default());
+    run::run(
+        Arc::new(config),
+        &RunOptions::default(),
+        Input::Memory(fire_events(20)),
+        Output::Configured,
+        control.clone(),
+    )
+    .unwrap();
+    assert_eq!(read_alerts(&dir.path().join("a.jsonl")).len(), 20, "the other channels got every alert");
+    assert!(!read_alerts(&dir.path().join("m.jsonl")).is_empty(), "metrics kept flowing");
+    assert_eq!(Counters::get(&control.counters.alerts_undelivered), 20);
+}

@@ -698,6 +698,22 @@ impl Config {
                 sinks.iter().map(|s| s.to_string()).collect::<Vec<_>>().join(", ")
             }
         };
+        let rules = crate::detect::rules::compile(self);
+        let names = |kind: &str, names: Vec<&str>| {
+            if names.is_empty() { String::new() } else { format!("  - {kind}: {}\n", names.join(", ")) }
+        };
+        let detectors = [
+            names("window rules (threshold, z-score)", rules.window.iter().map(|r| r.name.as_str()).collect()),
+            names("single-event rules", rules.event.iter().map(|r| r.name.as_str()).collect()),
+            names("pattern rules", rules.pattern.iter().map(|r| r.name.as_str()).collect()),
+            names("rare-sequence rules", rules.rare.iter().map(|r| r.name.as_str()).collect()),
+        ]
+        .concat();
+        if detectors.is_empty() {
+            out.push_str("anomaly detection: none\n");
+        } else {
+            out.push_str(&format!("anomaly detection (cooldown {}):\n{detectors}", self.alerts.cooldown));
+        }
         out.push_str(&format!("metrics sinks: {}\n", list(&self.sinks.metrics)));
         out.push_str(&format!("alert sinks: {}\n", list(&self.sinks.alerts)));
         out.push_str(&format!("dead-letter sink: {}\n", self.sinks.dead_letter));

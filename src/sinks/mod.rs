@@ -43,11 +43,7 @@ fn channel_bit(kind: &str) -> u8 {
     1 << CHANNEL_KINDS.iter().position(|k| *k == kind).unwrap_or(0)
 }
 
-fn open_outputs(
-    sinks: &[SinkConfig],
-    config: &Config,
-    undelivered: &Arc<std::sync::atomic::AtomicU64>,
-) -> Result<Vec<(u8, Output)>, String> {
+fn open_outputs(sinks: &[SinkConfig], config: &Config, control: &Arc<RunControl>) -> Result<Vec<(u8, Output)>, String> {
     sinks
         .iter()
         .map(|sink| {
@@ -77,7 +73,7 @@ fn open_outputs(
                         r.queue,
                         retry,
                         channel,
-                        undelivered.clone(),
+                        control.clone(),
                     )))
                 }
                 SinkConfig::Webhook(w) => {
@@ -92,7 +88,7 @@ fn open_outputs(
                         w.queue,
                         retry,
                         channel,
-                        undelivered.clone(),
+                        control.clone(),
                     )))
                 }
             }
@@ -191,7 +187,7 @@ impl<D> BatchWriter<D> for RecordWriter<D> {
 
 /// Opens the configured metrics sinks.
 pub fn metrics_writer(config: &Config, control: Arc<RunControl>) -> Result<RecordWriter<WindowRecord>, String> {
-    let outputs = open_outputs(&config.sinks.metrics, config, &Arc::default())?;
+    let outputs = open_outputs(&config.sinks.metrics, config, &control)?;
     let readable = outputs.iter().any(|(_, o)| matches!(o, Output::Console { json: false, .. }));
     let aggregations = config.aggregations.clone();
     let encode = move |batch: &[WindowRecord]| {
@@ -215,7 +211,7 @@ pub fn metrics_writer(config: &Config, control: Arc<RunControl>) -> Result<Recor
 
 /// Opens the configured dead-letter sink.
 pub fn dead_letter_writer(config: &Config, control: Arc<RunControl>) -> Result<RecordWriter<DeadLetter>, String> {
-    let outputs = open_outputs(std::slice::from_ref(&config.sinks.dead_letter), config, &Arc::default())?;
+    let outputs = open_outputs(std::slice::from_ref(&config.sinks.dead_letter), config, &control)?;
     let aggregations = config.aggregations.clone();
     let encode = move |batch: &[DeadLetter]| {
         batch
@@ -234,15 +230,12 @@ pub fn dead_letter_writer(config: &Config, control: Arc<RunControl>) -> Result<R
 
 /// Opens the configured alert channels, with the routes of `alerts.routes`.
 pub fn alert_writer(config: &Config, control: Arc<RunControl>) -> Result<RecordWriter<Alert>, String> {
-    let undelivered = Arc::new(std::sync::atomic::AtomicU64::new(0));
-    let outputs = open_outputs(&config.sinks.alerts, config, &undelivered)?;
+    let outputs = open_outputs(&config.sinks.alerts, config, &control)?;
     let readable = outputs.iter().any(|(_, o)| matches!(o, Output::Console { json: false, .. }));
     let router = Router::new(config.alerts.routes.clone());
     let colour = std::io::IsTerminal::is_terminal(&std::io::stdout());
-    let counted = control.clone();
     let encode = move |batch: &[Alert]| {
         let emitted_at = wall_clock_ms();
-        Counters::add(&counted.counters.alerts_undelivered, undelivered.swap(0, std::sync::atomic::Ordering::Relaxed));
         batch
             .iter()
             .map(|alert| Encoded {

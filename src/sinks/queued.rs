@@ -2,8 +2,8 @@
 //! service never stalls the pipeline: when the queue is full, the alert is dropped, counted and
 //! logged; when delivery fails for good, it is counted and logged too.
 
+use crate::control::{Counters, RunControl};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{SyncSender, TrySendError, sync_channel};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -22,7 +22,7 @@ pub struct QueuedChannel {
     name: String,
     sender: Option<SyncSender<Delivery>>,
     thread: Option<JoinHandle<()>>,
-    undelivered: Arc<AtomicU64>,
+    control: Arc<RunControl>,
 }
 
 /// How a queued channel retries.
@@ -43,10 +43,10 @@ impl QueuedChannel {
         queue: usize,
         retry: Retry,
         mut deliver: impl Deliver,
-        undelivered: Arc<AtomicU64>,
+        control: Arc<RunControl>,
     ) -> QueuedChannel {
         let (sender, receiver) = sync_channel::<Delivery>(queue.max(1));
-        let counter = undelivered.clone();
+        let counter = control.clone();
         let thread_name = name.clone();
         let thread = std::thread::Builder::new()
             .name(format!("rtsa-{name}"))
@@ -64,7 +64,7 @@ impl QueuedChannel {
                                 attempt += 1;
                             }
                             Err((_, reason)) => {
-                                counter.fetch_add(1, Ordering::Relaxed);
+                                Counters::add(&counter.counters.alerts_undelivered, 1);
                                 tracing::error!(channel = %thread_name, %key, %reason, "alert not delivered");
                                 break;
                             }
@@ -73,7 +73,7 @@ impl QueuedChannel {
                 }
             })
             .expect("spawning a delivery thread");
-        QueuedChannel { name, sender: Some(sender), thread: Some(thread), undelivered }
+        QueuedChannel { name, sender: Some(sender), thread: Some(thread), control }
     }
 
     /// Enqueues a message without waiting; a full queue drops it (counted, logged).
@@ -82,7 +82,7 @@ impl QueuedChannel {
         match sender.try_send((key.to_owned(), body.to_owned())) {
             Ok(()) => {}
             Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
-                self.undelivered.fetch_add(1, Ordering::Relaxed);
+                Counters::add(&self.control.counters.alerts_undelivered, 1);
                 tracing::error!(channel = %self.name, %key, "alert channel queue full; alert dropped");
             }
         }
