@@ -22,7 +22,7 @@ use timely::dataflow::{ProbeHandle, Scope, StreamVec};
 /// Raw text of a dead letter is cut to this many bytes for oversized inputs.
 const MAX_DEAD_LETTER_RAW: usize = 1024;
 /// How soon a source with nothing to read looks again.
-const POLL_INTERVAL: Duration = Duration::from_millis(2);
+const POLL_INTERVAL: Duration = Duration::from_millis(1);
 /// Data whose watermark is within this much of the wall clock counts as live.
 const LIVE_WINDOW_MS: u64 = 5 * 60_000;
 /// How soon a source held back by slow sinks looks again.
