@@ -6,7 +6,6 @@ use crate::alerts::Alert;
 use crate::alerts::dedup::Dedup;
 use crate::detect::rules::Rules;
 use crate::operators::stash::TimeStash;
-use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 use timely::dataflow::StreamVec;
 use timely::dataflow::channels::pact::Exchange;
@@ -20,11 +19,7 @@ pub trait DedupAlerts<'s> {
 
 impl<'s> DedupAlerts<'s> for StreamVec<'s, u64, Alert> {
     fn dedup_alerts(self, rules: Arc<Rules>) -> StreamVec<'s, u64, Alert> {
-        let route = |alert: &Alert| {
-            let mut hasher = rustc_hash::FxHasher::default();
-            (&alert.rule, &alert.key).hash(&mut hasher);
-            hasher.finish()
-        };
+        let route = |alert: &Alert| crate::operators::route_hash((&alert.rule, &alert.key));
         self.unary_frontier(Exchange::new(route), "DedupAlerts", move |_cap, _info| {
             let mut stash: TimeStash<Alert> = TimeStash::default();
             let mut dedup = Dedup::default();

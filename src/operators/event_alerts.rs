@@ -11,7 +11,6 @@ use crate::detect::threshold::crossed;
 use crate::event::Event;
 use crate::stats::F64Bits;
 use crate::window::{AggregationPlan, Shape};
-use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 use timely::dataflow::StreamVec;
 use timely::dataflow::channels::pact::Exchange;
@@ -80,11 +79,7 @@ impl<'s> EventAlerts<'s> for StreamVec<'s, u64, Event> {
         let candidates = self.flat_map(move |event: Event| {
             judged.event.iter().filter_map(|rule| judge_event(rule, &event)).collect::<Vec<_>>()
         });
-        let route = |alert: &Alert| {
-            let mut hasher = rustc_hash::FxHasher::default();
-            (&alert.rule, &alert.key).hash(&mut hasher);
-            hasher.finish()
-        };
+        let route = |alert: &Alert| crate::operators::route_hash((&alert.rule, &alert.key));
         candidates.unary(Exchange::new(route), "EventAlerts", move |_cap, _info| {
             let mut dedup = Dedup::default();
             let mut admitted = 0u64;

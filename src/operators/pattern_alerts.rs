@@ -12,7 +12,6 @@ use crate::window::{AggregationPlan, Shape};
 use compact_str::CompactString;
 use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
-use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 use timely::dataflow::StreamVec;
 use timely::dataflow::channels::pact::Exchange;
@@ -64,11 +63,7 @@ impl<'s> PatternAlerts<'s> for StreamVec<'s, u64, Event> {
             }
             out
         });
-        let route = |input: &PatternInput| {
-            let mut hasher = rustc_hash::FxHasher::default();
-            (input.rule, &input.key).hash(&mut hasher);
-            hasher.finish()
-        };
+        let route = |input: &PatternInput| crate::operators::route_hash((input.rule, &input.key));
         inputs.unary_frontier(Exchange::new(route), "PatternAlerts", move |_cap, _info| {
             let mut stash: EventTimeStash<PatternInput> = EventTimeStash::new(epoch);
             let mut states: FxHashMap<(u16, CompactString), PatternState> = FxHashMap::default();

@@ -13,7 +13,6 @@ use crate::stats::F64Bits;
 use compact_str::CompactString;
 use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
-use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 use timely::dataflow::StreamVec;
 use timely::dataflow::channels::pact::Exchange;
@@ -49,12 +48,6 @@ pub struct Transition {
     pub prev_ts: u64,
 }
 
-fn hash_of(value: impl Hash) -> u64 {
-    let mut hasher = rustc_hash::FxHasher::default();
-    value.hash(&mut hasher);
-    hasher.finish()
-}
-
 /// Extension trait: rare-sequence alerts.
 pub trait RareSequenceAlerts<'s> {
     /// Applies the rare-sequence rules.
@@ -72,7 +65,7 @@ impl<'s> RareSequenceAlerts<'s> for StreamVec<'s, u64, Event> {
             })
         });
         let transitions = events.unary_frontier(
-            Exchange::new(|e: &SessionEvent| hash_of(&e.session)),
+            Exchange::new(|e: &SessionEvent| crate::operators::route_hash(&e.session)),
             "SessionTransitions",
             move |_cap, _info| {
                 let mut stash: EventTimeStash<SessionEvent> = EventTimeStash::new(epoch);
@@ -105,7 +98,7 @@ impl<'s> RareSequenceAlerts<'s> for StreamVec<'s, u64, Event> {
             },
         );
         transitions.unary_frontier(
-            Exchange::new(|t: &Transition| hash_of(&t.prev)),
+            Exchange::new(|t: &Transition| crate::operators::route_hash(&t.prev)),
             "RareTransitions",
             move |_cap, _info| {
                 let mut stash: TimeStash<Transition> = TimeStash::default();

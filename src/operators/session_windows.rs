@@ -15,7 +15,6 @@ use compact_str::CompactString;
 use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-use std::hash::{Hash, Hasher};
 use timely::dataflow::StreamVec;
 use timely::dataflow::channels::pact::Exchange;
 use timely::dataflow::operators::Capability;
@@ -129,11 +128,7 @@ impl<'s> SessionWindows<'s> for StreamVec<'s, u64, Event> {
             out
         });
 
-        let route = |e: &SessionEvent| {
-            let mut hasher = rustc_hash::FxHasher::default();
-            (e.aggregation, &e.key).hash(&mut hasher);
-            hasher.finish()
-        };
+        let route = |e: &SessionEvent| crate::operators::route_hash((e.aggregation, &e.key));
         session_events.unary_frontier(Exchange::new(route), "SessionWindows", move |_cap, _info| {
             let mut open: FxHashMap<(u16, CompactString), Vec<OpenSession>> = FxHashMap::default();
             // Emit time → (capability, keys with a session that may close then).

@@ -15,7 +15,6 @@ use crate::record::WindowRecord;
 use crate::stats::F64Bits;
 use compact_str::CompactString;
 use rustc_hash::FxHashMap;
-use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 use timely::dataflow::StreamVec;
 use timely::dataflow::channels::pact::Exchange;
@@ -34,11 +33,7 @@ pub trait WindowAlerts<'s> {
 
 impl<'s> WindowAlerts<'s> for StreamVec<'s, u64, WindowRecord> {
     fn window_alerts(self, rules: Arc<Rules>, aggregations: Arc<Vec<AggregationConfig>>) -> StreamVec<'s, u64, Alert> {
-        let route = |(key, _): &WindowRecord| {
-            let mut hasher = rustc_hash::FxHasher::default();
-            (key.aggregation, &key.key).hash(&mut hasher);
-            hasher.finish()
-        };
+        let route = |(key, _): &WindowRecord| crate::operators::route_hash((key.aggregation, &key.key));
         self.unary(Exchange::new(route), "WindowAlerts", move |_cap, _info| {
             let mut dedup = Dedup::default();
             let mut judged = 0u64;
