@@ -32,6 +32,32 @@ pub struct Event {
     pub watermark: u64,
 }
 
+impl crate::config::GroupBy {
+    /// The group key of an event, or `None` when the event lacks the grouping field.
+    #[inline]
+    pub fn key_of(self, event: &Event) -> Option<&str> {
+        match self {
+            crate::config::GroupBy::EventType => Some(&event.event_type),
+            crate::config::GroupBy::UserId => event.user_id.as_deref(),
+            crate::config::GroupBy::SessionId => event.session_id.as_deref(),
+            crate::config::GroupBy::None => Some("*"),
+        }
+    }
+}
+
+/// Whether an event has the given type and status (`error`, or anything else for `ok`); an
+/// absent condition matches any event.
+#[inline]
+pub fn event_matches(event_type: Option<&str>, status: Option<&str>, actual_type: &str, is_error: bool) -> bool {
+    let type_ok = event_type.is_none_or(|t| t == actual_type);
+    let status_ok = match status {
+        None => true,
+        Some("error") => is_error,
+        Some(_) => !is_error,
+    };
+    type_ok && status_ok
+}
+
 /// Why an input is not a valid event: the dead-letter `reason`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
 pub enum InvalidReason {

@@ -126,12 +126,7 @@ impl AggregationPlan {
     /// The group key of an event, or `None` when the event lacks the grouping field.
     #[inline]
     pub fn group_key<'a>(&self, event: &'a Event) -> Option<&'a str> {
-        match self.group_by {
-            GroupBy::EventType => Some(&event.event_type),
-            GroupBy::UserId => event.user_id.as_deref(),
-            GroupBy::SessionId => event.session_id.as_deref(),
-            GroupBy::None => Some("*"),
-        }
+        self.group_by.key_of(event)
     }
 
     /// Lateness of an event with timestamp `ts` read when its partition's watermark was

@@ -10,13 +10,7 @@ use std::collections::VecDeque;
 
 /// Whether an event satisfies a step.
 pub fn step_matches(step: &PatternStep, event_type: &str, is_error: bool) -> bool {
-    let type_ok = step.event_type.as_deref().is_none_or(|t| t == event_type);
-    let status_ok = match step.status.as_deref() {
-        None => true,
-        Some("error") => is_error,
-        Some(_) => !is_error,
-    };
-    type_ok && status_ok
+    crate::event::event_matches(step.event_type.as_deref(), step.status.as_deref(), event_type, is_error)
 }
 
 /// An event a pattern may use.

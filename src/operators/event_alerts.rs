@@ -5,12 +5,10 @@
 use crate::alerts::dedup::Dedup;
 use crate::alerts::{Alert, AlertKind, number};
 use crate::config::{Direction, EventRule};
-use crate::detect::pattern::step_matches;
 use crate::detect::rules::Rules;
 use crate::detect::threshold::crossed;
-use crate::event::Event;
+use crate::event::{Event, event_matches};
 use crate::stats::F64Bits;
-use crate::window::{AggregationPlan, Shape};
 use std::sync::Arc;
 use timely::dataflow::StreamVec;
 use timely::dataflow::channels::pact::Exchange;
@@ -19,13 +17,10 @@ use timely::dataflow::operators::vec::Map;
 
 /// The alert a single-event rule raises for an event, if any.
 pub fn judge_event(rule: &EventRule, event: &Event) -> Option<Alert> {
-    let step =
-        crate::config::PatternStep { event_type: rule.event_type.clone(), status: rule.status.clone(), repeat: 1 };
-    if !step_matches(&step, &event.event_type, event.is_error) {
+    if !event_matches(rule.event_type.as_deref(), rule.status.as_deref(), &event.event_type, event.is_error) {
         return None;
     }
-    let plan = AggregationPlan { index: 0, shape: Shape::Session { gap: 1 }, group_by: rule.group_by };
-    let key = plan.group_key(event)?;
+    let key = rule.group_by.key_of(event)?;
     let (severity, threshold, observed, metric) = match rule.metric.as_deref() {
         Some(metric) => {
             let value = if metric == "latency_ms" { event.latency_ms } else { event.value }?;

@@ -8,7 +8,6 @@ use crate::detect::rules::Rules;
 use crate::event::Event;
 use crate::operators::stash::EventTimeStash;
 use crate::stats::F64Bits;
-use crate::window::{AggregationPlan, Shape};
 use compact_str::CompactString;
 use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
@@ -49,8 +48,7 @@ impl<'s> PatternAlerts<'s> for StreamVec<'s, u64, Event> {
                 return out;
             }
             for (index, rule) in selecting.pattern.iter().enumerate() {
-                let plan = AggregationPlan { index: 0, shape: Shape::Session { gap: 1 }, group_by: rule.group_by };
-                let Some(key) = plan.group_key(&event) else { continue };
+                let Some(key) = rule.group_by.key_of(&event) else { continue };
                 if rule.steps.iter().any(|s| step_matches(s, &event.event_type, event.is_error)) {
                     out.push(PatternInput {
                         ts: event.timestamp,

@@ -24,7 +24,7 @@ const SESSION_MEMORY_MS: u64 = 3_600_000;
 
 /// One event of a session.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
-pub struct SessionEvent {
+pub struct SessionStep {
     /// Event time.
     pub ts: u64,
     /// Session id.
@@ -58,17 +58,17 @@ impl<'s> RareSequenceAlerts<'s> for StreamVec<'s, u64, Event> {
     fn rare_sequence_alerts(self, rules: Arc<Rules>, epoch: u64) -> StreamVec<'s, u64, Alert> {
         let events = self.flat_map(|event: Event| {
             let on_time = event.timestamp >= event.watermark;
-            event.session_id.filter(|_| on_time).map(|session| SessionEvent {
+            event.session_id.filter(|_| on_time).map(|session| SessionStep {
                 ts: event.timestamp,
                 session,
                 event_type: event.event_type,
             })
         });
         let transitions = events.unary_frontier(
-            Exchange::new(|e: &SessionEvent| crate::operators::route_hash(&e.session)),
+            Exchange::new(|e: &SessionStep| crate::operators::route_hash(&e.session)),
             "SessionTransitions",
             move |_cap, _info| {
-                let mut stash: EventTimeStash<SessionEvent> = EventTimeStash::new(epoch);
+                let mut stash: EventTimeStash<SessionStep> = EventTimeStash::new(epoch);
                 let mut last: FxHashMap<CompactString, (CompactString, u64)> = FxHashMap::default();
                 move |(input, frontier), output| {
                     input.for_each_stamp(|cap, batches| {
@@ -90,7 +90,7 @@ impl<'s> RareSequenceAlerts<'s> for StreamVec<'s, u64, Event> {
                             });
                         }
                     });
-                    let done = EventTimeStash::<SessionEvent>::done(frontier);
+                    let done = EventTimeStash::<SessionStep>::done(frontier);
                     if last.len() > 100_000 && done != u64::MAX {
                         last.retain(|_, (_, ts)| ts.saturating_add(SESSION_MEMORY_MS) >= done);
                     }
