@@ -132,8 +132,12 @@ pub fn run(
 
     let started = Instant::now();
     let worker_control = control.clone();
+    let workers_here = options.workers.max(1);
     let guards = timely::execute(timely_config, move |worker| {
         let index = worker.index();
+        if config.engine.pin_workers {
+            pin_worker(index, workers_here);
+        }
         let peers = worker.peers();
         let owned: Vec<u32> = (0..partition_count).filter(|p| *p as usize % peers == index).collect();
         let partitions: Vec<(u32, Box<dyn Partition>)> = match &input {
@@ -173,7 +177,12 @@ pub fn run(
 fn timely_config(options: &RunOptions) -> Result<timely::Config, RunError> {
     let workers = options.workers.max(1);
     let Some(cluster) = &options.cluster else {
-        return Ok(if workers == 1 { timely::Config::thread() } else { timely::Config::process(workers) });
+        let communication = if workers == 1 {
+            timely::CommunicationConfig::Thread
+        } else {
+            timely::CommunicationConfig::Process(workers)
+        };
+        return Ok(timely::Config { communication, worker: worker_config() });
     };
     if cluster.process >= cluster.processes {
         return Err(RunError::Usage(format!(
@@ -200,6 +209,26 @@ fn timely_config(options: &RunOptions) -> Result<timely::Config, RunError> {
             report: false,
             zerocopy: false,
         },
-        worker: timely::WorkerConfig::default(),
+        worker: worker_config(),
     })
+}
+
+/// Workers send their progress after every step ("eager") rather than only when they are the
+/// last holder of a timestamp ("demand"): when every worker flushes the same window slot, demand
+/// mode lets each wait for the others to speak first, and the merge of that slot starts a step
+/// or more late. The price is a progress message per step, small beside the data.
+fn worker_config() -> timely::WorkerConfig {
+    timely::WorkerConfig::default().progress_mode(timely::worker::ProgressMode::Eager)
+}
+
+/// Pins the calling worker thread to core `index mod cores` when `workers` fit on the cores.
+fn pin_worker(index: usize, workers: usize) {
+    let Some(cores) = core_affinity::get_core_ids().filter(|cores| !cores.is_empty()) else { return };
+    if workers > cores.len() {
+        tracing::debug!(workers, cores = cores.len(), "more workers than cores: not pinned");
+        return;
+    }
+    if !core_affinity::set_for_current(cores[index % cores.len()]) {
+        tracing::debug!(index, "could not pin the worker to a core");
+    }
 }

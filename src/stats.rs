@@ -134,8 +134,17 @@ pub struct PartialStats {
     pub scalar: ScalarPartial,
     /// Latency bucket (see [`latency_bucket`]) → number of latencies in it.
     pub buckets: FxHashMap<u64, u64>,
-    /// Distinct `user_id`s.
-    pub users: FxHashSet<CompactString>,
+    /// Distinct `user_id`s, as their [`user_fingerprint`]s.
+    pub users: FxHashSet<u128>,
+}
+
+/// A user id's 128-bit XXH3 fingerprint: distinct users are counted and merged as fingerprints
+/// (16 bytes, compared and sorted as integers) instead of strings. Two different ids share a
+/// fingerprint with probability 2^-128; over n distinct users of one window the chance of any
+/// miscount is about n²/2^129 — for a billion users, 10^-21.
+#[inline]
+pub fn user_fingerprint(user_id: &str) -> u128 {
+    xxhash_rust::xxh3::xxh3_128(user_id.as_bytes())
 }
 
 impl PartialStats {
@@ -158,10 +167,8 @@ impl PartialStats {
         if let Some(v) = value {
             s.value.add(v);
         }
-        if let Some(user) = user_id
-            && !self.users.contains(user)
-        {
-            self.users.insert(user.clone());
+        if let Some(user) = user_id {
+            self.users.insert(user_fingerprint(user));
         }
     }
 
@@ -171,11 +178,7 @@ impl PartialStats {
         for (bucket, count) in &other.buckets {
             *self.buckets.entry(*bucket).or_insert(0) += count;
         }
-        for user in &other.users {
-            if !self.users.contains(user) {
-                self.users.insert(user.clone());
-            }
-        }
+        self.users.extend(other.users.iter().copied());
     }
 
     /// The final statistics, when this partial holds the whole window.

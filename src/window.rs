@@ -147,6 +147,114 @@ impl AggregationPlan {
     }
 }
 
+/// Slots per aggregation whose keys are many (grouped by user or session).
+const SLOTS_PER_WIDE_AGGREGATION: u64 = 32;
+
+/// When, just before a window's end, each of its keys is handed to the merge.
+///
+/// Flushing every key of every window that ends at one moment in a single step (a minute boundary
+/// closes per-minute, per-five-minute and per-user windows together) would hold a worker for tens
+/// of milliseconds, and every window alert of that moment would wait behind it. Instead the
+/// window's keys are spread over `slots` consecutive pairs of timestamps just below its end: a
+/// key in slot `g` is inserted at `end - 2·(slots - g)` and retracted one tick later, so the merge
+/// of each slot is complete — and its memory freed — as soon as the frontier passes that slot,
+/// and the flush can be paced a slot at a time. Aggregations that window rules read come first
+/// (their results leave before anything else is merged), then the rest; an aggregation grouped
+/// by event type or by nothing has one slot, one grouped by user or session is spread over
+/// several by a hash of the key. Every worker and process computes the same slots from the
+/// config, so a key's partials always meet in the same slot.
+///
+/// Slot times must not reach below the earliest time at which a window's events can still be
+/// in flight (the epoch holding `end - 1`): with an epoch of `epoch` ms and slides that are all
+/// multiples of some `g`, there are at least `gcd(g, epoch)` timestamps between; half of that is
+/// the number of slots available. With fewer than one, a window is inserted at `end - 1` and
+/// retracted at `end`, all keys at once.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FlushSlots {
+    /// Number of slots (0: no slots, insert at `end - 1` and retract at `end`).
+    slots: u64,
+    /// Per aggregation index: first slot and number of slots.
+    ranges: Vec<(u64, u64)>,
+    /// The last slot of the aggregations that window rules read: the flush pauses after it.
+    last_alerted: Option<u64>,
+}
+
+impl FlushSlots {
+    /// The slots of the fixed-window `plans`; `alerted` are the aggregations window rules read.
+    pub fn new(plans: &[AggregationPlan], alerted: &[u16], epoch: u64) -> FlushSlots {
+        let fixed: Vec<(&AggregationPlan, FixedWindows)> = plans
+            .iter()
+            .filter_map(|plan| match plan.shape {
+                Shape::Fixed(w) => Some((plan, w)),
+                Shape::Session { .. } => None,
+            })
+            .collect();
+        let spacing = fixed.iter().fold(epoch.max(1), |g, (_, w)| gcd(g, w.slide));
+        let available = spacing / 2;
+        let mut ranges = vec![(0, 0); plans.iter().map(|p| usize::from(p.index) + 1).max().unwrap_or(0)];
+        if available == 0 || fixed.is_empty() {
+            return FlushSlots { slots: 0, ranges, last_alerted: None };
+        }
+        let wide = |plan: &AggregationPlan| matches!(plan.group_by, GroupBy::UserId | GroupBy::SessionId);
+        let mut order: Vec<&(&AggregationPlan, FixedWindows)> = fixed.iter().collect();
+        order.sort_by_key(|(plan, _)| (!alerted.contains(&plan.index), wide(plan), plan.index));
+        let wanted_wide = SLOTS_PER_WIDE_AGGREGATION;
+        let narrow = order.iter().filter(|(p, _)| !wide(p)).count() as u64;
+        let wides = order.len() as u64 - narrow;
+        // Fewer slots than wanted: narrow the wide aggregations' ranges, then share the last slot.
+        let per_wide =
+            available.saturating_sub(narrow).checked_div(wides).map_or(0, |share| wanted_wide.min(share).max(1));
+        let mut next = 0u64;
+        let mut last_alerted = None;
+        for (plan, _) in order {
+            let count = if wide(plan) { per_wide } else { 1 };
+            let first = next.min(available - 1);
+            let count = count.min(available - first);
+            ranges[usize::from(plan.index)] = (first, count);
+            if alerted.contains(&plan.index) {
+                last_alerted = Some(first + count - 1);
+            }
+            next = first + count;
+        }
+        FlushSlots { slots: next.min(available), ranges, last_alerted }
+    }
+
+    /// Number of slots of every window end (at least one: without slots, everything is one).
+    pub fn count(&self) -> u64 {
+        self.slots.max(1)
+    }
+
+    /// The slot of a key of an aggregation.
+    #[inline]
+    pub fn slot_of(&self, aggregation: u16, key: &str) -> u64 {
+        match self.ranges.get(usize::from(aggregation)) {
+            Some(&(first, count)) if count > 1 => first + (crate::operators::route_hash(key) >> 32) % count,
+            Some(&(first, _)) => first,
+            None => 0,
+        }
+    }
+
+    /// The first slot of an aggregation.
+    pub fn first_slot(&self, aggregation: u16) -> u64 {
+        self.ranges.get(usize::from(aggregation)).map_or(0, |r| r.0)
+    }
+
+    /// Whether the flush should pause after `slot`, so that the alerted windows are merged alone.
+    pub fn pause_after(&self, slot: u64) -> bool {
+        self.last_alerted == Some(slot) && slot + 1 < self.count()
+    }
+
+    /// When a key of window `end` in `slot` is inserted; it is retracted one tick later.
+    #[inline]
+    pub fn insert_time(&self, end: u64, slot: u64) -> u64 {
+        if self.slots == 0 { end - 1 } else { end - 2 * (self.slots - slot) }
+    }
+}
+
+fn gcd(a: u64, b: u64) -> u64 {
+    if b == 0 { a } else { gcd(b, a % b) }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -197,5 +305,66 @@ mod tests {
         assert_eq!(w.pane_start(250), 200);
         assert_eq!(w.last_end_of_pane(200), 500);
         assert_eq!(w.window_ends(250).last(), Some(w.last_end_of_pane(w.pane_start(250))));
+    }
+
+    fn default_plans() -> Vec<AggregationPlan> {
+        let yaml = r#"
+- { name: by_type_1m, window: { kind: tumbling, size: 1m }, group_by: event_type }
+- { name: by_type_5m_sliding, window: { kind: sliding, size: 5m, slide: 1m }, group_by: event_type }
+- { name: by_user_1m, window: { kind: tumbling, size: 1m }, group_by: user_id }
+- { name: by_user_sessions, window: { kind: session, gap: 30s }, group_by: user_id }
+"#;
+        let configs: Vec<AggregationConfig> = serde_yaml_ng::from_str(yaml).expect("valid aggregations");
+        AggregationPlan::from_config(&configs)
+    }
+
+    #[test]
+    fn flush_slots_put_narrow_aggregations_first_and_spread_wide_ones() {
+        let slots = FlushSlots::new(&default_plans(), &[], 1_000);
+        assert_eq!(slots.count(), 2 + SLOTS_PER_WIDE_AGGREGATION);
+        assert_eq!(slots.slot_of(0, "login"), 0);
+        assert_eq!(slots.slot_of(1, "login"), 1);
+        let users: std::collections::BTreeSet<u64> =
+            (0..1000).map(|u| slots.slot_of(2, &format!("user_{u}"))).collect();
+        assert_eq!(users, (2..2 + SLOTS_PER_WIDE_AGGREGATION).collect());
+        assert!(!(0..slots.count()).any(|s| slots.pause_after(s)));
+        // Every slot's insert and retract lie within the window's last epoch, in slot order.
+        let end = 1_764_230_460_000;
+        let times: Vec<u64> = (0..slots.count()).map(|s| slots.insert_time(end, s)).collect();
+        assert!(times[0] >= end - 1_000 && *times.last().unwrap() + 1 < end);
+        assert!(times.windows(2).all(|t| t[0] + 1 < t[1]));
+        // The same slot of the next window comes later.
+        assert!(slots.insert_time(end + 60_000, 0) > slots.insert_time(end, slots.count() - 1));
+    }
+
+    #[test]
+    fn flush_slots_serve_alerted_aggregations_first_and_pause_after_them() {
+        let slots = FlushSlots::new(&default_plans(), &[2], 1_000);
+        assert!((0..100).all(|u| slots.slot_of(2, &format!("user_{u}")) < SLOTS_PER_WIDE_AGGREGATION));
+        assert_eq!(slots.slot_of(0, "login"), SLOTS_PER_WIDE_AGGREGATION);
+        assert!(slots.pause_after(SLOTS_PER_WIDE_AGGREGATION - 1));
+        let slots = FlushSlots::new(&default_plans(), &[1], 1_000);
+        assert_eq!(slots.slot_of(1, "login"), 0);
+        assert!(slots.pause_after(0));
+    }
+
+    #[test]
+    fn flush_slots_fit_between_epochs_or_fall_back_to_one() {
+        let plan = |slide: u64, group_by| AggregationPlan {
+            index: 0,
+            shape: Shape::Fixed(FixedWindows { size: slide, slide }),
+            group_by,
+        };
+        // Windows of 1.5 s with 1 s epochs: 500 ms between a window's end and its last epoch.
+        let slots = FlushSlots::new(&[plan(1_500, GroupBy::UserId)], &[], 1_000);
+        assert_eq!(slots.count(), SLOTS_PER_WIDE_AGGREGATION);
+        assert!(slots.insert_time(1_500, 0) >= 1_000);
+        // A narrow room: fewer slots, still inside it.
+        let slots = FlushSlots::new(&[plan(10, GroupBy::UserId)], &[], 1_000);
+        assert_eq!(slots.count(), 5);
+        assert!(slots.insert_time(20, 0) >= 10);
+        // Millisecond epochs leave no room: insert at end - 1, retract at end.
+        let slots = FlushSlots::new(&[plan(1_000, GroupBy::UserId)], &[], 1);
+        assert_eq!((slots.count(), slots.insert_time(1_000, 0), slots.slot_of(0, "u")), (1, 999, 0));
     }
 }

@@ -326,6 +326,11 @@ pub struct EngineConfig {
     /// How many epochs a source may read ahead of what the sinks have written (backpressure).
     #[serde(default = "default_max_inflight_epochs")]
     pub max_inflight_epochs: u64,
+    /// Pin each worker thread to its own core (worker `i` to core `i mod cores`) when a process
+    /// has no more workers than cores: otherwise the kernel tends to wake a worker on the core of
+    /// the worker that woke it, and the two take turns instead of running side by side.
+    #[serde(default = "default_pin_workers")]
+    pub pin_workers: bool,
 }
 
 impl Default for EngineConfig {
@@ -334,6 +339,7 @@ impl Default for EngineConfig {
             max_event_bytes: default_max_event_bytes(),
             max_events_per_step: default_max_events_per_step(),
             max_inflight_epochs: default_max_inflight_epochs(),
+            pin_workers: default_pin_workers(),
         }
     }
 }
@@ -346,6 +352,9 @@ fn default_max_events_per_step() -> usize {
 }
 fn default_max_inflight_epochs() -> u64 {
     120
+}
+fn default_pin_workers() -> bool {
+    true
 }
 
 /// One aggregation (`aggregations[i]`).

@@ -13,10 +13,10 @@ use crate::operators::rare_sequences::RareSequenceAlerts;
 use crate::operators::session_windows::SessionWindows;
 use crate::operators::window_alerts::WindowAlerts;
 use crate::operators::window_partials::WindowPartials;
-use crate::operators::window_results::WindowResults;
+use crate::operators::window_results::{AtWindowEnds, WindowResults};
 use crate::record::{DeadLetter, WindowRecord};
 use crate::sources::{Partition, SourceKind};
-use crate::window::AggregationPlan;
+use crate::window::{AggregationPlan, FlushSlots};
 use std::sync::Arc;
 use timely::dataflow::ProbeHandle;
 use timely::dataflow::Scope;
@@ -51,17 +51,23 @@ pub fn build(scope: Scope<'_, u64>, config: &Config, io: PipelineIo, control: Ar
         control,
     };
     let (events, dead_letters) = event_source(scope, spec);
-    let fixed = events.clone().window_partials(&plans).window_results();
-    let sessions = events.clone().session_windows(&plans, config.watermark.epoch.0);
-    let records = fixed.concat(sessions).probe_with(&sinks_probe);
     let rules = Arc::new(crate::detect::rules::compile(config));
+    let alerted: Vec<u16> = rules.window.iter().map(|rule| rule.aggregation).collect();
+    let slots = FlushSlots::new(&plans, &alerted, config.watermark.epoch.0);
+    // The flush waits after the alerted slots until their alerts are out.
+    let window_alerts_probe = (!rules.window.is_empty()).then(ProbeHandle::new);
+    let fixed = events.clone().window_partials(&plans, slots, window_alerts_probe.clone()).window_results();
+    let sessions = events.clone().session_windows(&plans, config.watermark.epoch.0);
+    // Metrics leave at their window's end; alerts are judged at each slot's time.
+    let records = fixed.clone().concat(sessions.clone());
+    let metrics = fixed.at_window_ends().concat(sessions).probe_with(&sinks_probe);
     // Window and single-event alerts are judged and deduplicated as they arrive (fast);
     // pattern and rare-sequence alerts are ordered by event time first. Detectors without
     // rules are not built, so the event stream is not copied for them.
     let epoch = config.watermark.epoch.0;
     let mut alerts = Vec::new();
-    if !rules.window.is_empty() {
-        alerts.push(records.clone().window_alerts(rules.clone(), Arc::new(config.aggregations.clone())));
+    if let Some(probe) = &window_alerts_probe {
+        alerts.push(records.window_alerts(rules.clone(), Arc::new(config.aggregations.clone())).probe_with(probe));
     }
     let mut sequences = Vec::new();
     if !rules.pattern.is_empty() {
@@ -79,6 +85,6 @@ pub fn build(scope: Scope<'_, u64>, config: &Config, io: PipelineIo, control: Ar
     if !alerts.is_empty() {
         scope.concatenate(alerts).immediate_sink("AlertSink", io.alerts);
     }
-    records.batch_sink("MetricsSink", io.metrics);
+    metrics.batch_sink("MetricsSink", io.metrics);
     dead_letters.probe_with(&sinks_probe).batch_sink("DeadLetterSink", io.dead_letters);
 }

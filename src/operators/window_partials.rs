@@ -1,10 +1,16 @@
 //! Per-worker partial aggregation of tumbling and sliding windows.
 //!
 //! Each event lands in one pane (length `slide`) per aggregation and key. When the input frontier
-//! passes a window's end, the worker merges the window's panes into one partial and emits it as
-//! one differential update keyed by window — counts and sums, the sorted latency bucket counts
-//! and the sorted distinct users — inserted at `end - 1` and retracted at `end`, so the
-//! downstream `reduce` merges the workers' partials exactly and then forgets the window.
+//! passes a window's end, the worker merges the window's panes into one partial per key and emits
+//! it as one differential update keyed by window — counts and sums, the sorted latency bucket
+//! counts and the sorted distinct-user fingerprints — inserted at its [`FlushSlots`] time and
+//! retracted one tick later, so the downstream `reduce` merges the workers' partials exactly and
+//! then forgets the window.
+//!
+//! The flush is paced: keys go out a slot at a time, at most [`FLUSH_BUDGET`] of work per
+//! activation, and the slots of aggregations that window rules read go first and alone, so a
+//! boundary that closes many large windows never holds the worker (and the alerts behind it) for
+//! long.
 //!
 //! An event that is late for some but not all of its sliding windows (it arrived close to the
 //! watermark) goes to per-window extras instead of its pane, so no closed window can change.
@@ -12,15 +18,23 @@
 use crate::event::Event;
 use crate::record::WindowKey;
 use crate::stats::{PartialStats, ScalarPartial};
-use crate::window::{AggregationPlan, FixedWindows, Shape};
+use crate::window::{AggregationPlan, FixedWindows, FlushSlots, Shape};
 use compact_str::CompactString;
 use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-use timely::dataflow::StreamVec;
+use std::time::{Duration, Instant};
 use timely::dataflow::channels::pact::Pipeline;
 use timely::dataflow::operators::Capability;
 use timely::dataflow::operators::generic::Operator;
+use timely::dataflow::{ProbeHandle, StreamVec};
+
+/// How long one activation may spend flushing before it lets other operators run.
+const FLUSH_BUDGET: Duration = Duration::from_micros(300);
+/// How often a flush waiting for the alerted windows' alerts looks at their probe.
+const ALERT_WAIT_POLL: Duration = Duration::from_micros(100);
+/// Updates handed to the output at a time.
+const GIVE_BATCH: usize = 64;
 
 /// One worker's contribution to a window, as a differential record value.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -29,15 +43,15 @@ pub struct Contribution {
     pub scalar: ScalarPartial,
     /// Latency bucket counts, sorted by bucket.
     pub buckets: Vec<(u64, u64)>,
-    /// Distinct users, sorted.
-    pub users: Vec<CompactString>,
+    /// Distinct users' fingerprints, sorted.
+    pub users: Vec<u128>,
 }
 
 impl From<PartialStats> for Contribution {
     fn from(partial: PartialStats) -> Contribution {
         let mut buckets: Vec<(u64, u64)> = partial.buckets.into_iter().collect();
         buckets.sort_unstable();
-        let mut users: Vec<CompactString> = partial.users.into_iter().collect();
+        let mut users: Vec<u128> = partial.users.into_iter().collect();
         users.sort_unstable();
         Contribution { scalar: partial.scalar, buckets, users }
     }
@@ -57,14 +71,42 @@ struct FixedState {
     extras: BTreeMap<u64, KeyedPartials>,
 }
 
+/// The flush of the windows ending at one time, in progress.
+struct Flush {
+    end: u64,
+    /// Held at the insert time of `next_slot`.
+    cap: Capability<u64>,
+    /// Closed keys waiting for their slot (indexed by slot): (aggregation, window size, key, partial).
+    waiting: Vec<Vec<(u16, u64, CompactString, PartialStats)>>,
+    /// States (positions in priority order) already closed into `waiting`.
+    closed: usize,
+    next_slot: u64,
+    /// After the alerted slots: wait until window alerts have passed this time.
+    alerts_until: Option<u64>,
+}
+
 /// Extension trait: partial aggregation of fixed windows.
 pub trait WindowPartials<'s> {
-    /// Aggregates the fixed-window `aggregations` per worker and emits window contributions.
-    fn window_partials(self, aggregations: &[AggregationPlan]) -> StreamVec<'s, u64, ContributionUpdate>;
+    /// Aggregates the fixed-window `aggregations` per worker and emits window contributions at
+    /// the times `slots` gives.
+    ///
+    /// With `window_alerts`, a probe on the window alerts, the flush waits after the alerted
+    /// slots until their alerts are out before it merges anything else.
+    fn window_partials(
+        self,
+        aggregations: &[AggregationPlan],
+        slots: FlushSlots,
+        window_alerts: Option<ProbeHandle<u64>>,
+    ) -> StreamVec<'s, u64, ContributionUpdate>;
 }
 
 impl<'s> WindowPartials<'s> for StreamVec<'s, u64, Event> {
-    fn window_partials(self, aggregations: &[AggregationPlan]) -> StreamVec<'s, u64, ContributionUpdate> {
+    fn window_partials(
+        self,
+        aggregations: &[AggregationPlan],
+        slots: FlushSlots,
+        window_alerts: Option<ProbeHandle<u64>>,
+    ) -> StreamVec<'s, u64, ContributionUpdate> {
         let mut states: Vec<FixedState> = aggregations
             .iter()
             .filter_map(|plan| match plan.shape {
@@ -78,15 +120,23 @@ impl<'s> WindowPartials<'s> for StreamVec<'s, u64, Event> {
                 Shape::Session { .. } => None,
             })
             .collect();
+        // Closed in the order of their first slot.
+        states.sort_by_key(|s| (slots.first_slot(s.index), s.index));
 
-        self.unary_frontier(Pipeline, "WindowPartials", move |_cap, _info| {
-            // Capabilities at `window_end - 1` for every window that has data.
-            let mut flush_caps: BTreeMap<u64, Capability<u64>> = BTreeMap::new();
+        let scope = self.scope();
+        self.unary_frontier(Pipeline, "WindowPartials", move |_cap, info| {
+            let activator = scope.activator_for(info.address);
+            // A capability at the first slot time of every window end that has data.
+            let mut ends: BTreeMap<u64, Capability<u64>> = BTreeMap::new();
+            let mut flushing: Option<Flush> = None;
 
             move |(input, frontier), output| {
                 input.for_each_stamp(|cap, batches| {
-                    let ensure = |end: u64, caps: &mut BTreeMap<u64, Capability<u64>>| {
-                        caps.entry(end - 1).or_insert_with(|| cap.delayed(&(end - 1), 0));
+                    let ensure = |end: u64, ends: &mut BTreeMap<u64, Capability<u64>>| {
+                        ends.entry(end).or_insert_with(|| {
+                            let at = cap.least().map_or(0, |t| *t);
+                            cap.delayed(&slots.insert_time(end, 0).max(at), 0)
+                        });
                     };
                     for batch in batches {
                         for event in batch.drain(..) {
@@ -94,24 +144,18 @@ impl<'s> WindowPartials<'s> for StreamVec<'s, u64, Event> {
                                 let Some(key) = state.plan.group_key(&event) else { continue };
                                 let w = state.windows;
                                 let pane = w.pane_start(event.timestamp);
-                                let first_end = pane + w.slide;
-                                let target = if first_end > event.watermark {
+                                if pane + w.slide > event.watermark {
                                     let partials = state.panes.entry(pane).or_insert_with(|| {
                                         for end in w.window_ends(event.timestamp) {
-                                            ensure(end, &mut flush_caps);
+                                            ensure(end, &mut ends);
                                         }
                                         KeyedPartials::default()
                                     });
-                                    Some(partials)
-                                } else {
-                                    None
-                                };
-                                if let Some(partials) = target {
                                     add(partials, key, &event);
                                     continue;
                                 }
                                 for end in w.window_ends(event.timestamp).filter(|end| *end > event.watermark) {
-                                    ensure(end, &mut flush_caps);
+                                    ensure(end, &mut ends);
                                     add(state.extras.entry(end).or_default(), key, &event);
                                 }
                             }
@@ -119,28 +163,92 @@ impl<'s> WindowPartials<'s> for StreamVec<'s, u64, Event> {
                     }
                 });
 
-                while let Some(entry) = flush_caps.first_entry() {
-                    if frontier.less_equal(entry.key()) {
-                        break;
+                let started = Instant::now();
+                loop {
+                    if flushing.is_none() {
+                        match ends.first_entry() {
+                            Some(entry) if !frontier.less_equal(&(entry.key() - 1)) => {
+                                let end = *entry.key();
+                                let cap = entry.remove();
+                                let waiting = (0..slots.count()).map(|_| Vec::new()).collect();
+                                flushing =
+                                    Some(Flush { end, cap, waiting, closed: 0, next_slot: 0, alerts_until: None });
+                            }
+                            _ => break,
+                        }
                     }
-                    let cap = entry.remove();
-                    let end = *cap.time() + 1;
-                    let mut session = output.session(&cap);
-                    for state in states.iter_mut() {
-                        if !state.windows.is_window_end(end) {
-                            continue;
+                    let flush = flushing.as_mut().expect("a flush in progress");
+                    if let Some(until) = flush.alerts_until {
+                        if window_alerts.as_ref().is_some_and(|probe| probe.less_equal(&until)) {
+                            activator.activate_after(ALERT_WAIT_POLL);
+                            break;
                         }
-                        let window = close_window(state, end);
-                        let start = end as i64 - state.windows.size as i64;
-                        for (key, partial) in window {
-                            let key = WindowKey { aggregation: state.index, start, end, key };
-                            emit(&mut |update| session.give(update), key, partial, end);
+                        flush.alerts_until = None;
+                    }
+                    let pause = flush_slot(flush, &mut states, &slots, &mut |cap, updates| {
+                        output.session(cap).give_iterator(updates);
+                    });
+                    if pause && window_alerts.is_some() {
+                        flush.alerts_until = Some(*flush.cap.time() - 1);
+                    }
+                    if flush.next_slot >= slots.count() {
+                        flushing = None;
+                    }
+                    if pause || started.elapsed() >= FLUSH_BUDGET {
+                        if flushing.is_some()
+                            || ends.first_key_value().is_some_and(|(end, _)| !frontier.less_equal(&(end - 1)))
+                        {
+                            activator.activate();
                         }
+                        break;
                     }
                 }
             }
         })
     }
+}
+
+/// Emits the next slot of `flush` (closing the windows whose first slot it is); returns whether
+/// the flush should pause here so the alerted windows are merged alone.
+fn flush_slot(
+    flush: &mut Flush,
+    states: &mut [FixedState],
+    slots: &FlushSlots,
+    give: &mut impl FnMut(&Capability<u64>, std::vec::Drain<'_, ContributionUpdate>),
+) -> bool {
+    let slot = flush.next_slot;
+    while let Some(state) = states.get_mut(flush.closed) {
+        if slots.first_slot(state.index) > slot {
+            break;
+        }
+        flush.closed += 1;
+        if !state.windows.is_window_end(flush.end) {
+            continue;
+        }
+        for (key, partial) in close_window(state, flush.end) {
+            let at = slots.slot_of(state.index, &key) as usize;
+            flush.waiting[at].push((state.index, state.windows.size, key, partial));
+        }
+    }
+    let insert = slots.insert_time(flush.end, slot).max(*flush.cap.time());
+    let keys = std::mem::take(&mut flush.waiting[slot as usize]);
+    let mut updates = Vec::with_capacity(GIVE_BATCH);
+    for (aggregation, size, key, partial) in keys {
+        let key = WindowKey { aggregation, start: flush.end as i64 - size as i64, end: flush.end, key };
+        let contribution = Contribution::from(partial);
+        updates.push(((key.clone(), contribution.clone()), insert, 1));
+        updates.push(((key, contribution), insert + 1, -1));
+        if updates.len() >= GIVE_BATCH {
+            give(&flush.cap, updates.drain(..));
+        }
+    }
+    give(&flush.cap, updates.drain(..));
+    flush.next_slot += 1;
+    if flush.next_slot < slots.count() {
+        let next = slots.insert_time(flush.end, flush.next_slot).max(*flush.cap.time());
+        flush.cap.downgrade(&next);
+    }
+    slots.pause_after(slot)
 }
 
 #[inline]
@@ -185,11 +293,4 @@ fn merge_into(into: &mut KeyedPartials, from: &KeyedPartials) {
             }
         }
     }
-}
-
-/// Emits a window partial as an update inserted at `end - 1` and retracted at `end`.
-fn emit(give: &mut impl FnMut(ContributionUpdate), key: WindowKey, partial: PartialStats, end: u64) {
-    let contribution = Contribution::from(partial);
-    give(((key.clone(), contribution.clone()), end - 1, 1));
-    give(((key, contribution), end, -1));
 }

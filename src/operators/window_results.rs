@@ -5,44 +5,86 @@
 use crate::operators::window_partials::{Contribution, ContributionUpdate};
 use crate::record::WindowRecord;
 use crate::stats::{ScalarPartial, WindowResult};
-use compact_str::CompactString;
 use differential_dataflow::AsCollection;
 use timely::dataflow::StreamVec;
 use timely::dataflow::channels::pact::Pipeline;
 use timely::dataflow::operators::generic::Operator;
 
 /// Merges the contributions of one window, as `reduce` presents them: sorted, with their counts.
+/// Bucket lists and user lists arrive sorted, so they are merged in one pass each.
 pub fn merge_contributions(input: &[(&Contribution, isize)]) -> WindowResult {
     if let [(only, 1)] = input {
         return WindowResult::from_parts(only.scalar, &only.buckets, only.users.len() as u64);
     }
     let mut scalar = ScalarPartial::default();
-    let mut buckets = Vec::new();
-    let mut users: Vec<&CompactString> = Vec::new();
+    let mut buckets: Vec<(u64, u64)> = Vec::new();
+    let mut users: Vec<u128> = Vec::new();
     for (contribution, count) in input {
         // Identical partials from different workers consolidate into one with a higher count.
         for _ in 0..*count {
             scalar.merge(&contribution.scalar);
-            buckets.extend_from_slice(&contribution.buckets);
         }
-        users.extend(contribution.users.iter());
+        let times = *count as u64;
+        buckets =
+            merge_sorted(&buckets, &contribution.buckets, |(b, c)| (*b, c * times), |into, (_, c)| into.1 += c * times);
+        users = merge_sorted(&users, &contribution.users, |u| *u, |_, _| {});
     }
-    buckets.sort_unstable();
-    buckets.dedup_by(|later, earlier| {
-        let same = later.0 == earlier.0;
-        if same {
-            earlier.1 += later.1;
-        }
-        same
-    });
-    users.sort_unstable();
-    users.dedup();
     WindowResult::from_parts(scalar, &buckets, users.len() as u64)
+}
+
+/// Merges two lists sorted by their first field (or by themselves): `new` makes an element of
+/// `b`, `combine` folds an element of `b` into an equal one of `a`.
+fn merge_sorted<T: Copy + KeyOf>(a: &[T], b: &[T], new: impl Fn(&T) -> T, combine: impl Fn(&mut T, &T)) -> Vec<T> {
+    let mut merged = Vec::with_capacity(a.len() + b.len());
+    let (mut i, mut j) = (0, 0);
+    while i < a.len() && j < b.len() {
+        match a[i].key().cmp(&b[j].key()) {
+            std::cmp::Ordering::Less => {
+                merged.push(a[i]);
+                i += 1;
+            }
+            std::cmp::Ordering::Greater => {
+                merged.push(new(&b[j]));
+                j += 1;
+            }
+            std::cmp::Ordering::Equal => {
+                let mut both = a[i];
+                combine(&mut both, &b[j]);
+                merged.push(both);
+                i += 1;
+                j += 1;
+            }
+        }
+    }
+    merged.extend_from_slice(&a[i..]);
+    merged.extend(b[j..].iter().map(new));
+    merged
+}
+
+/// What sorted lists are ordered by.
+trait KeyOf {
+    type Key: Ord;
+    fn key(&self) -> Self::Key;
+}
+
+impl KeyOf for (u64, u64) {
+    type Key = u64;
+    fn key(&self) -> u64 {
+        self.0
+    }
+}
+
+impl KeyOf for u128 {
+    type Key = u128;
+    fn key(&self) -> u128 {
+        *self
+    }
 }
 
 /// Extension trait: final window records from window contributions.
 pub trait WindowResults<'s> {
-    /// Reduces contributions per window; emits each window once, when it is complete.
+    /// Reduces contributions per window; emits each window once, when it is complete, at the
+    /// time of its flush slot.
     fn window_results(self) -> StreamVec<'s, u64, WindowRecord>;
 }
 
@@ -51,22 +93,79 @@ impl<'s> WindowResults<'s> for StreamVec<'s, u64, ContributionUpdate> {
         self.as_collection()
             .reduce_named("WindowResults", |_window, input, output| output.push((merge_contributions(input), 1isize)))
             .inner
-            // Contributions enter at `end - 1` and leave at `end`: the result at `end - 1` is the
-            // window's, and the retraction at `end` only clears state. Each record is sent at its
-            // own time (`end - 1`), not at whatever earlier capability carried it, so that
-            // downstream operators see windows in the order of their ends.
+            // Contributions enter at their flush slot's time and leave one tick later: the
+            // insertion is the window's result, the retraction only clears state.
             .unary(Pipeline, "WindowRecords", |_cap, _info| {
                 move |input, output| {
                     input.for_each_stamp(|cap, batches| {
+                        let mut session = output.session(&cap);
                         for batch in batches {
-                            for ((window, result), time, diff) in batch.drain(..) {
-                                if diff > 0 && time < window.end {
-                                    output.session(&cap.delayed(&time, 0)).give((window, result));
-                                }
-                            }
+                            session.give_iterator(
+                                batch.drain(..).filter(|(_, _, diff)| *diff > 0).map(|(record, _, _)| record),
+                            );
                         }
                     });
                 }
             })
+    }
+}
+
+/// Extension trait: window records at their window's end.
+pub trait AtWindowEnds<'s> {
+    /// Sends every record at `end - 1` of its window, whatever slot carried it, so that sinks
+    /// batch a window end's records together.
+    fn at_window_ends(self) -> StreamVec<'s, u64, WindowRecord>;
+}
+
+impl<'s> AtWindowEnds<'s> for StreamVec<'s, u64, WindowRecord> {
+    fn at_window_ends(self) -> StreamVec<'s, u64, WindowRecord> {
+        self.unary(Pipeline, "AtWindowEnds", |_cap, _info| {
+            move |input, output| {
+                input.for_each_stamp(|cap, batches| {
+                    for batch in batches {
+                        for (window, result) in batch.drain(..) {
+                            output.session(&cap.delayed(&(window.end - 1), 0)).give((window, result));
+                        }
+                    }
+                });
+            }
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::stats::PartialStats;
+    use compact_str::CompactString;
+
+    fn partial(events: &[(u64, f64, &str)]) -> PartialStats {
+        let mut p = PartialStats::default();
+        for (errors, latency, user) in events {
+            p.add(*errors > 0, Some(*latency), None, Some(&CompactString::from(*user)));
+        }
+        p
+    }
+
+    #[test]
+    fn merged_contributions_equal_one_partial_of_all_events() {
+        let a = [(0, 12.0, "u1"), (1, 250.0, "u2"), (0, 12.0, "u3")];
+        let b = [(0, 12.0, "u2"), (0, 7.5, "u4"), (1, 900.0, "u1")];
+        let c = [(0, 31.0, "u5")];
+        let all: Vec<_> = a.iter().chain(&b).chain(&c).chain(&c).copied().collect();
+        let (ca, cb, cc) =
+            (Contribution::from(partial(&a)), Contribution::from(partial(&b)), Contribution::from(partial(&c)));
+        // `c` twice: two workers with identical partials consolidate into one with count 2.
+        let merged = merge_contributions(&[(&ca, 1), (&cb, 1), (&cc, 2)]);
+        assert_eq!(merged, partial(&all).finish());
+        assert_eq!(merged.unique_users, 5);
+        assert_eq!(merge_contributions(&[(&cc, 1)]), partial(&c).finish());
+    }
+
+    #[test]
+    fn sorted_lists_merge_in_order_and_combine_equal_keys() {
+        let merged = merge_sorted(&[(1, 1), (4, 2), (9, 1)], &[(0, 5), (4, 3), (10, 1)], |x| *x, |a, b| a.1 += b.1);
+        assert_eq!(merged, vec![(0, 5), (1, 1), (4, 5), (9, 1), (10, 1)]);
+        assert_eq!(merge_sorted(&[1u128, 3, 5], &[2, 3, 6], |x| *x, |_, _| {}), vec![1, 2, 3, 5, 6]);
     }
 }
