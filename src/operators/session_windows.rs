@@ -49,6 +49,8 @@ pub struct OpenSession {
     pub last: u64,
     /// Statistics so far.
     pub stats: PartialStats,
+    /// The emit time under which the session is listed to close (0: not yet listed).
+    pub listed_at: u64,
 }
 
 /// Adds an event at `ts` to a key's sessions (sorted by `first`, disjoint, more than `gap`
@@ -76,7 +78,7 @@ pub fn insert_into_sessions(
         }
         None => {
             let at = sessions.partition_point(|s| s.first < ts);
-            sessions.insert(at, OpenSession { first: ts, last: ts, stats: PartialStats::default() });
+            sessions.insert(at, OpenSession { first: ts, last: ts, ..OpenSession::default() });
             at
         }
     };
@@ -87,7 +89,8 @@ pub fn insert_into_sessions(
     at
 }
 
-/// Sessions that may close at one emit time: the capability to emit them and their keys.
+/// Sessions that may close at one emit time: the capability to emit them and their keys (in
+/// arrival order; the sinks sort).
 type Closing = (Capability<u64>, Vec<(u16, CompactString)>);
 
 /// Extension trait: session windows.
@@ -144,8 +147,16 @@ impl<'s> SessionWindows<'s> for StreamVec<'s, u64, Event> {
                             let at = insert_into_sessions(sessions, event.timestamp, gap, |stats| {
                                 stats.add(event.is_error, event.latency_ms, event.value, event.user_id.as_ref())
                             });
-                            let emit_at = epoch_of(sessions[at].last + gap - 1, epoch);
-                            closing.entry(emit_at).or_insert_with(|| (cap.delayed(&emit_at, 0), Vec::new())).1.push(id);
+                            // Listed once per emit time, not once per event: a busy key's session
+                            // moves to a later emit time about once an epoch.
+                            let session = &mut sessions[at];
+                            let emit_at = epoch_of(session.last + gap - 1, epoch);
+                            if session.listed_at != emit_at {
+                                session.listed_at = emit_at;
+                                let (_, ids) =
+                                    closing.entry(emit_at).or_insert_with(|| (cap.delayed(&emit_at, 0), Vec::new()));
+                                ids.push(id);
+                            }
                         }
                     }
                 });
@@ -155,9 +166,9 @@ impl<'s> SessionWindows<'s> for StreamVec<'s, u64, Event> {
                         break;
                     }
                     let emit_at = *entry.key();
-                    let (cap, mut ids) = entry.remove();
-                    ids.sort_unstable();
-                    ids.dedup();
+                    // A key may be listed twice (sessions it bridged were listed too): the second
+                    // visit finds nothing due.
+                    let (cap, ids) = entry.remove();
                     let mut session = output.session(&cap);
                     for id in ids {
                         let gap = gaps[&id.0];
