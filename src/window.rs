@@ -244,6 +244,11 @@ impl FlushSlots {
         self.last_alerted == Some(slot) && slot + 1 < self.count()
     }
 
+    /// Whether `slot` holds aggregations that window rules read.
+    pub fn is_alerted(&self, slot: u64) -> bool {
+        self.last_alerted.is_some_and(|last| slot <= last)
+    }
+
     /// When a key of window `end` in `slot` is inserted; it is retracted one tick later.
     #[inline]
     pub fn insert_time(&self, end: u64, slot: u64) -> u64 {
@@ -346,6 +351,7 @@ mod tests {
         let slots = FlushSlots::new(&default_plans(), &[1], 1_000);
         assert_eq!(slots.slot_of(1, "login"), 0);
         assert!(slots.pause_after(0));
+        assert!(slots.is_alerted(0) && !slots.is_alerted(1));
     }
 
     #[test]

@@ -81,6 +81,8 @@ struct Flush {
     /// States (positions in priority order) already closed into `waiting`.
     closed: usize,
     next_slot: u64,
+    /// Whether an alerted slot of this end had keys (else there is nothing to wait for).
+    alerted_keys: bool,
     /// After the alerted slots: wait until window alerts have passed this time.
     alerts_until: Option<u64>,
 }
@@ -171,8 +173,15 @@ impl<'s> WindowPartials<'s> for StreamVec<'s, u64, Event> {
                                 let end = *entry.key();
                                 let cap = entry.remove();
                                 let waiting = (0..slots.count()).map(|_| Vec::new()).collect();
-                                flushing =
-                                    Some(Flush { end, cap, waiting, closed: 0, next_slot: 0, alerts_until: None });
+                                flushing = Some(Flush {
+                                    end,
+                                    cap,
+                                    waiting,
+                                    closed: 0,
+                                    next_slot: 0,
+                                    alerted_keys: false,
+                                    alerts_until: None,
+                                });
                             }
                             _ => break,
                         }
@@ -209,7 +218,7 @@ impl<'s> WindowPartials<'s> for StreamVec<'s, u64, Event> {
 }
 
 /// Emits the next slot of `flush` (closing the windows whose first slot it is); returns whether
-/// the flush should pause here so the alerted windows are merged alone.
+/// the flush should pause here so that the alerted windows that end here are merged alone.
 fn flush_slot(
     flush: &mut Flush,
     states: &mut [FixedState],
@@ -232,6 +241,7 @@ fn flush_slot(
     }
     let insert = slots.insert_time(flush.end, slot).max(*flush.cap.time());
     let keys = std::mem::take(&mut flush.waiting[slot as usize]);
+    flush.alerted_keys |= slots.is_alerted(slot) && !keys.is_empty();
     let mut updates = Vec::with_capacity(GIVE_BATCH);
     for (aggregation, size, key, partial) in keys {
         let key = WindowKey { aggregation, start: flush.end as i64 - size as i64, end: flush.end, key };
@@ -248,7 +258,8 @@ fn flush_slot(
         let next = slots.insert_time(flush.end, flush.next_slot).max(*flush.cap.time());
         flush.cap.downgrade(&next);
     }
-    slots.pause_after(slot)
+    // Pause only where alerted windows end: other ends have no alerts to wait for.
+    slots.pause_after(slot) && flush.alerted_keys
 }
 
 #[inline]
