@@ -244,10 +244,12 @@ pub fn config_failure(path: &Path, errors: &config::ConfigErrors) -> ExitCode {
     ExitCode::from(2)
 }
 
-/// Loads a config file, or the embedded default when `path` is `None`.
+/// Loads a config file, or the embedded default when `path` is `None` (both with `RTSA__*`
+/// overrides from the environment).
 pub fn load_config(path: Option<&Path>) -> Result<Config, ExitCode> {
     match path {
-        None => Ok(Config::embedded_default()),
+        None => config::load_default(std::env::vars())
+            .map_err(|errors| config_failure(Path::new("(the embedded default)"), &errors)),
         Some(path) => config::load_file(path).map_err(|errors| config_failure(path, &errors)),
     }
 }
@@ -287,7 +289,18 @@ fn run_command(args: RunArgs) -> ExitCode {
             "rtsa: running the embedded default: generator → 4 aggregations → console and ./rtsa-out/*.jsonl (Ctrl-C to stop)"
         );
     }
-    match run::run(Arc::new(config), &options, Input::Configured, Output::Configured, control.clone()) {
+    let interval = config.engine.status_interval.as_duration();
+    let (stop_status, status_stopped) = std::sync::mpsc::channel::<()>();
+    let status = (!interval.is_zero()).then(|| {
+        let control = control.clone();
+        std::thread::spawn(move || crate::status::report_every(interval, control, status_stopped))
+    });
+    let result = run::run(Arc::new(config), &options, Input::Configured, Output::Configured, control.clone());
+    drop(stop_status);
+    if let Some(status) = status {
+        let _ = status.join();
+    }
+    match result {
         Ok(summary) => {
             let c = &control.counters;
             let events = crate::control::Counters::get(&c.events_in);

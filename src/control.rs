@@ -54,6 +54,10 @@ impl WorkerWatermarks {
     pub fn publish(&self, worker: usize, watermark: u64) {
         self.0[worker % WATERMARK_SLOTS].store(watermark, Ordering::Relaxed);
     }
+    /// The lowest watermark published by any worker, if any.
+    pub fn min(&self) -> Option<u64> {
+        self.0.iter().map(|w| w.load(Ordering::Relaxed)).filter(|w| *w > 0).min()
+    }
     /// The largest watermark published by another worker, if any.
     pub fn max_of_others(&self, worker: usize) -> Option<u64> {
         let me = worker % WATERMARK_SLOTS;

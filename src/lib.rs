@@ -21,4 +21,5 @@ pub mod run;
 pub mod sinks;
 pub mod sources;
 pub mod stats;
+pub mod status;
 pub mod window;

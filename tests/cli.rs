@@ -133,8 +133,15 @@ fn bench_ends_with_the_contract_json_line() {
 #[test]
 fn the_embedded_default_runs_until_sigint_then_flushes_and_exits_0() {
     let dir = tempfile::tempdir().unwrap();
-    let child =
-        rtsa().arg("run").current_dir(dir.path()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    // Environment overrides apply to the embedded default too: a status line every second.
+    let child = rtsa()
+        .arg("run")
+        .env("RTSA__ENGINE__STATUS_INTERVAL", "1s")
+        .current_dir(dir.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
     std::thread::sleep(std::time::Duration::from_secs(3));
     let status = Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
     assert!(status.success());
@@ -149,6 +156,10 @@ fn the_embedded_default_runs_until_sigint_then_flushes_and_exits_0() {
     let stdout = String::from_utf8(out.stdout).unwrap();
     assert!(stdout.lines().any(|l| l.starts_with("by_type_1m") && l.contains("count=")), "{stdout}");
     assert!(!stdout.contains("by_user_1m"), "per-user records stay out of the console");
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    let status: Vec<&str> = stderr.lines().filter(|l| l.starts_with("rtsa: status: ")).collect();
+    assert!(!status.is_empty(), "{stderr}");
+    assert!(status.iter().any(|l| l.contains(" events (") && l.contains("watermark 20")), "{stderr}");
 }
 
 #[test]

@@ -4,8 +4,10 @@
 //! user sees all of them at once instead of fixing one per run.
 
 use super::{
-    AggregationConfig, AlertsConfig, AnomalyConfig, Config, EngineConfig, GeneratorConfig, GroupBy, KafkaConfig,
-    Levels, SinkConfig, SinksConfig, SourceConfig, WatermarkConfig, WindowConfig,
+    AggregationConfig, AlertsConfig, AnomalyConfig, Config, ConsoleSinkConfig, EngineConfig, EventRule,
+    FileSourceConfig, GeneratorConfig, GroupBy, JsonlSinkConfig, KafkaConfig, KafkaSinkConfig, KafkaSourceConfig,
+    Levels, PatternRule, RareSequenceRule, RedisSinkConfig, SinkConfig, SinksConfig, SourceConfig, StdinSourceConfig,
+    ThresholdRule, WatermarkConfig, WebhookSinkConfig, WindowConfig, ZscoreRule,
 };
 use serde::de::DeserializeOwned;
 use serde_yaml_ng::{Mapping, Value};
@@ -30,6 +32,13 @@ pub fn load_file(path: &Path) -> Result<Config, ConfigErrors> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| ConfigErrors(vec![format!("{}: cannot read the config: {e}", path.display())]))?;
     load_str(&text, std::env::vars())
+}
+
+/// The embedded default (what `rtsa run` runs without `--config`) with the environment's
+/// `RTSA__*` overrides applied, validated like a file.
+pub fn load_default(env: impl IntoIterator<Item = (String, String)>) -> Result<Config, ConfigErrors> {
+    let text = serde_yaml_ng::to_string(&Config::embedded_default()).expect("the embedded default serializes");
+    load_str(&text, env)
 }
 
 /// Parses and validates config text with the given environment (only `RTSA__*` variables are used).
@@ -57,14 +66,18 @@ pub fn load_str(text: &str, env: impl IntoIterator<Item = (String, String)>) -> 
         }
     }
 
-    let source = section(&map, "source", &mut errors).unwrap_or(SourceConfig::Generator(GeneratorConfig::default()));
+    let source = map
+        .get("source")
+        .filter(|v| !v.is_null())
+        .and_then(|v| tagged_at_path(v.clone(), "source", &mut errors))
+        .unwrap_or(SourceConfig::Generator(GeneratorConfig::default()));
     let kafka: KafkaConfig = section(&map, "kafka", &mut errors).unwrap_or_default();
     let watermark: WatermarkConfig = section(&map, "watermark", &mut errors).unwrap_or_default();
     let engine: EngineConfig = section(&map, "engine", &mut errors).unwrap_or_default();
-    let aggregations: Vec<AggregationConfig> = list_section(&map, "aggregations", &mut errors);
+    let aggregations: Vec<AggregationConfig> = list_section(&map, "aggregations", at_path, &mut errors);
     let sinks = sinks_section(&map, &mut errors);
 
-    let anomalies: Vec<AnomalyConfig> = list_section(&map, "anomalies", &mut errors);
+    let anomalies: Vec<AnomalyConfig> = list_section(&map, "anomalies", tagged_at_path, &mut errors);
     let alerts: AlertsConfig = section(&map, "alerts", &mut errors).unwrap_or_default();
     let config = Config { source, kafka, watermark, engine, aggregations, sinks, anomalies, alerts };
     validate(&config, &mut errors);
@@ -98,13 +111,86 @@ fn at_path<T: DeserializeOwned>(value: Value, prefix: &str, errors: &mut Vec<Str
     }
 }
 
+/// Config enums tagged by `kind`. serde reports an error inside one of them at the enum itself (the
+/// value is buffered before the variant reads it), so a value that fails is read again as its
+/// variant's own type, whose error names the field at fault.
+trait KindTagged: DeserializeOwned {
+    /// Reads `body` (the mapping without `kind`) as variant `kind`, records its errors, and
+    /// returns whether there were any (false for an unknown kind too).
+    fn variant_errors(kind: &str, body: Value, path: &str, errors: &mut Vec<String>) -> bool;
+}
+
+fn fails<T: DeserializeOwned>(body: Value, path: &str, errors: &mut Vec<String>) -> bool {
+    at_path::<T>(body, path, errors).is_none()
+}
+
+impl KindTagged for SourceConfig {
+    fn variant_errors(kind: &str, body: Value, path: &str, errors: &mut Vec<String>) -> bool {
+        match kind {
+            "file" => fails::<FileSourceConfig>(body, path, errors),
+            "stdin" => fails::<StdinSourceConfig>(body, path, errors),
+            "generator" => fails::<GeneratorConfig>(body, path, errors),
+            "kafka" => fails::<KafkaSourceConfig>(body, path, errors),
+            _ => false,
+        }
+    }
+}
+
+impl KindTagged for SinkConfig {
+    fn variant_errors(kind: &str, body: Value, path: &str, errors: &mut Vec<String>) -> bool {
+        match kind {
+            "jsonl" => fails::<JsonlSinkConfig>(body, path, errors),
+            "console" => fails::<ConsoleSinkConfig>(body, path, errors),
+            "kafka" => fails::<KafkaSinkConfig>(body, path, errors),
+            "redis" => fails::<RedisSinkConfig>(body, path, errors),
+            "webhook" => fails::<WebhookSinkConfig>(body, path, errors),
+            _ => false,
+        }
+    }
+}
+
+impl KindTagged for AnomalyConfig {
+    fn variant_errors(kind: &str, body: Value, path: &str, errors: &mut Vec<String>) -> bool {
+        match kind {
+            "threshold" => fails::<ThresholdRule>(body, path, errors),
+            "zscore" => fails::<ZscoreRule>(body, path, errors),
+            "pattern" => fails::<PatternRule>(body, path, errors),
+            "rare_sequence" => fails::<RareSequenceRule>(body, path, errors),
+            "event" => fails::<EventRule>(body, path, errors),
+            _ => false,
+        }
+    }
+}
+
+/// [`at_path`] for a `kind`-tagged enum: on failure, the variant's own error where it has one.
+fn tagged_at_path<T: KindTagged>(value: Value, path: &str, errors: &mut Vec<String>) -> Option<T> {
+    let mut own = Vec::new();
+    if let Some(parsed) = at_path::<T>(value.clone(), path, &mut own) {
+        return Some(parsed);
+    }
+    let refined = match value {
+        Value::Mapping(mut body) => match body.remove("kind") {
+            Some(Value::String(kind)) => T::variant_errors(&kind, Value::Mapping(body), path, errors),
+            _ => false,
+        },
+        _ => false,
+    };
+    if !refined {
+        errors.extend(own);
+    }
+    None
+}
+
+/// Reads one value of a list at `path`, recording its errors.
+type Read<T> = fn(Value, &str, &mut Vec<String>) -> Option<T>;
+
 /// Deserializes a list element by element, so that each bad element is reported.
-fn list_of<T: DeserializeOwned>(value: &Value, path: &str, errors: &mut Vec<String>) -> Vec<T> {
+fn list_of<T>(value: &Value, path: &str, read: Read<T>, errors: &mut Vec<String>) -> Vec<T> {
     match value {
         Value::Sequence(items) => items
             .iter()
             .enumerate()
-            .filter_map(|(i, item)| at_path(item.clone(), &format!("{path}[{i}]"), errors))
+            .filter_map(|(i, item)| read(item.clone(), &format!("{path}[{i}]"), errors))
             .collect(),
         Value::Null => Vec::new(),
         _ => {
@@ -114,8 +200,8 @@ fn list_of<T: DeserializeOwned>(value: &Value, path: &str, errors: &mut Vec<Stri
     }
 }
 
-fn list_section<T: DeserializeOwned>(map: &Mapping, name: &str, errors: &mut Vec<String>) -> Vec<T> {
-    map.get(name).map(|v| list_of(v, name, errors)).unwrap_or_default()
+fn list_section<T>(map: &Mapping, name: &str, read: Read<T>, errors: &mut Vec<String>) -> Vec<T> {
+    map.get(name).map(|v| list_of(v, name, read, errors)).unwrap_or_default()
 }
 
 fn sinks_section(map: &Mapping, errors: &mut Vec<String>) -> SinksConfig {
@@ -134,14 +220,14 @@ fn sinks_section(map: &Mapping, errors: &mut Vec<String>) -> SinksConfig {
         }
     }
     if let Some(v) = inner.get("metrics") {
-        sinks.metrics = list_of(v, "sinks.metrics", errors);
+        sinks.metrics = list_of(v, "sinks.metrics", tagged_at_path, errors);
     }
     if let Some(v) = inner.get("alerts") {
-        sinks.alerts = list_of(v, "sinks.alerts", errors);
+        sinks.alerts = list_of(v, "sinks.alerts", tagged_at_path, errors);
         default_kafka_topics(v, &mut sinks.alerts, "alerts");
     }
     if let Some(v) = inner.get("dead_letter")
-        && let Some(sink) = at_path::<SinkConfig>(v.clone(), "sinks.dead_letter", errors)
+        && let Some(sink) = tagged_at_path::<SinkConfig>(v.clone(), "sinks.dead_letter", errors)
     {
         sinks.dead_letter = sink;
         default_kafka_topics(
@@ -521,13 +607,39 @@ extra: 1
 "#;
         let errors = load_str(text, no_env()).unwrap_err().0;
         let has = |needle: &str| errors.iter().any(|e| e.contains(needle));
-        assert!(has("source: unknown field `colour`") || has("source.colour"), "{errors:#?}");
+        assert!(has("source.colour: unknown field `colour`"), "{errors:#?}");
         assert!(has("watermark.max_out_of_orderness: invalid duration"), "{errors:#?}");
         assert!(has("aggregations[1].name: \"a\" is used by an earlier aggregation"), "{errors:#?}");
         assert!(has("aggregations[1].window.size: must be a multiple of slide"), "{errors:#?}");
         assert!(has("aggregations[2].group_by"), "{errors:#?}");
         assert!(has("extra: unknown section"), "{errors:#?}");
         assert!(errors.len() >= 6, "{errors:#?}");
+    }
+
+    #[test]
+    fn errors_inside_kind_tagged_sections_name_the_field() {
+        let text = r#"
+source: { kind: generator, rate: fast }
+sinks:
+  metrics: [ { kind: jsonl, path: m.jsonl }, { kind: console, json: maybe } ]
+  alerts: [ { kind: webhook, url: "http://127.0.0.1:1/", timeout: soon } ]
+  dead_letter: { kind: kafka, topic: dl, acks: all }
+anomalies:
+  - { kind: zscore, name: z, aggregation: a, metric: count, history: many }
+  - { kind: teleport, name: t }
+"#;
+        let errors = load_str(text, no_env()).unwrap_err().0;
+        let has = |prefix: &str| errors.iter().any(|e| e.starts_with(prefix));
+        for path in [
+            "source.rate: invalid type",
+            "sinks.metrics[1].json: invalid type",
+            "sinks.alerts[0].timeout: invalid duration",
+            "sinks.dead_letter.acks: unknown field `acks`",
+            "anomalies[0].history: invalid type",
+            "anomalies[1].kind: unknown variant `teleport`",
+        ] {
+            assert!(has(path), "no {path:?} in {errors:#?}");
+        }
     }
 
     #[test]
@@ -559,6 +671,17 @@ extra: 1
             "watermark: { epoch: 1s }\naggregations:\n  - { name: a, window: { kind: tumbling, size: 1500ms } }\n";
         let errors = load_str(text, no_env()).unwrap_err().0;
         assert_eq!(errors, vec!["aggregations[0].window.size: must be a multiple of watermark.epoch (1s)".to_owned()]);
+    }
+
+    #[test]
+    fn embedded_default_takes_environment_overrides() {
+        let plain = load_default(no_env()).expect("valid");
+        assert_eq!(format!("{plain:?}"), format!("{:?}", Config::embedded_default()));
+        let env = [("RTSA__ENGINE__STATUS_INTERVAL".to_owned(), "2s".to_owned())];
+        assert_eq!(load_default(env).expect("valid").engine.status_interval, Millis(2_000));
+        let env = [("RTSA__SOURCE__RATE".to_owned(), "many".to_owned())];
+        let errors = load_default(env).unwrap_err().0;
+        assert_eq!(errors, vec!["source.rate: invalid type: string \"many\", expected u64".to_owned()]);
     }
 
     #[test]

@@ -12,7 +12,7 @@ pub use anomalies::{
     SeedConditions, SeedLevels, Severity, ThresholdRule, ZscoreRule,
 };
 pub use duration::Millis;
-pub use load::{ConfigErrors, METRICS, load_file, load_str};
+pub use load::{ConfigErrors, METRICS, load_default, load_file, load_str};
 
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -331,6 +331,9 @@ pub struct EngineConfig {
     /// the worker that woke it, and the two take turns instead of running side by side.
     #[serde(default = "default_pin_workers")]
     pub pin_workers: bool,
+    /// How often `rtsa run` prints a status line to stderr (0: never).
+    #[serde(default = "default_status_interval")]
+    pub status_interval: Millis,
 }
 
 impl Default for EngineConfig {
@@ -340,6 +343,7 @@ impl Default for EngineConfig {
             max_events_per_step: default_max_events_per_step(),
             max_inflight_epochs: default_max_inflight_epochs(),
             pin_workers: default_pin_workers(),
+            status_interval: default_status_interval(),
         }
     }
 }
@@ -355,6 +359,9 @@ fn default_max_inflight_epochs() -> u64 {
 }
 fn default_pin_workers() -> bool {
     true
+}
+fn default_status_interval() -> Millis {
+    Millis(30_000)
 }
 
 /// One aggregation (`aggregations[i]`).
