@@ -35,11 +35,12 @@ impl Counters {
     }
 }
 
-/// Slots for the watermarks that the workers of one process publish.
+/// Slots for the watermarks that the workers publish (by global worker index, modulo).
 const WATERMARK_SLOTS: usize = 256;
 
-/// The latest watermark of each worker of this process (0 = none yet), so that a worker whose
-/// partitions are all idle can follow its peers instead of holding them back.
+/// The latest watermark of each worker (0 = none yet): this process's workers publish theirs
+/// directly, other processes' arrive through the dataflow. A worker whose partitions are all idle
+/// follows its peers instead of holding them back.
 #[derive(Debug)]
 pub struct WorkerWatermarks([AtomicU64; WATERMARK_SLOTS]);
 

@@ -256,3 +256,70 @@ fn a_missing_topic_is_a_clean_runtime_error() {
     let stderr = String::from_utf8(out.stderr).unwrap();
     assert!(stderr.contains(&topics.events), "{stderr}");
 }
+
+#[test]
+fn a_process_whose_partitions_are_idle_follows_the_cluster() {
+    // A replay (old timestamps) into one partition of two; no `stop_at`, so the run goes on. The
+    // process that owns the empty partition must follow the other process's watermark, or no
+    // window would ever close.
+    let dir = tempfile::tempdir().unwrap();
+    let events = unique("idle-events");
+    let metrics = dir.path().join("metrics.jsonl");
+    let config = dir.path().join("idle.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "source: {{ kind: kafka, topic: {events}, group_id: {events}-group, start: earliest }}\nkafka: {{ bootstrap_servers: \"{}\", partitions: 2 }}\nwatermark: {{ max_out_of_orderness: 1s, idle_timeout: 1s }}\naggregations:\n  - {{ name: t, window: {{ kind: tumbling, size: 1m }}, group_by: none }}\nsinks:\n  metrics: [ {{ kind: jsonl, path: \"{}\" }} ]\n  dead_letter: {{ kind: jsonl, path: \"{}\" }}\n",
+            brokers(),
+            metrics.display(),
+            dir.path().join("dl.jsonl").display()
+        ),
+    )
+    .unwrap();
+    let out = rtsa().args(["topics", "create", "--brokers", &brokers(), "--config"]).arg(&config).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    // One user: every message has the same key, hence the same partition.
+    let lines: String = (0..240)
+        .map(|i| {
+            format!(
+                "{{\"event_type\":\"click\",\"user_id\":\"u1\",\"timestamp\":{}}}\n",
+                1_764_230_400_000u64 + i * 1000
+            )
+        })
+        .collect();
+    let file = dir.path().join("events.jsonl");
+    std::fs::write(&file, lines).unwrap();
+    let out =
+        rtsa().args(["produce", "--brokers", &brokers(), "--topic", &events, "--file"]).arg(&file).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+
+    let mut cluster = rtsa()
+        .args(["cluster", "--processes", "2", "--workers", "1", "--config"])
+        .arg(&config)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // The data partition's watermark ends at 238 s: the first three minutes close.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let records = loop {
+        // Complete lines only: the sink may be writing.
+        let text = std::fs::read_to_string(&metrics).unwrap_or_default();
+        let records: Vec<Value> = text
+            .split_inclusive('\n')
+            .filter(|l| l.ends_with('\n'))
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        if records.len() >= 3 || std::time::Instant::now() > deadline {
+            break records;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    };
+    let _ = Command::new("kill").args(["-INT", &cluster.id().to_string()]).status();
+    let _ = cluster.wait();
+    assert!(records.len() >= 3, "windows stayed open: {records:?}");
+    for (i, record) in records.iter().take(3).enumerate() {
+        assert_eq!(record["window_start"], 1_764_230_400_000u64 + i as u64 * 60_000, "{record}");
+        assert_eq!(record["count"], 60, "{record}");
+    }
+}

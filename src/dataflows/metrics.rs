@@ -7,7 +7,7 @@ use crate::control::RunControl;
 use crate::operators::alert_dedup::DedupAlerts;
 use crate::operators::batch_sink::{BatchSink, BatchWriter};
 use crate::operators::event_alerts::EventAlerts;
-use crate::operators::event_source::{EventSourceSpec, event_source};
+use crate::operators::event_source::{EventSourceSpec, SourceStreams, event_source};
 use crate::operators::pattern_alerts::PatternAlerts;
 use crate::operators::rare_sequences::RareSequenceAlerts;
 use crate::operators::session_windows::SessionWindows;
@@ -20,6 +20,9 @@ use crate::window::{AggregationPlan, FlushSlots};
 use std::sync::Arc;
 use timely::dataflow::ProbeHandle;
 use timely::dataflow::Scope;
+use timely::dataflow::channels::pact::Pipeline;
+use timely::dataflow::operators::generic::Operator;
+use timely::dataflow::operators::vec::Broadcast;
 use timely::dataflow::operators::{Concat, Concatenate, Probe};
 
 /// What one worker reads from and writes to.
@@ -41,6 +44,7 @@ pub fn build(scope: Scope<'_, u64>, config: &Config, io: PipelineIo, control: Ar
     let plans = AggregationPlan::from_config(&config.aggregations);
     // What has reached the sinks: the source reads ahead of it by at most max_inflight_epochs.
     let sinks_probe = ProbeHandle::new();
+    let peers_control = control.clone();
     let spec = EventSourceSpec {
         sinks_probe: sinks_probe.clone(),
         kind: io.kind,
@@ -50,7 +54,15 @@ pub fn build(scope: Scope<'_, u64>, config: &Config, io: PipelineIo, control: Ar
         engine: config.engine.clone(),
         control,
     };
-    let (events, dead_letters) = event_source(scope, spec);
+    let SourceStreams { events, dead_letters, watermarks } = event_source(scope, spec);
+    // Every worker learns every other worker's watermark, across processes too.
+    watermarks.broadcast().sink(Pipeline, "PeerWatermarks", move |(input, _frontier)| {
+        input.for_each(|_time, batch| {
+            for (worker, watermark) in batch.drain(..) {
+                peers_control.watermarks.publish(worker as usize, watermark);
+            }
+        });
+    });
     let rules = Arc::new(crate::detect::rules::compile(config));
     let alerted: Vec<u16> = rules.window.iter().map(|rule| rule.aggregation).collect();
     let slots = FlushSlots::new(&plans, &alerted, config.watermark.epoch.0);

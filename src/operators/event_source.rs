@@ -62,22 +62,34 @@ impl PartitionState {
     }
 }
 
-/// Builds the event source of this worker; returns (events, dead letters).
-pub fn event_source<'s>(
-    scope: Scope<'s, u64>,
-    spec: EventSourceSpec,
-) -> (StreamVec<'s, u64, Event>, StreamVec<'s, u64, DeadLetter>) {
+/// What an event source produces.
+pub struct SourceStreams<'s> {
+    /// Valid events, each stamped with the watermark it was judged against.
+    pub events: StreamVec<'s, u64, Event>,
+    /// Invalid and late inputs.
+    pub dead_letters: StreamVec<'s, u64, DeadLetter>,
+    /// (worker, watermark) whenever a worker with active partitions reaches a new epoch: for the
+    /// workers of other processes, so that one whose partitions are all idle can follow them.
+    pub watermarks: StreamVec<'s, u64, (u32, u64)>,
+}
+
+/// Builds the event source of this worker.
+pub fn event_source<'s>(scope: Scope<'s, u64>, spec: EventSourceSpec) -> SourceStreams<'s> {
     let mut builder = OperatorBuilder::new("EventSource".to_owned(), scope);
     let activator = scope.activator_for(builder.operator_info().address);
     let worker = scope.index();
     let (events_out, events) = builder.new_output();
     let (dead_out, dead_letters) = builder.new_output();
+    let (watermark_out, watermarks) = builder.new_output();
     let mut events_out = OutputBuilder::<_, timely::container::CapacityContainerBuilder<Vec<Event>>>::from(events_out);
     let mut dead_out = OutputBuilder::<_, timely::container::CapacityContainerBuilder<Vec<DeadLetter>>>::from(dead_out);
+    let mut watermark_out =
+        OutputBuilder::<_, timely::container::CapacityContainerBuilder<Vec<(u32, u64)>>>::from(watermark_out);
 
     builder.build(move |mut capabilities| {
-        let dead_cap = capabilities.pop().expect("two outputs");
-        let event_cap = capabilities.pop().expect("two outputs");
+        let watermark_cap = capabilities.pop().expect("three outputs");
+        let dead_cap = capabilities.pop().expect("three outputs");
+        let event_cap = capabilities.pop().expect("three outputs");
         let EventSourceSpec { kind, partitions, aggregations, watermark, engine, control, sinks_probe } = spec;
         let max_ahead = engine.max_inflight_epochs.saturating_mul(watermark.epoch.0);
         let out_of_orderness = watermark.max_out_of_orderness.0;
@@ -87,13 +99,15 @@ pub fn event_source<'s>(
             .into_iter()
             .map(|(index, reader)| PartitionState { index, reader, max_timestamp: None, finished: false, last_data: Instant::now() })
             .collect();
-        let mut caps = if partitions.is_empty() { None } else { Some((event_cap, dead_cap)) };
+        let mut caps = if partitions.is_empty() { None } else { Some((event_cap, dead_cap, watermark_cap)) };
+        // The epoch of the last watermark this worker told the others.
+        let mut told_epoch = None;
         let mut pending: BTreeMap<u64, Vec<Event>> = BTreeMap::new();
         let mut letters: Vec<DeadLetter> = Vec::new();
         let mut next_partition = 0;
 
         move |_frontiers| {
-            let Some((event_cap, dead_cap)) = caps.as_mut() else { return };
+            let Some((event_cap, dead_cap, watermark_cap)) = caps.as_mut() else { return };
             let now = Instant::now();
             let stopping = control.stop_requested();
             // Backpressure: do not read further while the sinks lag too far behind.
@@ -188,10 +202,14 @@ pub fn event_source<'s>(
             let watermark = match active.map(|p| p.watermark(out_of_orderness)).min() {
                 Some(w) => {
                     control.watermarks.publish(worker, w);
+                    if told_epoch.is_none_or(|told| epoch_of(w, epoch) > told) {
+                        told_epoch = Some(epoch_of(w, epoch));
+                        watermark_out.activate().session(&*watermark_cap).give((worker as u32, w));
+                    }
                     w
                 }
                 // Every open partition is idle: stop holding the others back by following the
-                // most advanced worker of this process; with none, follow the wall clock, but
+                // most advanced other worker (of any process); with none, follow the wall clock, but
                 // only for live data (a replay of old events would otherwise turn late).
                 None => {
                     let wall = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
@@ -209,6 +227,7 @@ pub fn event_source<'s>(
             if target > *event_cap.time() {
                 event_cap.downgrade(&target);
                 dead_cap.downgrade(&target);
+                watermark_cap.downgrade(&target);
             }
             if ready {
                 activator.activate();
@@ -218,7 +237,7 @@ pub fn event_source<'s>(
         }
     });
 
-    (events, dead_letters)
+    SourceStreams { events, dead_letters, watermarks }
 }
 
 fn dead_letter(
