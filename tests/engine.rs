@@ -193,3 +193,52 @@ fn two_workers_with_one_partition_match_the_reference() {
     let problems = reference::compare(&run.metrics, &expected);
     assert!(problems.is_empty(), "{} differences, first: {:#?}", problems.len(), &problems[..problems.len().min(20)]);
 }
+
+#[test]
+fn results_do_not_depend_on_the_flush_slots() {
+    // With 1 s epochs each window end's keys are spread over flush slots (window rules first,
+    // then a pause until their alerts are out); with 1 ms epochs there is no room for slots and
+    // every key is flushed at `end - 1`. Records, dead letters and alerts must be the same.
+    let partitions = test_partitions(3, 3_000, 14);
+    let run = |epoch: &str| {
+        let dir = tempfile::tempdir().unwrap();
+        let path = |name: &str| dir.path().join(name).display().to_string();
+        let yaml = format!(
+            "watermark: {{ max_out_of_orderness: 5s, epoch: {epoch} }}\n{}\nanomalies:\n  - {{ kind: threshold, name: every_minute, aggregation: by_type_1m, metric: count, levels: {{ low: 0 }}, cooldown: 0s }}\n  - {{ kind: zscore, name: users_z, aggregation: by_user_30s, metric: count, history: 4, min_history: 2, levels: {{ low: 0.5 }}, cooldown: 0s }}\nsinks:\n  metrics: [ {{ kind: jsonl, path: {} }} ]\n  alerts: [ {{ kind: jsonl, path: {} }} ]\n  dead_letter: {{ kind: jsonl, path: {} }}\n",
+            aggregations_yaml(),
+            path("metrics.jsonl"),
+            path("alerts.jsonl"),
+            path("dead_letter.jsonl")
+        );
+        let config = config::load_str(&yaml, Vec::new()).unwrap();
+        let input: Vec<Arc<MemoryLines>> = partitions
+            .iter()
+            .map(|lines| {
+                let mut m = MemoryLines::default();
+                lines.iter().for_each(|l| m.push(l));
+                Arc::new(m)
+            })
+            .collect();
+        let options = RunOptions { workers: 2, cluster: None };
+        let control = Arc::new(RunControl::default());
+        run::run(Arc::new(config), &options, Input::Memory(input), Output::Configured, control).unwrap();
+        let sorted = |name: &str| {
+            let mut lines: Vec<String> = read_jsonl(&dir.path().join(name))
+                .into_iter()
+                .map(|mut v| {
+                    v.as_object_mut().unwrap().remove("emitted_at");
+                    v.to_string()
+                })
+                .collect();
+            lines.sort();
+            lines
+        };
+        (sorted("metrics.jsonl"), sorted("dead_letter.jsonl"), sorted("alerts.jsonl"))
+    };
+    let slotted = run("1s");
+    let single = run("1ms");
+    assert!(slotted.0.len() > 500 && slotted.2.len() > 20, "{} records, {} alerts", slotted.0.len(), slotted.2.len());
+    assert_eq!(slotted.0, single.0, "metrics differ");
+    assert_eq!(slotted.1, single.1, "dead letters differ");
+    assert_eq!(slotted.2, single.2, "alerts differ");
+}
