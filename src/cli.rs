@@ -177,7 +177,7 @@ pub fn main() -> ExitCode {
     };
     match cli.command {
         Command::Run(args) => run_command(args),
-        Command::Check { config } => check_command(&config),
+        Command::Check { config } => crate::commands::check::check_command(&config),
         Command::Generate(args) => generate_command(args),
         Command::Bench(args) => crate::bench::bench_command(args),
         Command::Cluster(args) => {
@@ -325,16 +325,6 @@ fn run_command(args: RunArgs) -> ExitCode {
             eprintln!("rtsa: error: {message}");
             ExitCode::from(1)
         }
-    }
-}
-
-fn check_command(path: &Path) -> ExitCode {
-    match config::load_file(path) {
-        Ok(config) => {
-            print_line(&format!("{} is valid.\n{}", path.display(), config.describe()));
-            ExitCode::SUCCESS
-        }
-        Err(errors) => config_failure(path, &errors),
     }
 }
 

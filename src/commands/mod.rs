@@ -1,5 +1,6 @@
-//! The commands beyond `run`, `check`, `generate` and `bench`: one file per command.
+//! The commands beyond `run`, `generate` and `bench`: one file per command.
 
+pub mod check;
 pub mod cluster;
 pub mod produce;
 pub mod tail;
