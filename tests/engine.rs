@@ -120,9 +120,9 @@ pub struct EngineRun {
     pub control: Arc<RunControl>,
 }
 
-pub fn run_engine(partitions: &[Vec<Vec<u8>>], workers: usize) -> EngineRun {
-    let dir = tempfile::tempdir().unwrap();
-    let config = config::load_str(&config_yaml(dir.path()), Vec::new()).unwrap();
+/// Runs the config `yaml` over in-memory `partitions` with `workers` workers.
+pub fn run_yaml(yaml: &str, partitions: &[Vec<Vec<u8>>], workers: usize) -> Arc<RunControl> {
+    let config = config::load_str(yaml, Vec::new()).unwrap();
     let input: Vec<Arc<MemoryLines>> = partitions
         .iter()
         .map(|lines| {
@@ -134,6 +134,12 @@ pub fn run_engine(partitions: &[Vec<Vec<u8>>], workers: usize) -> EngineRun {
     let control = Arc::new(RunControl::default());
     let options = RunOptions { workers, cluster: None };
     run::run(Arc::new(config), &options, Input::Memory(input), Output::Configured, control.clone()).unwrap();
+    control
+}
+
+pub fn run_engine(partitions: &[Vec<Vec<u8>>], workers: usize) -> EngineRun {
+    let dir = tempfile::tempdir().unwrap();
+    let control = run_yaml(&config_yaml(dir.path()), partitions, workers);
     EngineRun {
         metrics: read_jsonl(&dir.path().join("metrics.jsonl")),
         dead_letters: read_jsonl(&dir.path().join("dead_letter.jsonl")),
@@ -210,18 +216,7 @@ fn results_do_not_depend_on_the_flush_slots() {
             path("alerts.jsonl"),
             path("dead_letter.jsonl")
         );
-        let config = config::load_str(&yaml, Vec::new()).unwrap();
-        let input: Vec<Arc<MemoryLines>> = partitions
-            .iter()
-            .map(|lines| {
-                let mut m = MemoryLines::default();
-                lines.iter().for_each(|l| m.push(l));
-                Arc::new(m)
-            })
-            .collect();
-        let options = RunOptions { workers: 2, cluster: None };
-        let control = Arc::new(RunControl::default());
-        run::run(Arc::new(config), &options, Input::Memory(input), Output::Configured, control).unwrap();
+        run_yaml(&yaml, &partitions, 2);
         let sorted = |name: &str| {
             let mut lines: Vec<String> = read_jsonl(&dir.path().join(name))
                 .into_iter()
