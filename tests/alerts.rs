@@ -350,3 +350,114 @@ sinks:
     assert!(!read_alerts(&dir.path().join("m.jsonl")).is_empty(), "metrics kept flowing");
     assert_eq!(Counters::get(&control.counters.alerts_undelivered), 20);
 }
+
+/// A Redis server of the test's own (port, data folder, append-only file fsynced on every write),
+/// stopped by PID.
+struct OwnRedis {
+    port: u16,
+    dir: std::path::PathBuf,
+    child: Option<std::process::Child>,
+}
+
+impl OwnRedis {
+    fn start(dir: &Path) -> OwnRedis {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let mut redis = OwnRedis { port, dir: dir.to_owned(), child: None };
+        redis.restart();
+        redis
+    }
+
+    fn restart(&mut self) {
+        let binary = "/usr/bin/redis-server";
+        assert!(Path::new(binary).exists(), "{binary} is missing: run the tests with scripts/test.sh");
+        let child = std::process::Command::new(binary)
+            .args(["--bind", "127.0.0.1", "--port", &self.port.to_string(), "--save", ""])
+            .args(["--appendonly", "yes", "--appendfsync", "always", "--dir"])
+            .arg(&self.dir)
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        self.child = Some(child);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            assert!(std::time::Instant::now() < deadline, "redis-server did not start");
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+
+    /// kill -9: connections break mid-stream, nothing is flushed beyond what was fsynced.
+    fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for OwnRedis {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+#[test]
+fn alerts_survive_a_redis_restart_once_each() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("redis");
+    std::fs::create_dir_all(&data).unwrap();
+    let mut redis = OwnRedis::start(&data);
+    // A live generator for about 4 s; every event slower than 300 ms alerts (no cooldown).
+    let config_text = format!(
+        r#"
+source: {{ kind: generator, rate: 500, count: 2000, seed: 5, partitions: 2 }}
+aggregations:
+  - {{ name: by_type_1m, window: {{ kind: tumbling, size: 1m }}, group_by: event_type }}
+anomalies:
+  - {{ kind: event, name: slow, metric: latency_ms, levels: {{ critical: 300 }}, cooldown: 0s }}
+sinks:
+  metrics: []
+  alerts:
+    - {{ kind: redis, url: "{url}", stream: "alerts", channel: "alerts" }}
+    - {{ kind: jsonl, path: {jsonl} }}
+  dead_letter: {{ kind: jsonl, path: {dead} }}
+"#,
+        url = redis.url(),
+        jsonl = dir.path().join("alerts.jsonl").display(),
+        dead = dir.path().join("dead.jsonl").display()
+    );
+    let config = config::load_str(&config_text, Vec::new()).unwrap();
+    let control = Arc::new(RunControl::default());
+    let running = {
+        let control = control.clone();
+        std::thread::spawn(move || {
+            run::run(Arc::new(config), &RunOptions::default(), Input::Configured, Output::Configured, control)
+        })
+    };
+    // Redis goes away mid-run (kill -9) and comes back 1.5 s later.
+    std::thread::sleep(std::time::Duration::from_millis(1_500));
+    let before = read_alerts(&dir.path().join("alerts.jsonl")).len();
+    redis.kill();
+    std::thread::sleep(std::time::Duration::from_millis(1_500));
+    redis.restart();
+    running.join().unwrap().unwrap();
+
+    let alerts = read_alerts(&dir.path().join("alerts.jsonl"));
+    assert!(before > 0 && alerts.len() > before + 10, "{before} alerts before the outage, {} in all", alerts.len());
+    assert_eq!(Counters::get(&control.counters.alerts_undelivered), 0);
+    let client = redis::Client::open(redis.url()).unwrap();
+    let mut connection = client.get_connection().unwrap();
+    let entries: Vec<(String, Vec<(String, String)>)> =
+        redis::cmd("XRANGE").arg("alerts").arg("-").arg("+").query(&mut connection).unwrap();
+    let mut in_redis: Vec<String> = entries
+        .iter()
+        .map(|(_, fields)| fields.iter().find(|(f, _)| f == "alert_id").expect("alert_id field").1.clone())
+        .collect();
+    in_redis.sort();
+    let mut emitted: Vec<String> = alerts.iter().map(|a| a["alert_id"].as_str().unwrap().to_owned()).collect();
+    emitted.sort();
+    assert_eq!(in_redis, emitted, "every alert in the stream exactly once");
+}
