@@ -221,8 +221,14 @@ fn worker_config() -> timely::WorkerConfig {
     timely::WorkerConfig::default().progress_mode(timely::worker::ProgressMode::Eager)
 }
 
-/// Pins the calling worker thread to core `index mod cores` when `workers` fit on the cores.
+/// Pins the calling worker thread to core `index mod cores` (of the cores this process may use)
+/// when the process has several workers and they fit on the cores. A single worker is left to
+/// the scheduler: there is no other worker for it to take turns with, and two one-worker
+/// engines on one machine would otherwise share the first core.
 fn pin_worker(index: usize, workers: usize) {
+    if workers < 2 {
+        return;
+    }
     let Some(cores) = core_affinity::get_core_ids().filter(|cores| !cores.is_empty()) else { return };
     if workers > cores.len() {
         tracing::debug!(workers, cores = cores.len(), "more workers than cores: not pinned");
