@@ -87,6 +87,7 @@ write_env() {
 export RTSA_REDIS_URL=redis://127.0.0.1:$redis_port
 export RTSA_KAFKA_BROKERS=127.0.0.1:$kafka_port
 export RTSA_PYTHON=$venv/bin/python
+export RTSA_TANSU=$tansu
 ENV
 }
 

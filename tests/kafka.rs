@@ -34,8 +34,12 @@ struct Message {
 }
 
 fn read_topic(topic: &str) -> Vec<Message> {
+    read_topic_at(&brokers(), topic)
+}
+
+fn read_topic_at(brokers: &str, topic: &str) -> Vec<Message> {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/kafka_read.py");
-    let out = Command::new(python()).arg(script).args([&brokers(), topic, "4"]).output().unwrap();
+    let out = Command::new(python()).arg(script).args([brokers, topic, "4"]).output().unwrap();
     assert!(out.status.success(), "kafka_read.py {topic}: {}", String::from_utf8_lossy(&out.stderr));
     String::from_utf8(out.stdout)
         .unwrap()
@@ -322,4 +326,94 @@ fn a_process_whose_partitions_are_idle_follows_the_cluster() {
         assert_eq!(record["window_start"], 1_764_230_400_000u64 + i as u64 * 60_000, "{record}");
         assert_eq!(record["count"], 60, "{record}");
     }
+}
+
+/// A tansu broker of the test's own (free port, memory storage), stopped by PID.
+struct OwnBroker {
+    address: String,
+    child: std::process::Child,
+}
+
+impl OwnBroker {
+    fn start() -> OwnBroker {
+        let tansu = std::env::var("RTSA_TANSU").expect("RTSA_TANSU is not set: run the tests with scripts/test.sh");
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let address = format!("127.0.0.1:{port}");
+        let url = format!("tcp://{address}");
+        let child = Command::new(tansu)
+            .args(["broker", "--listener-url", &url, "--advertised-listener-url", &url])
+            .args(["--storage-engine", "memory://tansu/"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while std::net::TcpStream::connect(&address).is_err() {
+            assert!(std::time::Instant::now() < deadline, "tansu did not start");
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        OwnBroker { address, child }
+    }
+
+    fn signal(&self, signal: &str) {
+        let status = Command::new("kill").args([signal, &self.child.id().to_string()]).status().unwrap();
+        assert!(status.success());
+    }
+}
+
+impl Drop for OwnBroker {
+    fn drop(&mut self) {
+        self.signal("-CONT");
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn a_stalled_broker_delays_the_metrics_but_loses_none() {
+    let broker = OwnBroker::start();
+    let dir = tempfile::tempdir().unwrap();
+    let jsonl = dir.path().join("metrics.jsonl");
+    let config = dir.path().join("stall.yaml");
+    // A live generator for 4 s; 1-second windows close during the run, 500 ms after their end.
+    std::fs::write(
+        &config,
+        format!(
+            "source: {{ kind: generator, rate: 1000, count: 4000, partitions: 2, seed: 3 }}\nkafka: {{ bootstrap_servers: \"{}\", partitions: 2 }}\nwatermark: {{ max_out_of_orderness: 500ms }}\naggregations:\n  - {{ name: t, window: {{ kind: tumbling, size: 1s }}, group_by: event_type }}\nsinks:\n  metrics: [ {{ kind: kafka, topic: stall-metrics }}, {{ kind: jsonl, path: \"{}\" }} ]\n  dead_letter: {{ kind: jsonl, path: \"{}\" }}\n",
+            broker.address,
+            jsonl.display(),
+            dir.path().join("dl.jsonl").display()
+        ),
+    )
+    .unwrap();
+    let out =
+        rtsa().args(["topics", "create", "--brokers", &broker.address, "--config"]).arg(&config).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let mut run = rtsa()
+        .args(["run", "--config"])
+        .arg(&config)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The broker stops answering for 2 s in the middle of the run (SIGSTOP), then resumes.
+    std::thread::sleep(std::time::Duration::from_millis(1_500));
+    broker.signal("-STOP");
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    broker.signal("-CONT");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while run.try_wait().unwrap().is_none() {
+        assert!(std::time::Instant::now() < deadline, "the run did not finish after the broker resumed");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let out = run.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+
+    let written = crate::engine::read_jsonl(&jsonl);
+    assert!(written.len() > 20, "{} records", written.len());
+    let in_kafka: Vec<Value> = read_topic_at(&broker.address, "stall-metrics")
+        .iter()
+        .map(|m| serde_json::from_str(&m.value).unwrap())
+        .collect();
+    assert_eq!(comparable(&in_kafka), comparable(&written), "every record in the topic exactly once");
 }
