@@ -3,7 +3,7 @@
 //! worker that writes them, and the worker loop.
 
 use crate::alerts::Alert;
-use crate::config::Config;
+use crate::config::{Config, ProgressMode};
 use crate::control::RunControl;
 use crate::dataflows::metrics::{self, PipelineIo};
 use crate::operators::batch_sink::BatchWriter;
@@ -114,7 +114,7 @@ pub fn run(
     output: Output,
     control: Arc<RunControl>,
 ) -> Result<RunSummary, RunError> {
-    let timely_config = timely_config(options)?;
+    let timely_config = timely_config(options, config.engine.progress)?;
     let writes_here = options.cluster.as_ref().is_none_or(|c| c.process == 0);
     let writers: Option<Writers> = match output {
         _ if !writes_here => None,
@@ -174,7 +174,7 @@ pub fn run(
     }
 }
 
-fn timely_config(options: &RunOptions) -> Result<timely::Config, RunError> {
+fn timely_config(options: &RunOptions, progress: ProgressMode) -> Result<timely::Config, RunError> {
     let workers = options.workers.max(1);
     let Some(cluster) = &options.cluster else {
         let communication = if workers == 1 {
@@ -182,7 +182,7 @@ fn timely_config(options: &RunOptions) -> Result<timely::Config, RunError> {
         } else {
             timely::CommunicationConfig::Process(workers)
         };
-        return Ok(timely::Config { communication, worker: worker_config() });
+        return Ok(timely::Config { communication, worker: worker_config(progress) });
     };
     if cluster.process >= cluster.processes {
         return Err(RunError::Usage(format!(
@@ -209,16 +209,20 @@ fn timely_config(options: &RunOptions) -> Result<timely::Config, RunError> {
             report: false,
             zerocopy: false,
         },
-        worker: worker_config(),
+        worker: worker_config(progress),
     })
 }
 
-/// Workers send their progress after every step ("eager") rather than only when they are the
-/// last holder of a timestamp ("demand"): when every worker flushes the same window slot, demand
-/// mode lets each wait for the others to speak first, and the merge of that slot starts a step
-/// or more late. The price is a progress message per step, small beside the data.
-fn worker_config() -> timely::WorkerConfig {
-    timely::WorkerConfig::default().progress_mode(timely::worker::ProgressMode::Eager)
+/// By default workers send their progress after every step ("eager") rather than only when they
+/// are the last holder of a timestamp ("demand"): when every worker flushes the same window slot,
+/// demand mode lets each wait for the others to speak first, and the merge of that slot starts a
+/// step or more late. The price is a progress message per step, small beside the data.
+fn worker_config(mode: ProgressMode) -> timely::WorkerConfig {
+    let mode = match mode {
+        ProgressMode::Eager => timely::worker::ProgressMode::Eager,
+        ProgressMode::Demand => timely::worker::ProgressMode::Demand,
+    };
+    timely::WorkerConfig::default().progress_mode(mode)
 }
 
 /// Pins the calling worker thread to core `index mod cores` (of the cores this process may use)

@@ -201,16 +201,16 @@ fn two_workers_with_one_partition_match_the_reference() {
 }
 
 #[test]
-fn results_do_not_depend_on_the_flush_slots() {
+fn results_do_not_depend_on_the_flush_slots_or_the_progress_mode() {
     // With 1 s epochs each window end's keys are spread over flush slots (window rules first,
     // then a pause until their alerts are out); with 1 ms epochs there is no room for slots and
     // every key is flushed at `end - 1`. Records, dead letters and alerts must be the same.
     let partitions = test_partitions(3, 3_000, 14);
-    let run = |epoch: &str| {
+    let run = |epoch: &str, progress: &str| {
         let dir = tempfile::tempdir().unwrap();
         let path = |name: &str| dir.path().join(name).display().to_string();
         let yaml = format!(
-            "watermark: {{ max_out_of_orderness: 5s, epoch: {epoch} }}\n{}\nanomalies:\n  - {{ kind: threshold, name: every_minute, aggregation: by_type_1m, metric: count, levels: {{ low: 0 }}, cooldown: 0s }}\n  - {{ kind: zscore, name: users_z, aggregation: by_user_30s, metric: count, history: 4, min_history: 2, levels: {{ low: 0.5 }}, cooldown: 0s }}\nsinks:\n  metrics: [ {{ kind: jsonl, path: {} }} ]\n  alerts: [ {{ kind: jsonl, path: {} }} ]\n  dead_letter: {{ kind: jsonl, path: {} }}\n",
+            "watermark: {{ max_out_of_orderness: 5s, epoch: {epoch} }}\nengine: {{ progress: {progress} }}\n{}\nanomalies:\n  - {{ kind: threshold, name: every_minute, aggregation: by_type_1m, metric: count, levels: {{ low: 0 }}, cooldown: 0s }}\n  - {{ kind: zscore, name: users_z, aggregation: by_user_30s, metric: count, history: 4, min_history: 2, levels: {{ low: 0.5 }}, cooldown: 0s }}\nsinks:\n  metrics: [ {{ kind: jsonl, path: {} }} ]\n  alerts: [ {{ kind: jsonl, path: {} }} ]\n  dead_letter: {{ kind: jsonl, path: {} }}\n",
             aggregations_yaml(),
             path("metrics.jsonl"),
             path("alerts.jsonl"),
@@ -230,8 +230,10 @@ fn results_do_not_depend_on_the_flush_slots() {
         };
         (sorted("metrics.jsonl"), sorted("dead_letter.jsonl"), sorted("alerts.jsonl"))
     };
-    let slotted = run("1s");
-    let single = run("1ms");
+    let slotted = run("1s", "eager");
+    let single = run("1ms", "eager");
+    // Demand-mode progress changes when workers hear of each other, not what they compute.
+    assert_eq!(run("1s", "demand"), slotted, "demand-mode progress gives other results");
     assert!(slotted.0.len() > 500 && slotted.2.len() > 20, "{} records, {} alerts", slotted.0.len(), slotted.2.len());
     assert_eq!(slotted.0, single.0, "metrics differ");
     assert_eq!(slotted.1, single.1, "dead letters differ");

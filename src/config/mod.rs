@@ -334,6 +334,22 @@ pub struct EngineConfig {
     /// How often `rtsa run` prints a status line to stderr (0: never).
     #[serde(default = "default_status_interval")]
     pub status_interval: Millis,
+    /// When workers tell each other their progress.
+    #[serde(default)]
+    pub progress: ProgressMode,
+}
+
+/// `engine.progress`: when timely workers exchange progress.
+#[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum ProgressMode {
+    /// After every step: the lowest latency (window alerts wait for no one), a message per step
+    /// per worker — the right choice up to a few dozen workers.
+    #[default]
+    Eager,
+    /// Only when a worker is the last holder of a timestamp: fewer messages for large clusters,
+    /// at the price of a step or more of latency whenever all workers release the same time.
+    Demand,
 }
 
 impl Default for EngineConfig {
@@ -344,6 +360,7 @@ impl Default for EngineConfig {
             max_inflight_epochs: default_max_inflight_epochs(),
             pin_workers: default_pin_workers(),
             status_interval: default_status_interval(),
+            progress: ProgressMode::default(),
         }
     }
 }
