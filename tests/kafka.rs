@@ -417,3 +417,59 @@ fn a_stalled_broker_delays_the_metrics_but_loses_none() {
         .collect();
     assert_eq!(comparable(&in_kafka), comparable(&written), "every record in the topic exactly once");
 }
+
+#[test]
+fn a_stalled_broker_pauses_the_source_and_the_results_are_unchanged() {
+    let broker = OwnBroker::start();
+    let dir = tempfile::tempdir().unwrap();
+    let config_for = |name: &str| {
+        let path = dir.path().join(format!("{name}.yaml"));
+        std::fs::write(
+            &path,
+            format!(
+                "source: {{ kind: kafka, topic: stall-events, group_id: {name}, start: earliest, stop_at: end }}\nkafka: {{ bootstrap_servers: \"{}\", partitions: 2 }}\n{}\nsinks:\n  metrics: [ {{ kind: jsonl, path: \"{}\" }} ]\n  dead_letter: {{ kind: jsonl, path: \"{}\" }}\n",
+                broker.address,
+                crate::engine::aggregations_yaml(),
+                dir.path().join(format!("{name}-metrics.jsonl")).display(),
+                dir.path().join(format!("{name}-dl.jsonl")).display()
+            ),
+        )
+        .unwrap();
+        path
+    };
+    let (calm, stalled) = (config_for("calm"), config_for("stalled"));
+    let out = rtsa().args(["topics", "create", "--brokers", &broker.address, "--config"]).arg(&calm).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = rtsa()
+        .args(["produce", "--brokers", &broker.address, "--topic", "stall-events", "--count", "300000"])
+        .args(["--start-ms", "1764230400000", "--event-time-rate", "2000", "--seed", "8"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = rtsa().args(["run", "--config"]).arg(&calm).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+
+    // The same topic again, the broker stopped (SIGSTOP) for 2 s while the source reads.
+    let mut run = rtsa()
+        .args(["run", "--config"])
+        .arg(&stalled)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    broker.signal("-STOP");
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    broker.signal("-CONT");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while run.try_wait().unwrap().is_none() {
+        assert!(std::time::Instant::now() < deadline, "the run did not finish after the broker resumed");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let out = run.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let read = |name: &str| crate::engine::read_jsonl(&dir.path().join(format!("{name}-metrics.jsonl")));
+    let (before, after) = (read("calm"), read("stalled"));
+    assert!(before.len() > 1_000, "{}", before.len());
+    assert_eq!(comparable(&before), comparable(&after));
+}
