@@ -359,6 +359,28 @@ impl OwnBroker {
         let status = Command::new("kill").args([signal, &self.child.id().to_string()]).status().unwrap();
         assert!(status.success());
     }
+    /// Runs `rtsa run --config config` while the broker stops answering (SIGSTOP) for 2 s,
+    /// `after` into the run; returns once the run has finished, successfully.
+    fn stall_during_run(&self, config: &Path, after: std::time::Duration) {
+        let mut run = rtsa()
+            .args(["run", "--config"])
+            .arg(config)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(after);
+        self.signal("-STOP");
+        std::thread::sleep(std::time::Duration::from_secs(2));
+        self.signal("-CONT");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+        while run.try_wait().unwrap().is_none() {
+            assert!(std::time::Instant::now() < deadline, "the run did not finish after the broker resumed");
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        let out = run.wait_with_output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    }
 }
 
 impl Drop for OwnBroker {
@@ -389,25 +411,8 @@ fn a_stalled_broker_delays_the_metrics_but_loses_none() {
     let out =
         rtsa().args(["topics", "create", "--brokers", &broker.address, "--config"]).arg(&config).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let mut run = rtsa()
-        .args(["run", "--config"])
-        .arg(&config)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    // The broker stops answering for 2 s in the middle of the run (SIGSTOP), then resumes.
-    std::thread::sleep(std::time::Duration::from_millis(1_500));
-    broker.signal("-STOP");
-    std::thread::sleep(std::time::Duration::from_secs(2));
-    broker.signal("-CONT");
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    while run.try_wait().unwrap().is_none() {
-        assert!(std::time::Instant::now() < deadline, "the run did not finish after the broker resumed");
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
-    let out = run.wait_with_output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    // The broker stops answering for 2 s in the middle of the run, then resumes.
+    broker.stall_during_run(&config, std::time::Duration::from_millis(1_500));
 
     let written = crate::engine::read_jsonl(&jsonl);
     assert!(written.len() > 20, "{} records", written.len());
@@ -450,24 +455,7 @@ fn a_stalled_broker_pauses_the_source_and_the_results_are_unchanged() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
 
     // The same topic again, the broker stopped (SIGSTOP) for 2 s while the source reads.
-    let mut run = rtsa()
-        .args(["run", "--config"])
-        .arg(&stalled)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    std::thread::sleep(std::time::Duration::from_millis(200));
-    broker.signal("-STOP");
-    std::thread::sleep(std::time::Duration::from_secs(2));
-    broker.signal("-CONT");
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
-    while run.try_wait().unwrap().is_none() {
-        assert!(std::time::Instant::now() < deadline, "the run did not finish after the broker resumed");
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
-    let out = run.wait_with_output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    broker.stall_during_run(&stalled, std::time::Duration::from_millis(200));
     let read = |name: &str| crate::engine::read_jsonl(&dir.path().join(format!("{name}-metrics.jsonl")));
     let (before, after) = (read("calm"), read("stalled"));
     assert!(before.len() > 1_000, "{}", before.len());
