@@ -52,7 +52,7 @@ pub fn open_partitions(
         .set("enable.partition.eof", if source.stop_at.is_some() { "true" } else { "false" })
         .set("auto.offset.reset", if source.start == KafkaStart::Latest { "latest" } else { "earliest" })
         .set("isolation.level", "read_committed")
-        .set("fetch.wait.max.ms", "50")
+        .set("fetch.wait.max.ms", "10")
         .set("queued.min.messages", "200000")
         .set("fetch.message.max.bytes", "4194304");
     for (key, value) in &kafka.properties {
