@@ -1,6 +1,9 @@
 //! Deduplication (CONTRACT section 5): an alert of the same rule and key within `cooldown`
 //! (event time) of the last one emitted is suppressed; the next one emitted carries the number
-//! suppressed.
+//! suppressed. A cooldown counts as at least 1 ms: two alerts of one rule and key at the same
+//! millisecond (two slow events of one type stamped alike) would carry the same `alert_id`, so
+//! the second is suppressed here too — every channel sees each id once, as Redis and webhooks
+//! would keep only one of them anyway.
 
 use super::Alert;
 use compact_str::CompactString;
@@ -24,7 +27,7 @@ impl Dedup {
     pub fn admit(&mut self, alert: &mut Alert, cooldown: u64) -> bool {
         let key = (alert.rule.clone(), alert.key.clone());
         match self.last.get_mut(&key) {
-            Some(last) if alert.time < last.time.saturating_add(cooldown) && alert.time >= last.time => {
+            Some(last) if alert.time < last.time.saturating_add(cooldown.max(1)) && alert.time >= last.time => {
                 last.suppressed += 1;
                 false
             }
@@ -63,6 +66,21 @@ impl Dedup {
 mod tests {
     use super::*;
     use crate::alerts::tests::sample;
+
+    #[test]
+    fn no_cooldown_still_means_one_alert_per_millisecond() {
+        let mut dedup = Dedup::default();
+        let at = |time: u64| {
+            let mut alert = sample();
+            alert.time = time;
+            alert
+        };
+        assert!(dedup.admit(&mut at(1_000), 0));
+        assert!(!dedup.admit(&mut at(1_000), 0), "same rule, key and millisecond: the same alert id");
+        let mut next = at(1_001);
+        assert!(dedup.admit(&mut next, 0));
+        assert_eq!(next.suppressed, 1);
+    }
 
     #[test]
     fn a_burst_yields_a_handful_of_alerts() {
