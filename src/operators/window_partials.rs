@@ -33,6 +33,8 @@ use timely::dataflow::{ProbeHandle, StreamVec};
 const FLUSH_BUDGET: Duration = Duration::from_micros(300);
 /// How often a flush waiting for the alerted windows' alerts looks at their probe.
 const ALERT_WAIT_POLL: Duration = Duration::from_micros(100);
+/// The longest a flush waits for the alerted windows' alerts before it goes on.
+const ALERT_WAIT_LIMIT: Duration = Duration::from_secs(1);
 /// Updates handed to the output at a time.
 const GIVE_BATCH: usize = 64;
 
@@ -83,8 +85,8 @@ struct Flush {
     next_slot: u64,
     /// Whether an alerted slot of this end had keys (else there is nothing to wait for).
     alerted_keys: bool,
-    /// After the alerted slots: wait until window alerts have passed this time.
-    alerts_until: Option<u64>,
+    /// After the alerted slots: wait until window alerts have passed this time (since when).
+    alerts_until: Option<(u64, Instant)>,
 }
 
 /// Extension trait: partial aggregation of fixed windows.
@@ -187,10 +189,16 @@ impl<'s> WindowPartials<'s> for StreamVec<'s, u64, Event> {
                         }
                     }
                     let flush = flushing.as_mut().expect("a flush in progress");
-                    if let Some(until) = flush.alerts_until {
-                        if window_alerts.as_ref().is_some_and(|probe| probe.less_equal(&until)) {
+                    if let Some((until, since)) = flush.alerts_until {
+                        let waiting = window_alerts.as_ref().is_some_and(|probe| probe.less_equal(&until));
+                        // A slow peer process may hold the alerts back; the rest of the flush
+                        // then goes ahead rather than waiting on it without end.
+                        if waiting && since.elapsed() < ALERT_WAIT_LIMIT {
                             activator.activate_after(ALERT_WAIT_POLL);
                             break;
+                        }
+                        if waiting {
+                            tracing::debug!(end = flush.end, "window alerts still pending; flushing the rest");
                         }
                         flush.alerts_until = None;
                     }
@@ -198,7 +206,7 @@ impl<'s> WindowPartials<'s> for StreamVec<'s, u64, Event> {
                         output.session(cap).give_iterator(updates);
                     });
                     if pause && window_alerts.is_some() {
-                        flush.alerts_until = Some(*flush.cap.time() - 1);
+                        flush.alerts_until = Some((*flush.cap.time() - 1, Instant::now()));
                     }
                     if flush.next_slot >= slots.count() {
                         flushing = None;
