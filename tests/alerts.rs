@@ -317,7 +317,7 @@ sinks:
 #[test]
 fn a_dead_webhook_does_not_stall_the_pipeline_and_its_alerts_are_counted() {
     // A port nothing listens on.
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = crate::cluster::free_port();
     let dir = tempfile::tempdir().unwrap();
     let text = format!(
         r#"
@@ -361,7 +361,7 @@ struct OwnRedis {
 
 impl OwnRedis {
     fn start(dir: &Path) -> OwnRedis {
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let port = crate::cluster::free_port();
         let mut redis = OwnRedis { port, dir: dir.to_owned(), child: None };
         redis.restart();
         redis
@@ -378,11 +378,7 @@ impl OwnRedis {
             .spawn()
             .unwrap();
         self.child = Some(child);
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
-            assert!(std::time::Instant::now() < deadline, "redis-server did not start");
-            std::thread::sleep(std::time::Duration::from_millis(20));
-        }
+        crate::cluster::wait_for_port(self.port, "redis-server");
     }
 
     /// kill -9: connections break mid-stream, nothing is flushed beyond what was fsynced.

@@ -4,8 +4,18 @@ use crate::cli::rtsa;
 use crate::engine::{comparable, read_jsonl};
 use std::path::Path;
 
-fn free_port() -> u16 {
+/// A port nothing listens on (for servers the tests start themselves).
+pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// Waits until something listens on `port` of 127.0.0.1.
+pub fn wait_for_port(port: u16, what: &str) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(std::time::Instant::now() < deadline, "{what} did not start");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
 }
 
 fn config(dir: &Path, out: &str) -> std::path::PathBuf {

@@ -337,7 +337,7 @@ struct OwnBroker {
 impl OwnBroker {
     fn start() -> OwnBroker {
         let tansu = std::env::var("RTSA_TANSU").expect("RTSA_TANSU is not set: run the tests with scripts/test.sh");
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let port = crate::cluster::free_port();
         let address = format!("127.0.0.1:{port}");
         let url = format!("tcp://{address}");
         let child = Command::new(tansu)
@@ -347,11 +347,7 @@ impl OwnBroker {
             .stderr(std::process::Stdio::null())
             .spawn()
             .unwrap();
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-        while std::net::TcpStream::connect(&address).is_err() {
-            assert!(std::time::Instant::now() < deadline, "tansu did not start");
-            std::thread::sleep(std::time::Duration::from_millis(50));
-        }
+        crate::cluster::wait_for_port(port, "tansu");
         OwnBroker { address, child }
     }
 

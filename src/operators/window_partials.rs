@@ -35,8 +35,6 @@ const FLUSH_BUDGET: Duration = Duration::from_micros(300);
 const ALERT_WAIT_POLL: Duration = Duration::from_micros(100);
 /// The longest a flush waits for the alerted windows' alerts before it goes on.
 const ALERT_WAIT_LIMIT: Duration = Duration::from_secs(1);
-/// Updates handed to the output at a time.
-const GIVE_BATCH: usize = 64;
 
 /// One worker's contribution to a window, as a differential record value.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -202,9 +200,9 @@ impl<'s> WindowPartials<'s> for StreamVec<'s, u64, Event> {
                         }
                         flush.alerts_until = None;
                     }
-                    let pause = flush_slot(flush, &mut states, &slots, &mut |cap, updates| {
-                        output.session(cap).give_iterator(updates);
-                    });
+                    let updates = slot_updates(flush, &mut states, &slots);
+                    output.session(&flush.cap).give_iterator(updates.into_iter());
+                    let pause = next_slot(flush, &slots);
                     if pause && window_alerts.is_some() {
                         flush.alerts_until = Some((*flush.cap.time() - 1, Instant::now()));
                     }
@@ -225,14 +223,8 @@ impl<'s> WindowPartials<'s> for StreamVec<'s, u64, Event> {
     }
 }
 
-/// Emits the next slot of `flush` (closing the windows whose first slot it is); returns whether
-/// the flush should pause here so that the alerted windows that end here are merged alone.
-fn flush_slot(
-    flush: &mut Flush,
-    states: &mut [FixedState],
-    slots: &FlushSlots,
-    give: &mut impl FnMut(&Capability<u64>, std::vec::Drain<'_, ContributionUpdate>),
-) -> bool {
+/// The updates of the next slot of `flush`, closing first the windows whose first slot it is.
+fn slot_updates(flush: &mut Flush, states: &mut [FixedState], slots: &FlushSlots) -> Vec<ContributionUpdate> {
     let slot = flush.next_slot;
     while let Some(state) = states.get_mut(flush.closed) {
         if slots.first_slot(state.index) > slot {
@@ -250,17 +242,21 @@ fn flush_slot(
     let insert = slots.insert_time(flush.end, slot).max(*flush.cap.time());
     let keys = std::mem::take(&mut flush.waiting[slot as usize]);
     flush.alerted_keys |= slots.is_alerted(slot) && !keys.is_empty();
-    let mut updates = Vec::with_capacity(GIVE_BATCH);
+    let mut updates = Vec::with_capacity(2 * keys.len());
     for (aggregation, size, key, partial) in keys {
         let key = WindowKey { aggregation, start: flush.end as i64 - size as i64, end: flush.end, key };
         let contribution = Contribution::from(partial);
         updates.push(((key.clone(), contribution.clone()), insert, 1));
         updates.push(((key, contribution), insert + 1, -1));
-        if updates.len() >= GIVE_BATCH {
-            give(&flush.cap, updates.drain(..));
-        }
     }
-    give(&flush.cap, updates.drain(..));
+    updates
+}
+
+/// Moves `flush` past the slot just emitted (its capability to the next slot's time); returns
+/// whether the flush should pause there, so that the alerted windows that end here are merged
+/// alone.
+fn next_slot(flush: &mut Flush, slots: &FlushSlots) -> bool {
+    let slot = flush.next_slot;
     flush.next_slot += 1;
     if flush.next_slot < slots.count() {
         let next = slots.insert_time(flush.end, flush.next_slot).max(*flush.cap.time());
