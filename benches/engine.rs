@@ -2,17 +2,18 @@
 //! on 100k events.
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use dataflows::control::RunControl;
+use dataflows::event::parse_event;
+use dataflows::memory::MemorySource;
+use dataflows::stats::{PartialStats, percentile_buckets};
+use dataflows::window::FixedWindows;
 use rtsa::config::Config;
-use rtsa::control::RunControl;
-use rtsa::event::parse_event;
-use rtsa::run::{self, Input, Output, RunOptions};
-use rtsa::stats::{PartialStats, percentile_buckets};
-use rtsa::window::FixedWindows;
+use rtsa::run::{self, Output, RunOptions};
 use std::hint::black_box;
 use std::sync::Arc;
 
 fn parser(c: &mut Criterion) {
-    let lines = rtsa::bench::generate_partitions(10_000, 1, 7, 10_000);
+    let lines = rtsa::sources::generator::generate_partitions(10_000, 1, 7, 10_000);
     let lines = &lines[0];
     let mut group = c.benchmark_group("parser");
     group.throughput(Throughput::Elements(lines.len() as u64));
@@ -58,7 +59,7 @@ fn percentiles(c: &mut Criterion) {
 }
 
 fn pipeline(c: &mut Criterion) {
-    let partitions = rtsa::bench::generate_partitions(100_000, 4, 7, 10_000);
+    let partitions = rtsa::sources::generator::generate_partitions(100_000, 4, 7, 10_000);
     let config = Arc::new(Config::embedded_default());
     let mut group = c.benchmark_group("pipeline");
     group.sample_size(10);
@@ -68,7 +69,14 @@ fn pipeline(c: &mut Criterion) {
             b.iter(|| {
                 let control = Arc::new(RunControl::default());
                 let options = RunOptions { workers, cluster: None };
-                run::run(config.clone(), &options, Input::Memory(partitions.clone()), Output::Count, control).unwrap()
+                run::run(
+                    config.clone(),
+                    &options,
+                    Arc::new(MemorySource::new(partitions.clone())),
+                    Output::Count,
+                    control,
+                )
+                .unwrap()
             })
         });
     }

@@ -1,9 +1,15 @@
 //! Kafka client settings shared by the source, the sinks and the `produce`/`tail`/`topics`
-//! commands: one place that turns the `kafka:` section into librdkafka properties.
+//! commands (one place that turns the `kafka:` section into librdkafka properties), and the
+//! topic administration they need: partition counts, existing topics, creating missing ones.
 
-use crate::config::KafkaConfig;
+use crate::config::{Config, KafkaConfig};
+use crate::error::Error;
 use rdkafka::ClientConfig;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::types::RDKafkaErrorCode;
+use std::collections::BTreeSet;
 use std::time::Duration;
 
 /// How long metadata requests may take before the broker is reported unreachable.
@@ -28,7 +34,7 @@ pub fn producer_config(kafka: &KafkaConfig) -> ClientConfig {
     config.set("client.id", "rtsa");
     config.set("acks", "all");
     config.set("enable.idempotence", if kafka.idempotence { "true" } else { "false" });
-    config.set("compression.type", &kafka.compression);
+    config.set("compression.type", kafka.compression.as_str());
     config.set("linger.ms", "20");
     config.set("batch.num.messages", "10000");
     config.set("queue.buffering.max.messages", "1000000");
@@ -42,26 +48,112 @@ pub fn producer_config(kafka: &KafkaConfig) -> ClientConfig {
 }
 
 /// The number of partitions of `topic`, or a readable error.
-pub fn partition_count(kafka: &KafkaConfig, topic: &str) -> Result<u32, String> {
-    let consumer: BaseConsumer = client_config(kafka)
-        .create()
-        .map_err(|e| format!("kafka {}: cannot create a client: {e}", kafka.bootstrap_servers))?;
+pub fn partition_count(kafka: &KafkaConfig, topic: &str) -> Result<u32, Error> {
+    let brokers = &kafka.bootstrap_servers;
+    let consumer: BaseConsumer =
+        client_config(kafka).create().map_err(|e| Error::kafka(brokers, format!("cannot create a client: {e}")))?;
     let metadata = consumer
         .fetch_metadata(Some(topic), METADATA_TIMEOUT)
-        .map_err(|e| format!("kafka {}: cannot read metadata of topic {topic}: {e}", kafka.bootstrap_servers))?;
+        .map_err(|e| Error::kafka(brokers, format!("cannot read metadata of topic {topic}: {e}")))?;
     let topic_metadata = metadata
         .topics()
         .iter()
         .find(|t| t.name() == topic)
-        .ok_or_else(|| format!("kafka {}: topic {topic} does not exist", kafka.bootstrap_servers))?;
+        .ok_or_else(|| Error::kafka_user(brokers, format!("topic {topic} does not exist")))?;
     if let Some(error) = topic_metadata.error() {
-        return Err(format!(
-            "kafka {}: topic {topic}: {:?} (create it with `rtsa topics create`)",
-            kafka.bootstrap_servers, error
+        return Err(Error::kafka_user(
+            brokers,
+            format!("topic {topic}: {error:?} (create it with `rtsa topics create`)"),
         ));
     }
     match topic_metadata.partitions().len() {
-        0 => Err(format!("kafka {}: topic {topic} has no partitions", kafka.bootstrap_servers)),
+        0 => Err(Error::kafka_user(brokers, format!("topic {topic} has no partitions"))),
         n => Ok(n as u32),
     }
+}
+
+/// The topics that exist on the brokers.
+pub fn existing_topics(kafka: &KafkaConfig) -> Result<BTreeSet<String>, Error> {
+    let brokers = &kafka.bootstrap_servers;
+    let consumer: BaseConsumer =
+        client_config(kafka).create().map_err(|e| Error::kafka(brokers, format!("cannot create a client: {e}")))?;
+    let metadata = consumer
+        .fetch_metadata(None, METADATA_TIMEOUT)
+        .map_err(|e| Error::kafka(brokers, format!("cannot read the topics: {e}")))?;
+    Ok(metadata.topics().iter().filter(|t| t.error().is_none()).map(|t| t.name().to_owned()).collect())
+}
+
+/// What creating a topic did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Created {
+    /// The topic was created with this many partitions.
+    New(String, u32),
+    /// The topic existed and was left as it is.
+    Existed(String),
+}
+
+impl std::fmt::Display for Created {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Created::New(topic, partitions) => write!(f, "created {topic} ({partitions} partitions)"),
+            Created::Existed(topic) => write!(f, "exists  {topic} (left as it is)"),
+        }
+    }
+}
+
+/// Creates `topics` with `kafka.partitions` and `kafka.replication_factor`; existing ones are
+/// left as they are.
+pub fn create_topics(kafka: &KafkaConfig, topics: &[String]) -> Result<Vec<Created>, Error> {
+    let brokers = &kafka.bootstrap_servers;
+    let admin: AdminClient<DefaultClientContext> =
+        client_config(kafka).create().map_err(|e| Error::kafka(brokers, format!("cannot create a client: {e}")))?;
+    let partitions = kafka.partitions.get();
+    let new: Vec<NewTopic> = topics
+        .iter()
+        .map(|t| NewTopic::new(t, partitions as i32, TopicReplication::Fixed(kafka.replication_factor.get() as i32)))
+        .collect();
+    let options = AdminOptions::new()
+        .operation_timeout(Some(Duration::from_secs(30)))
+        .request_timeout(Some(Duration::from_secs(30)));
+    let results = futures_executor::block_on(admin.create_topics(&new, &options))
+        .map_err(|e| Error::kafka(brokers, format!("cannot create topics: {e}")))?;
+    results
+        .into_iter()
+        .map(|result| match result {
+            Ok(topic) => Ok(Created::New(topic, partitions)),
+            Err((topic, RDKafkaErrorCode::TopicAlreadyExists)) => Ok(Created::Existed(topic)),
+            Err((topic, code)) => Err(Error::kafka(brokers, format!("cannot create topic {topic}: {code}"))),
+        })
+        .collect()
+}
+
+/// Makes sure every topic the config writes exists before the first record: the missing ones
+/// are created (and said so on stderr), or, with `kafka.create_topics: false`, are an error.
+pub fn ensure_output_topics(config: &Config) -> Result<(), Error> {
+    let wanted = config.output_topics();
+    if wanted.is_empty() {
+        return Ok(());
+    }
+    let existing = existing_topics(&config.kafka)?;
+    let missing: Vec<String> = wanted.into_iter().filter(|t| !existing.contains(t)).collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    if !config.kafka.create_topics {
+        return Err(Error::kafka_user(
+            &config.kafka.bootstrap_servers,
+            format!(
+                "output topic{} {} missing (kafka.create_topics is false: create {} with `rtsa topics create`)",
+                if missing.len() == 1 { " is" } else { "s are" },
+                missing.join(", "),
+                if missing.len() == 1 { "it" } else { "them" }
+            ),
+        ));
+    }
+    for created in create_topics(&config.kafka, &missing)? {
+        if let Created::New(..) = created {
+            eprintln!("rtsa: {created}");
+        }
+    }
+    Ok(())
 }

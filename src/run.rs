@@ -2,19 +2,17 @@
 //! hostfile), partition ownership (`partition % peers == worker`), sinks opened once on the
 //! worker that writes them, and the worker loop.
 
-use crate::alerts::Alert;
 use crate::config::{Config, ProgressMode};
-use crate::control::RunControl;
-use crate::dataflows::metrics::{self, PipelineIo};
-use crate::operators::batch_sink::BatchWriter;
-use crate::record::{DeadLetter, WindowRecord};
-use crate::sinks::{CountingWriter, alert_writer, dead_letter_writer, metrics_writer};
-use crate::sources::memory::{MemoryLines, MemoryPartition};
-use crate::sources::{self, Partition, SourceKind};
+use crate::error::Error;
+use crate::sinks::Sinks;
+use dataflows::alerts::Alert;
+use dataflows::control::RunControl;
+use dataflows::operators::batch_sink::BatchWriter;
+use dataflows::pipeline::{self, PipelineIo};
+use dataflows::source::{OwnedPartitions, Source};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use thiserror::Error;
 
 /// How the workers of this process are wired.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -42,34 +40,14 @@ impl Default for RunOptions {
     }
 }
 
-/// Where the events come from.
-#[derive(Clone)]
-pub enum Input {
-    /// The config's source.
-    Configured,
-    /// Pre-loaded partitions of JSON lines (benchmarks, tests).
-    Memory(Vec<Arc<MemoryLines>>),
-}
-
 /// Where the results go.
 pub enum Output {
-    /// The config's sinks.
+    /// The config's sinks (output topics are created first where missing).
     Configured,
     /// Only count records (benchmarks).
     Count,
     /// Count metrics and dead letters; alerts to this writer (latency benchmarks).
     CountWithAlerts(Box<dyn BatchWriter<Alert> + Send>),
-}
-
-/// A failed run.
-#[derive(Debug, Error)]
-pub enum RunError {
-    /// Wrong command-line wiring (hostfile, process index).
-    #[error("{0}")]
-    Usage(String),
-    /// A failure while running (a source or sink error, a worker that died).
-    #[error("{0}")]
-    Runtime(String),
 }
 
 /// What a finished run reports.
@@ -79,77 +57,43 @@ pub struct RunSummary {
     pub elapsed: Duration,
 }
 
-/// The sinks of a run, opened before the workers start and handed to worker 0.
-struct Writers {
-    metrics: Box<dyn BatchWriter<WindowRecord> + Send>,
-    dead_letters: Box<dyn BatchWriter<DeadLetter> + Send>,
-    alerts: Box<dyn BatchWriter<Alert> + Send>,
-}
-
-impl Writers {
-    /// Writers that only count (benchmarks, and workers that receive nothing).
-    fn counting(control: &Arc<RunControl>) -> Writers {
-        Writers {
-            metrics: Box::new(CountingWriter::new(control.clone(), |c| &c.metrics_records)),
-            dead_letters: Box::new(CountingWriter::new(control.clone(), |c| &c.dead_letters)),
-            alerts: Box::new(CountingWriter::new(control.clone(), |c| &c.alerts)),
-        }
-    }
-
-    /// The configured sinks.
-    fn open(config: &Config, control: &Arc<RunControl>) -> Result<Writers, String> {
-        Ok(Writers {
-            metrics: Box::new(metrics_writer(config, control.clone())?),
-            dead_letters: Box::new(dead_letter_writer(config, control.clone())?),
-            alerts: Box::new(alert_writer(config, control.clone())?),
-        })
-    }
-}
-
 /// Runs the metrics pipeline to completion (end of a bounded input, or a stop request).
 pub fn run(
     config: Arc<Config>,
     options: &RunOptions,
-    input: Input,
+    source: Arc<dyn Source>,
     output: Output,
     control: Arc<RunControl>,
-) -> Result<RunSummary, RunError> {
-    let timely_config = timely_config(options, config.engine.progress)?;
+) -> Result<RunSummary, Error> {
+    let timely_config = timely_config(options, config.pipeline.engine.progress)?;
     let writes_here = options.cluster.as_ref().is_none_or(|c| c.process == 0);
-    let writers: Option<Writers> = match output {
+    let sinks: Option<Writers> = match output {
         _ if !writes_here => None,
         Output::Count => Some(Writers::counting(&control)),
         Output::CountWithAlerts(alerts) => Some(Writers { alerts, ..Writers::counting(&control) }),
-        Output::Configured => Some(Writers::open(&config, &control).map_err(RunError::Runtime)?),
+        Output::Configured => {
+            crate::kafka::ensure_output_topics(&config)?;
+            Some(Writers::of(crate::sinks::open_all(&config, &control)?))
+        }
     };
-    let writers = Arc::new(Mutex::new(writers));
-    let (kind, partition_count) = match &input {
-        Input::Configured => sources::describe(&config).map_err(RunError::Runtime)?,
-        Input::Memory(lines) => (SourceKind { name: "memory", by_line: false }, lines.len() as u32),
-    };
-    // One start time for the generator in every worker of this process.
-    let start_ms = crate::sinks::wall_clock_ms();
+    let writers = Arc::new(Mutex::new(sinks));
+    let kind = source.kind();
+    let partition_count = source.partition_count();
 
     let started = Instant::now();
     let worker_control = control.clone();
     let workers_here = options.workers.max(1);
     let guards = timely::execute(timely_config, move |worker| {
         let index = worker.index();
-        if config.engine.pin_workers {
+        if config.pipeline.engine.pin_workers {
             pin_worker(index, workers_here);
         }
         let peers = worker.peers();
         let owned: Vec<u32> = (0..partition_count).filter(|p| *p as usize % peers == index).collect();
-        let partitions: Vec<(u32, Box<dyn Partition>)> = match &input {
-            Input::Configured => sources::open_partitions(&config, &owned, start_ms).unwrap_or_else(|e| {
-                worker_control.fail(format!("cannot open the source: {e}"));
-                Vec::new()
-            }),
-            Input::Memory(lines) => owned
-                .iter()
-                .map(|p| (*p, Box::new(MemoryPartition::new(lines[*p as usize].clone())) as Box<dyn Partition>))
-                .collect(),
-        };
+        let partitions: OwnedPartitions = source.open(&owned, &[]).unwrap_or_else(|e| {
+            worker_control.fail(format!("cannot open the source: {e}"));
+            Vec::new()
+        });
         let taken = if index == 0 { writers.lock().ok().and_then(|mut w| w.take()) } else { None };
         let writers = taken.unwrap_or_else(|| Writers::counting(&worker_control));
         let io = PipelineIo {
@@ -160,21 +104,53 @@ pub fn run(
             alerts: writers.alerts,
         };
         let control = worker_control.clone();
-        worker.dataflow::<u64, _, _>(|scope| metrics::build(scope, &config, io, control));
+        worker.dataflow::<u64, _, _>(|scope| pipeline::build(scope, &config.pipeline, io, control));
         while worker.step_or_park(Some(Duration::from_millis(50))) {}
     })
-    .map_err(|e| RunError::Runtime(format!("cannot start the workers: {e}")))?;
+    .map_err(|e| Error::Run(format!("cannot start the workers: {e}")))?;
     for result in guards.join() {
-        result.map_err(|e| RunError::Runtime(format!("a worker failed: {e}")))?;
+        result.map_err(|e| Error::Internal(format!("a worker failed: {e}")))?;
     }
     let elapsed = started.elapsed();
     match control.failure() {
-        Some(failure) => Err(RunError::Runtime(failure)),
+        Some(failure) => Err(Error::Run(failure)),
         None => Ok(RunSummary { elapsed }),
     }
 }
 
-fn timely_config(options: &RunOptions, progress: ProgressMode) -> Result<timely::Config, RunError> {
+/// Runs the pipeline of a config from its own source.
+pub fn run_configured(
+    config: Arc<Config>,
+    options: &RunOptions,
+    output: Output,
+    control: Arc<RunControl>,
+) -> Result<RunSummary, Error> {
+    // One start time for the generator in every worker of this process.
+    let source = crate::sources::open(&config, dataflows::control::wall_clock_ms())?;
+    run(config, options, Arc::from(source), output, control)
+}
+
+/// The writers of a run, handed to worker 0 (the others count what they receive: nothing).
+struct Writers {
+    metrics: Box<dyn BatchWriter<dataflows::record::WindowRecord> + Send>,
+    dead_letters: Box<dyn BatchWriter<dataflows::record::DeadLetter> + Send>,
+    alerts: Box<dyn BatchWriter<Alert> + Send>,
+}
+
+impl Writers {
+    fn of(sinks: Sinks) -> Writers {
+        Writers {
+            metrics: Box::new(sinks.metrics),
+            dead_letters: Box::new(sinks.dead_letters),
+            alerts: Box::new(sinks.alerts),
+        }
+    }
+    fn counting(control: &Arc<RunControl>) -> Writers {
+        Writers::of(Sinks::counting(control))
+    }
+}
+
+fn timely_config(options: &RunOptions, progress: ProgressMode) -> Result<timely::Config, Error> {
     let workers = options.workers.max(1);
     let Some(cluster) = &options.cluster else {
         let communication = if workers == 1 {
@@ -185,16 +161,16 @@ fn timely_config(options: &RunOptions, progress: ProgressMode) -> Result<timely:
         return Ok(timely::Config { communication, worker: worker_config(progress) });
     };
     if cluster.process >= cluster.processes {
-        return Err(RunError::Usage(format!(
+        return Err(Error::Usage(format!(
             "--process {} must be below --processes {}",
             cluster.process, cluster.processes
         )));
     }
     let text = std::fs::read_to_string(&cluster.hostfile)
-        .map_err(|e| RunError::Usage(format!("cannot read hostfile {}: {e}", cluster.hostfile.display())))?;
+        .map_err(|e| Error::Usage(format!("cannot read hostfile {}: {e}", cluster.hostfile.display())))?;
     let addresses: Vec<String> = text.lines().map(str::trim).filter(|l| !l.is_empty()).map(str::to_owned).collect();
     if addresses.len() < cluster.processes {
-        return Err(RunError::Usage(format!(
+        return Err(Error::Usage(format!(
             "hostfile {} lists {} addresses, --processes is {}",
             cluster.hostfile.display(),
             addresses.len(),

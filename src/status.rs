@@ -1,7 +1,7 @@
 //! The periodic status line of `rtsa run` (`engine.status_interval`): what has gone through the
 //! engine since the start and since the last line, and how far event time has come.
 
-use crate::control::{Counters, RunControl};
+use dataflows::control::{Counters, RunControl};
 use std::sync::Arc;
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
@@ -64,7 +64,7 @@ pub fn report_every(interval: Duration, control: Arc<RunControl>, stop: Receiver
             Ok(()) | Err(RecvTimeoutError::Disconnected) => return,
         }
         let now = Snapshot::of(&control);
-        eprintln!("{}", status_line(&now, &previous, since.elapsed(), crate::sinks::wall_clock_ms()));
+        eprintln!("{}", status_line(&now, &previous, since.elapsed(), dataflows::control::wall_clock_ms()));
         previous = now;
         since = Instant::now();
     }

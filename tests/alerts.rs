@@ -3,11 +3,11 @@
 //! pub/sub), a webhook receiver that fails its first attempts, and the Kafka alerts topic, once
 //! each, also after a replay.
 
+use dataflows::control::{Counters, RunControl};
+use dataflows::memory::{MemoryLines, MemorySource};
 use rtsa::config::{self, GeneratorConfig};
-use rtsa::control::{Counters, RunControl};
-use rtsa::run::{self, Input, Output, RunOptions};
+use rtsa::run::{self, Output, RunOptions};
 use rtsa::sources::generator::Generator;
-use rtsa::sources::memory::MemoryLines;
 use serde_json::Value;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::Path;
@@ -62,7 +62,8 @@ fn run_with(sinks: &str, input: Vec<Arc<MemoryLines>>, workers: usize) -> Arc<Ru
     let config = config::load_str(&format!("{RULES}\n{sinks}"), Vec::new()).unwrap();
     let control = Arc::new(RunControl::default());
     let options = RunOptions { workers, cluster: None };
-    run::run(Arc::new(config), &options, Input::Memory(input), Output::Configured, control.clone()).unwrap();
+    run::run(Arc::new(config), &options, Arc::new(MemorySource::new(input)), Output::Configured, control.clone())
+        .unwrap();
     control
 }
 
@@ -245,7 +246,7 @@ sinks:
         dead = dir.path().join("dead.jsonl").display()
     );
     let config = config::load_str(&config_text, Vec::new()).unwrap();
-    rtsa::commands::topics::create_topics(&config, std::slice::from_ref(&topic)).unwrap();
+    rtsa::kafka::create_topics(&config.kafka, std::slice::from_ref(&topic)).unwrap();
 
     let client = redis::Client::open(redis_url.as_str()).unwrap();
     let mut subscriber = client.get_connection().unwrap();
@@ -269,7 +270,7 @@ sinks:
         run::run(
             Arc::new(config.clone()),
             &RunOptions::default(),
-            Input::Memory(fire_events(20)),
+            Arc::new(MemorySource::new(fire_events(20))),
             Output::Configured,
             control.clone(),
         )
@@ -341,7 +342,7 @@ sinks:
     run::run(
         Arc::new(config),
         &RunOptions::default(),
-        Input::Memory(fire_events(20)),
+        Arc::new(MemorySource::new(fire_events(20))),
         Output::Configured,
         control.clone(),
     )
@@ -430,7 +431,7 @@ sinks:
     let running = {
         let control = control.clone();
         std::thread::spawn(move || {
-            run::run(Arc::new(config), &RunOptions::default(), Input::Configured, Output::Configured, control)
+            run::run_configured(Arc::new(config), &RunOptions::default(), Output::Configured, control)
         })
     };
     // Redis goes away mid-run (kill -9) and comes back 1.5 s later.

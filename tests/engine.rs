@@ -1,11 +1,11 @@
 //! The engine against the brute-force reference, and against itself with more workers.
 
 use crate::reference::{self, RefAggregation, RefWindow};
+use dataflows::control::{Counters, RunControl};
+use dataflows::memory::{MemoryLines, MemorySource};
 use rtsa::config::{self, GeneratorConfig, Millis};
-use rtsa::control::{Counters, RunControl};
-use rtsa::run::{self, Input, Output, RunOptions};
+use rtsa::run::{self, Output, RunOptions};
 use rtsa::sources::generator::Generator;
-use rtsa::sources::memory::MemoryLines;
 use serde_json::Value;
 use std::path::Path;
 use std::sync::Arc;
@@ -133,7 +133,8 @@ pub fn run_yaml(yaml: &str, partitions: &[Vec<Vec<u8>>], workers: usize) -> Arc<
         .collect();
     let control = Arc::new(RunControl::default());
     let options = RunOptions { workers, cluster: None };
-    run::run(Arc::new(config), &options, Input::Memory(input), Output::Configured, control.clone()).unwrap();
+    run::run(Arc::new(config), &options, Arc::new(MemorySource::new(input)), Output::Configured, control.clone())
+        .unwrap();
     control
 }
 

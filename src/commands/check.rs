@@ -1,20 +1,25 @@
 //! `rtsa check`: validates a config (every problem at once, with its key path) and prints the
 //! pipeline it describes, detectors included.
 
-use crate::cli::{config_failure, print_line};
-use crate::config::{self, Config, KafkaStart, SinkConfig, SourceConfig};
-use std::path::Path;
+use super::{load_config, print_line};
+use crate::config::{Config, KafkaStart, SinkConfig, SourceConfig};
+use crate::error::Error;
+use std::path::PathBuf;
 use std::process::ExitCode;
 
+/// `rtsa check`.
+#[derive(Debug, clap::Args)]
+pub struct CheckArgs {
+    /// The YAML config.
+    #[arg(long)]
+    pub config: PathBuf,
+}
+
 /// Runs `rtsa check --config path`.
-pub fn check_command(path: &Path) -> ExitCode {
-    match config::load_file(path) {
-        Ok(config) => {
-            print_line(&format!("{} is valid.\n{}", path.display(), describe(&config)));
-            ExitCode::SUCCESS
-        }
-        Err(errors) => config_failure(path, &errors),
-    }
+pub fn check(args: &CheckArgs) -> Result<ExitCode, Error> {
+    let config = load_config(Some(&args.config))?;
+    print_line(&format!("{} is valid.\n{}", args.config.display(), describe(&config)));
+    Ok(ExitCode::SUCCESS)
 }
 
 /// A readable description of the pipeline, as printed by `rtsa check`.
@@ -46,10 +51,12 @@ pub fn describe(config: &Config) -> String {
     out.push_str(&format!("source: {source}\n"));
     out.push_str(&format!(
         "watermark: max out-of-orderness {}, idle timeout {}, epoch {}\n",
-        config.watermark.max_out_of_orderness, config.watermark.idle_timeout, config.watermark.epoch
+        config.pipeline.watermark.max_out_of_orderness,
+        config.pipeline.watermark.idle_timeout,
+        config.pipeline.watermark.epoch
     ));
-    out.push_str(&format!("aggregations ({}):\n", config.aggregations.len()));
-    for a in &config.aggregations {
+    out.push_str(&format!("aggregations ({}):\n", config.pipeline.aggregations.len()));
+    for a in &config.pipeline.aggregations {
         out.push_str(&format!("  - {}: {} by {}\n", a.name, a.window, a.group_by.field_name()));
     }
     let list = |sinks: &[SinkConfig]| {
@@ -59,7 +66,7 @@ pub fn describe(config: &Config) -> String {
             sinks.iter().map(|s| s.to_string()).collect::<Vec<_>>().join(", ")
         }
     };
-    let rules = crate::detect::rules::compile(config);
+    let rules = dataflows::detect::rules::compile(&config.pipeline);
     let names = |kind: &str, names: Vec<&str>| {
         if names.is_empty() { String::new() } else { format!("  - {kind}: {}\n", names.join(", ")) }
     };
@@ -73,7 +80,7 @@ pub fn describe(config: &Config) -> String {
     if detectors.is_empty() {
         out.push_str("anomaly detection: none\n");
     } else {
-        out.push_str(&format!("anomaly detection (cooldown {}):\n{detectors}", config.alerts.cooldown));
+        out.push_str(&format!("anomaly detection (cooldown {}):\n{detectors}", config.pipeline.alerts.cooldown));
     }
     out.push_str(&format!("metrics sinks: {}\n", list(&config.sinks.metrics)));
     out.push_str(&format!("alert sinks: {}\n", list(&config.sinks.alerts)));

@@ -2,9 +2,10 @@
 //! generated hostfile on free 127.0.0.1 ports, prefixes their output with the process index,
 //! stops them all on Ctrl-C or when one fails, and exits with the worst exit code.
 
+use crate::error::Error;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, ExitCode, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -48,13 +49,13 @@ fn signal(child: &Child, name: &str) {
 }
 
 /// Runs the cluster; returns the worst exit code of its processes.
-pub fn cluster(args: &ClusterArgs, stop: Arc<AtomicBool>, hostfile_dir: &Path) -> Result<i32, String> {
+pub fn cluster(args: &ClusterArgs, stop: Arc<AtomicBool>, hostfile_dir: &Path) -> Result<ExitCode, Error> {
     let processes = usize::from(args.processes);
-    let ports = free_ports(processes).map_err(|e| format!("cannot find free ports: {e}"))?;
+    let ports = free_ports(processes).map_err(|e| Error::io("cannot find free ports", e))?;
     let hostfile = hostfile_dir.join(format!("rtsa-cluster-{}.hosts", std::process::id()));
     let text: String = ports.iter().map(|p| format!("127.0.0.1:{p}\n")).collect();
-    std::fs::write(&hostfile, text).map_err(|e| format!("{}: {e}", hostfile.display()))?;
-    let exe = std::env::current_exe().map_err(|e| format!("cannot find the rtsa binary: {e}"))?;
+    std::fs::write(&hostfile, text).map_err(|e| Error::io(hostfile.display().to_string(), e))?;
+    let exe = std::env::current_exe().map_err(|e| Error::io("cannot find the rtsa binary", e))?;
     let mut children = Vec::new();
     let mut forwarders = Vec::new();
     for index in 0..processes {
@@ -71,7 +72,7 @@ pub fn cluster(args: &ClusterArgs, stop: Arc<AtomicBool>, hostfile_dir: &Path) -
         if let Some(config) = &args.config {
             command.arg("--config").arg(config);
         }
-        let mut child = command.spawn().map_err(|e| format!("cannot start process {index}: {e}"))?;
+        let mut child = command.spawn().map_err(|e| Error::io(format!("cannot start process {index}"), e))?;
         if let Some(out) = child.stdout.take() {
             forwarders.push(forward(format!("[p{index}]"), out, false));
         }
@@ -112,5 +113,5 @@ pub fn cluster(args: &ClusterArgs, stop: Arc<AtomicBool>, hostfile_dir: &Path) -
         let _ = f.join();
     }
     let _ = std::fs::remove_file(&hostfile);
-    Ok(worst)
+    Ok(ExitCode::from(worst.clamp(0, 255) as u8))
 }

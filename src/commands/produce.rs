@@ -1,8 +1,9 @@
 //! `rtsa produce`: sends generated events, or the lines of a JSONL file, to a Kafka topic, keyed
 //! by `user_id`, with a progress bar on a terminal and a summary with events/s at the end.
 
-use crate::cli::GenerateArgs;
+use super::generate::GenerateArgs;
 use crate::config::KafkaConfig;
+use crate::error::Error;
 use crate::sinks::kafka::KafkaTopic;
 use crate::sources::file::read_bounded_line;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -41,7 +42,7 @@ fn user_key(line: &[u8]) -> Option<String> {
 }
 
 /// Runs `rtsa produce`; returns the number of events sent.
-pub fn produce(args: &ProduceArgs) -> Result<u64, String> {
+pub fn produce(args: &ProduceArgs) -> Result<u64, Error> {
     let kafka = KafkaConfig {
         bootstrap_servers: args.brokers.clone(),
         idempotence: !args.no_idempotence,
@@ -72,10 +73,10 @@ pub fn produce(args: &ProduceArgs) -> Result<u64, String> {
     let mut line = Vec::new();
     match &args.file {
         Some(path) => {
-            let file = std::fs::File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
+            let file = std::fs::File::open(path).map_err(|e| Error::io(path.display().to_string(), e))?;
             let mut reader = BufReader::with_capacity(1 << 20, file);
             while read_bounded_line(&mut reader, &mut line, usize::MAX - 1)
-                .map_err(|e| format!("{}: {e}", path.display()))?
+                .map_err(|e| Error::io(path.display().to_string(), e))?
             {
                 if line.iter().all(|b| b.is_ascii_whitespace()) {
                     continue;
@@ -93,7 +94,8 @@ pub fn produce(args: &ProduceArgs) -> Result<u64, String> {
             let mut generator = args.events.generator();
             while let Some(event) = generator.next_event() {
                 line.clear();
-                serde_json::to_writer(&mut line, &event).map_err(|e| e.to_string())?;
+                serde_json::to_writer(&mut line, &event)
+                    .map_err(|e| Error::Internal(format!("an event does not serialize: {e}")))?;
                 pace(sent);
                 topic.send(Some(&event.user_id), &line)?;
                 sent += 1;

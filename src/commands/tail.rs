@@ -2,7 +2,8 @@
 //! record, readable or raw JSON.
 
 use crate::config::KafkaConfig;
-use crate::kafka::{METADATA_TIMEOUT, client_config};
+use crate::error::Error;
+use crate::kafka::client_config;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
@@ -80,24 +81,30 @@ pub fn describe(payload: &[u8]) -> String {
 }
 
 /// Runs `rtsa tail` until Ctrl-C (or the limits); returns the number of records printed.
-pub fn tail(args: &TailArgs, stop: Arc<AtomicBool>) -> Result<u64, String> {
-    let idle =
-        args.idle_exit.as_deref().map(|t| crate::config::Millis::parse(t).map(|m| m.as_duration())).transpose()?;
+pub fn tail(args: &TailArgs, stop: Arc<AtomicBool>) -> Result<u64, Error> {
+    let idle = args
+        .idle_exit
+        .as_deref()
+        .map(|t| crate::config::Millis::parse(t).map(|m| m.as_duration()))
+        .transpose()
+        .map_err(|e| Error::Usage(format!("--idle-exit: {e}")))?;
     let kafka = KafkaConfig { bootstrap_servers: args.brokers.clone(), ..KafkaConfig::default() };
     let mut config = client_config(&kafka);
     config
         .set("group.id", format!("rtsa-tail-{}", std::process::id()))
         .set("enable.auto.commit", "false")
         .set("isolation.level", "read_committed");
-    let consumer: BaseConsumer = config.create().map_err(|e| format!("kafka {}: {e}", args.brokers))?;
+    let consumer: BaseConsumer =
+        config.create().map_err(|e| Error::kafka(&args.brokers, format!("cannot create a consumer: {e}")))?;
     let partitions = crate::kafka::partition_count(&kafka, &args.topic)?;
-    let _ = METADATA_TIMEOUT;
     let mut assignment = TopicPartitionList::new();
     for p in 0..partitions {
         let offset = if args.from_beginning { Offset::Beginning } else { Offset::End };
-        assignment.add_partition_offset(&args.topic, p as i32, offset).map_err(|e| e.to_string())?;
+        assignment
+            .add_partition_offset(&args.topic, p as i32, offset)
+            .map_err(|e| Error::kafka(&args.brokers, format!("topic {} partition {p}: {e}", args.topic)))?;
     }
-    consumer.assign(&assignment).map_err(|e| format!("kafka {}: {e}", args.brokers))?;
+    consumer.assign(&assignment).map_err(|e| Error::kafka(&args.brokers, format!("cannot assign partitions: {e}")))?;
     let stdout = std::io::stdout();
     let mut printed = 0u64;
     let mut last = Instant::now();

@@ -1,13 +1,13 @@
 //! `rtsa topics create`: creates the events, metrics, alerts and dead-letter topics of a config
 //! with the configured partitions and replication; existing topics are left as they are.
 
-use crate::config::{Config, SinkConfig, SourceConfig};
-use crate::kafka::client_config;
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
-use rdkafka::types::RDKafkaErrorCode;
+use super::{load_config, print_line};
+use crate::config::{Config, SinkRole, SourceConfig};
+use crate::error::Error;
+use crate::kafka::create_topics;
 use std::collections::BTreeSet;
-use std::time::Duration;
+use std::path::PathBuf;
+use std::process::ExitCode;
 
 /// The topics a config reads and writes (defaults where the config names none).
 pub fn topics_of(config: &Config) -> Vec<String> {
@@ -16,49 +16,46 @@ pub fn topics_of(config: &Config) -> Vec<String> {
         SourceConfig::Kafka(k) => topics.insert(k.topic.clone()),
         _ => topics.insert("events".to_owned()),
     };
-    let mut metrics = false;
-    for sink in
-        config.sinks.metrics.iter().chain(&config.sinks.alerts).chain(std::iter::once(&config.sinks.dead_letter))
-    {
-        if let SinkConfig::Kafka(k) = sink {
-            topics.insert(k.topic.clone());
-            metrics = true;
+    let outputs = config.output_topics();
+    if outputs.is_empty() {
+        for role in [SinkRole::Metrics, SinkRole::DeadLetters] {
+            topics.insert(role.default_topic(&config.kafka).to_owned());
         }
     }
-    if !metrics {
-        topics.insert("metrics".to_owned());
-        topics.insert("events-dead-letter".to_owned());
-    }
-    topics.insert(config.kafka.alerts_topic.clone());
+    topics.extend(outputs);
+    topics.insert(SinkRole::Alerts.default_topic(&config.kafka).to_owned());
     topics.into_iter().collect()
 }
 
-/// Creates `topics`; returns one line per topic saying what happened.
-pub fn create_topics(config: &Config, topics: &[String]) -> Result<Vec<String>, String> {
-    let brokers = &config.kafka.bootstrap_servers;
-    let admin: AdminClient<DefaultClientContext> =
-        client_config(&config.kafka).create().map_err(|e| format!("kafka {brokers}: cannot create a client: {e}"))?;
-    let new: Vec<NewTopic> = topics
-        .iter()
-        .map(|t| {
-            NewTopic::new(
-                t,
-                config.kafka.partitions as i32,
-                TopicReplication::Fixed(config.kafka.replication_factor as i32),
-            )
-        })
-        .collect();
-    let options = AdminOptions::new()
-        .operation_timeout(Some(Duration::from_secs(30)))
-        .request_timeout(Some(Duration::from_secs(30)));
-    let results = futures_executor::block_on(admin.create_topics(&new, &options))
-        .map_err(|e| format!("kafka {brokers}: cannot create topics: {e}"))?;
-    results
-        .into_iter()
-        .map(|result| match result {
-            Ok(topic) => Ok(format!("created {topic} ({} partitions)", config.kafka.partitions)),
-            Err((topic, RDKafkaErrorCode::TopicAlreadyExists)) => Ok(format!("exists  {topic} (left as it is)")),
-            Err((topic, code)) => Err(format!("kafka {brokers}: cannot create topic {topic}: {code}")),
-        })
-        .collect()
+/// `rtsa topics …`.
+#[derive(Debug, clap::Args)]
+pub struct TopicsArgs {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: TopicsCommand,
+}
+
+/// The `rtsa topics` subcommands.
+#[derive(Debug, clap::Subcommand)]
+pub enum TopicsCommand {
+    /// Create the events, metrics, alerts and dead-letter topics (existing ones are left alone).
+    Create {
+        /// Brokers, `host:port[,host:port…]` (overrides the config's kafka.bootstrap_servers).
+        #[arg(long)]
+        brokers: String,
+        /// The config whose topics and partition counts to use (default: the defaults).
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+}
+
+/// Runs `rtsa topics …`.
+pub fn topics(args: &TopicsArgs) -> Result<ExitCode, Error> {
+    let TopicsCommand::Create { brokers, config } = &args.command;
+    let mut config = load_config(config.as_deref())?;
+    config.kafka.bootstrap_servers = brokers.clone();
+    for created in create_topics(&config.kafka, &topics_of(&config))? {
+        print_line(&created.to_string());
+    }
+    Ok(ExitCode::SUCCESS)
 }

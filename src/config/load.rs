@@ -6,8 +6,8 @@
 use super::{
     AggregationConfig, AlertsConfig, AnomalyConfig, Config, ConsoleSinkConfig, EngineConfig, EventRule,
     FileSourceConfig, GeneratorConfig, GroupBy, JsonlSinkConfig, KafkaConfig, KafkaSinkConfig, KafkaSourceConfig,
-    Levels, PatternRule, RareSequenceRule, RedisSinkConfig, SinkConfig, SinksConfig, SourceConfig, StdinSourceConfig,
-    ThresholdRule, WatermarkConfig, WebhookSinkConfig, WindowConfig, ZscoreRule,
+    Levels, PatternRule, Pipeline, RareSequenceRule, RedisSinkConfig, SinkConfig, SinkRole, SinksConfig, SourceConfig,
+    StdinSourceConfig, ThresholdRule, WatermarkConfig, WebhookSinkConfig, WindowConfig, ZscoreRule,
 };
 use serde::de::DeserializeOwned;
 use serde_yaml_ng::{Mapping, Value};
@@ -79,7 +79,8 @@ pub fn load_str(text: &str, env: impl IntoIterator<Item = (String, String)>) -> 
 
     let anomalies: Vec<AnomalyConfig> = list_section(&map, "anomalies", tagged_at_path, &mut errors);
     let alerts: AlertsConfig = section(&map, "alerts", &mut errors).unwrap_or_default();
-    let config = Config { source, kafka, watermark, engine, aggregations, sinks, anomalies, alerts };
+    let pipeline = Pipeline { watermark, engine, aggregations, anomalies, alerts };
+    let config = Config { source, kafka, sinks, pipeline };
     validate(&config, &mut errors);
     if errors.is_empty() { Ok(config) } else { Err(ConfigErrors(errors)) }
 }
@@ -224,32 +225,13 @@ fn sinks_section(map: &Mapping, errors: &mut Vec<String>) -> SinksConfig {
     }
     if let Some(v) = inner.get("alerts") {
         sinks.alerts = list_of(v, "sinks.alerts", tagged_at_path, errors);
-        default_kafka_topics(v, &mut sinks.alerts, "alerts");
     }
     if let Some(v) = inner.get("dead_letter")
         && let Some(sink) = tagged_at_path::<SinkConfig>(v.clone(), "sinks.dead_letter", errors)
     {
         sinks.dead_letter = sink;
-        default_kafka_topics(
-            &Value::Sequence(vec![v.clone()]),
-            std::slice::from_mut(&mut sinks.dead_letter),
-            "events-dead-letter",
-        );
     }
     sinks
-}
-
-/// Kafka sinks default to the `metrics` topic; alert and dead-letter sinks written without a
-/// topic get theirs instead.
-fn default_kafka_topics(raw: &Value, sinks: &mut [SinkConfig], topic: &str) {
-    let Value::Sequence(items) = raw else { return };
-    for (item, sink) in items.iter().zip(sinks.iter_mut()) {
-        if let SinkConfig::Kafka(kafka) = sink
-            && item.get("topic").is_none()
-        {
-            kafka.topic = topic.to_owned();
-        }
-    }
 }
 
 /// Applies `RTSA__SECTION__KEY=value` overrides: segments are lower-cased, numeric segments index
@@ -295,57 +277,34 @@ fn set_path(node: &mut Value, segments: &[String], value: Value) -> Result<(), S
     }
 }
 
-/// Metric names a window rule may watch.
-pub const METRICS: [&str; 17] = [
-    "count",
-    "error_count",
-    "error_rate",
-    "unique_users",
-    "latency_ms.count",
-    "latency_ms.min",
-    "latency_ms.max",
-    "latency_ms.mean",
-    "latency_ms.p50",
-    "latency_ms.p90",
-    "latency_ms.p95",
-    "latency_ms.p99",
-    "value.count",
-    "value.sum",
-    "value.mean",
-    "value.min",
-    "value.max",
-];
-
 fn validate_alerts(config: &Config, errors: &mut Vec<String>) {
-    let aggregation_exists = |name: &str| config.aggregations.iter().any(|a| a.name == name);
+    let pipeline = &config.pipeline;
+    let aggregation_exists = |name: &str| pipeline.aggregations.iter().any(|a| a.name == name);
     let mut names = HashSet::new();
     let levels_ok = |path: &str, levels: &Levels, errors: &mut Vec<String>| {
         if levels.is_empty() {
             errors.push(format!("{path}.levels: set at least one of critical, high, medium, low"));
         }
     };
-    for (i, rule) in config.anomalies.iter().enumerate() {
+    for (i, rule) in pipeline.anomalies.iter().enumerate() {
         let path = format!("anomalies[{i}]");
         if rule.name().trim().is_empty() {
             errors.push(format!("{path}.name: must not be empty"));
         } else if !names.insert(rule.name()) {
             errors.push(format!("{path}.name: {:?} is used by an earlier rule", rule.name()));
         }
-        let window_rule = |aggregation: &str, metric: &str, errors: &mut Vec<String>| {
+        let window_rule = |aggregation: &str, errors: &mut Vec<String>| {
             if !aggregation_exists(aggregation) {
                 errors.push(format!("{path}.aggregation: no aggregation is named {aggregation:?}"));
-            }
-            if !METRICS.contains(&metric) {
-                errors.push(format!("{path}.metric: {metric:?} is not one of {}", METRICS.join(", ")));
             }
         };
         match rule {
             AnomalyConfig::Threshold(r) => {
-                window_rule(&r.aggregation, &r.metric, errors);
+                window_rule(&r.aggregation, errors);
                 levels_ok(&path, &r.levels, errors);
             }
             AnomalyConfig::Zscore(r) => {
-                window_rule(&r.aggregation, &r.metric, errors);
+                window_rule(&r.aggregation, errors);
                 levels_ok(&path, &r.levels, errors);
                 if r.history == 0 || r.min_history == 0 || r.min_history > r.history {
                     errors.push(format!("{path}.min_history: must be between 1 and history ({})", r.history));
@@ -372,9 +331,8 @@ fn validate_alerts(config: &Config, errors: &mut Vec<String>) {
                     errors.push(format!("{path}.max_probability: must be between 0 and 1"));
                 }
             }
-            AnomalyConfig::Event(r) => match r.metric.as_deref() {
-                Some("latency_ms") | Some("value") => levels_ok(&path, &r.levels, errors),
-                Some(other) => errors.push(format!("{path}.metric: {other:?} is not latency_ms or value")),
+            AnomalyConfig::Event(r) => match r.metric {
+                Some(_) => levels_ok(&path, &r.levels, errors),
                 None if r.event_type.is_none() && r.status.is_none() => {
                     errors.push(format!("{path}: set a metric with levels, or event_type and/or status to match"))
                 }
@@ -382,58 +340,53 @@ fn validate_alerts(config: &Config, errors: &mut Vec<String>) {
             },
         }
     }
-    let alerts = &config.alerts;
+    let alerts = &pipeline.alerts;
     if let Some(name) = &alerts.aggregation
         && !aggregation_exists(name)
     {
         errors.push(format!("alerts.aggregation: no aggregation is named {name:?}"));
     }
     if (alerts.conditions.is_some() || !alerts.severity_levels.is_empty()) && alerts.aggregation.is_none() {
-        let tumbling = config.aggregations.iter().any(|a| matches!(a.window, WindowConfig::Tumbling { .. }));
+        let tumbling = pipeline.aggregations.iter().any(|a| matches!(a.window, WindowConfig::Tumbling { .. }));
         if !tumbling {
             errors.push(
                 "alerts.aggregation: name the aggregation the conditions watch (there is no tumbling one)".to_owned(),
             );
         }
     }
-    if !METRICS.contains(&alerts.latency_metric.as_str()) {
-        errors.push(format!("alerts.latency_metric: {:?} is not a metric", alerts.latency_metric));
-    }
     for (i, route) in alerts.routes.iter().enumerate() {
         if route.channels.is_empty() {
             errors.push(format!("alerts.routes[{i}].channels: name at least one channel"));
         }
         for channel in &route.channels {
-            if !config.sinks.alerts.iter().any(|s| s.kind_name() == channel) {
+            if !config.sinks.alerts.iter().any(|s| s.kind() == *channel) {
                 errors.push(format!("alerts.routes[{i}].channels: no alert sink of kind {channel:?}"));
             }
         }
-        for kind in &route.kind {
-            if !["threshold", "zscore", "pattern", "rare_sequence", "event"].contains(&kind.as_str()) {
-                errors.push(format!("alerts.routes[{i}].kind: {kind:?} is not a detector kind"));
-            }
-        }
     }
-    for (i, sink) in config.sinks.metrics.iter().enumerate() {
-        if matches!(sink, SinkConfig::Redis(_) | SinkConfig::Webhook(_)) {
-            errors.push(format!("sinks.metrics[{i}]: {} sinks take alerts only", sink.kind_name()));
+    for (role, path, sink) in config.sinks() {
+        if !sink.takes(role) {
+            let what = match role {
+                SinkRole::Metrics => "metrics records",
+                SinkRole::Alerts => "alerts",
+                SinkRole::DeadLetters => "dead letters",
+            };
+            errors.push(format!("{path}: {} sinks do not take {what}", sink.kind()));
         }
-    }
-    if matches!(config.sinks.dead_letter, SinkConfig::Redis(_) | SinkConfig::Webhook(_)) {
-        errors.push("sinks.dead_letter: must be jsonl, console or kafka".to_owned());
     }
 }
 
 /// Checks what serde cannot: relations between fields and limits.
 fn validate(config: &Config, errors: &mut Vec<String>) {
-    let epoch = config.watermark.epoch.0;
+    let pipeline = &config.pipeline;
+    let epoch = pipeline.watermark.epoch.0;
     if epoch == 0 {
         errors.push("watermark.epoch: must be at least 1ms".to_owned());
     }
-    if config.engine.max_event_bytes == 0 {
+    if pipeline.engine.max_event_bytes == 0 {
         errors.push("engine.max_event_bytes: must be above 0".to_owned());
     }
-    if config.engine.max_events_per_step == 0 {
+    if pipeline.engine.max_events_per_step == 0 {
         errors.push("engine.max_events_per_step: must be above 0".to_owned());
     }
     if let SourceConfig::Generator(g) = &config.source {
@@ -464,23 +417,17 @@ fn validate(config: &Config, errors: &mut Vec<String>) {
     if config.kafka.bootstrap_servers.trim().is_empty() {
         errors.push("kafka.bootstrap_servers: must not be empty".to_owned());
     }
-    if !["none", "gzip", "snappy", "lz4", "zstd"].contains(&config.kafka.compression.as_str()) {
-        errors.push("kafka.compression: must be one of none, gzip, snappy, lz4, zstd".to_owned());
-    }
-    if config.kafka.partitions == 0 || config.kafka.replication_factor == 0 {
-        errors.push("kafka.partitions, kafka.replication_factor: must be at least 1".to_owned());
-    }
-    if config.engine.max_inflight_epochs == 0 {
+    if pipeline.engine.max_inflight_epochs == 0 {
         errors.push("engine.max_inflight_epochs: must be at least 1".to_owned());
     }
-    if config.aggregations.is_empty() && errors.iter().all(|e| !e.starts_with("aggregations")) {
+    if pipeline.aggregations.is_empty() && errors.iter().all(|e| !e.starts_with("aggregations")) {
         errors.push("aggregations: at least one aggregation is needed".to_owned());
     }
-    if config.aggregations.len() > usize::from(u16::MAX) {
+    if pipeline.aggregations.len() > usize::from(u16::MAX) {
         errors.push("aggregations: too many".to_owned());
     }
     let mut names = HashSet::new();
-    for (i, a) in config.aggregations.iter().enumerate() {
+    for (i, a) in pipeline.aggregations.iter().enumerate() {
         let path = format!("aggregations[{i}]");
         if a.name.trim().is_empty() {
             errors.push(format!("{path}.name: must not be empty"));
@@ -495,7 +442,7 @@ fn validate(config: &Config, errors: &mut Vec<String>) {
             } else if epoch > 0 && !ms.is_multiple_of(epoch) {
                 errors.push(format!(
                     "{path}.window.{what}: must be a multiple of watermark.epoch ({})",
-                    config.watermark.epoch
+                    pipeline.watermark.epoch
                 ));
             }
         };
@@ -519,24 +466,16 @@ fn validate(config: &Config, errors: &mut Vec<String>) {
     }
     validate_alerts(config, errors);
     let mut paths = HashSet::new();
-    let sinks = &config.sinks;
-    let all = sinks
-        .metrics
-        .iter()
-        .enumerate()
-        .map(|(i, s)| (format!("sinks.metrics[{i}]"), s))
-        .chain(sinks.alerts.iter().enumerate().map(|(i, s)| (format!("sinks.alerts[{i}]"), s)))
-        .chain(std::iter::once(("sinks.dead_letter".to_owned(), &sinks.dead_letter)));
-    for (path, sink) in all {
+    for (_, path, sink) in config.sinks() {
         if let SinkConfig::Console(c) = sink {
             for (i, name) in c.aggregations.iter().enumerate() {
-                if !config.aggregations.iter().any(|a| &a.name == name) {
+                if !pipeline.aggregations.iter().any(|a| &a.name == name) {
                     errors.push(format!("{path}.aggregations[{i}]: no aggregation is named {name:?}"));
                 }
             }
         }
         if let SinkConfig::Kafka(k) = sink
-            && k.topic.trim().is_empty()
+            && k.topic.as_deref().is_some_and(|t| t.trim().is_empty())
         {
             errors.push(format!("{path}.topic: must not be empty"));
         }
@@ -585,9 +524,9 @@ sinks:
   dead_letter: { kind: jsonl, path: out/dead_letter.jsonl }
 "#;
         let config = load_str(text, no_env()).unwrap();
-        assert_eq!(config.watermark.max_out_of_orderness, Millis(30_000));
-        assert_eq!(config.aggregations[1].window, WindowConfig::Session { gap: Millis(1_800_000) });
-        assert_eq!(config.aggregations[1].group_by, GroupBy::UserId);
+        assert_eq!(config.pipeline.watermark.max_out_of_orderness, Millis(30_000));
+        assert_eq!(config.pipeline.aggregations[1].window, WindowConfig::Session { gap: Millis(1_800_000) });
+        assert_eq!(config.pipeline.aggregations[1].group_by, GroupBy::UserId);
     }
 
     #[test]
@@ -652,9 +591,9 @@ anomalies:
             ("HOME".to_owned(), "/root".to_owned()),
         ];
         let config = load_str(text, env).unwrap();
-        assert_eq!(config.watermark.max_out_of_orderness, Millis(45_000));
+        assert_eq!(config.pipeline.watermark.max_out_of_orderness, Millis(45_000));
         assert_eq!(config.kafka.bootstrap_servers, "127.0.0.1:19092");
-        assert_eq!(config.aggregations[0].name, "renamed");
+        assert_eq!(config.pipeline.aggregations[0].name, "renamed");
     }
 
     #[test]
@@ -678,7 +617,7 @@ anomalies:
         let plain = load_default(no_env()).expect("valid");
         assert_eq!(format!("{plain:?}"), format!("{:?}", Config::embedded_default()));
         let env = [("RTSA__ENGINE__STATUS_INTERVAL".to_owned(), "2s".to_owned())];
-        assert_eq!(load_default(env).expect("valid").engine.status_interval, Millis(2_000));
+        assert_eq!(load_default(env).expect("valid").pipeline.engine.status_interval, Millis(2_000));
         let env = [("RTSA__SOURCE__RATE".to_owned(), "many".to_owned())];
         let errors = load_default(env).unwrap_err().0;
         assert_eq!(errors, vec!["source.rate: invalid type: string \"many\", expected u64".to_owned()]);

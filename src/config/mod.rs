@@ -1,21 +1,17 @@
-//! The YAML configuration: serde structs with documented fields and named defaults.
+//! The YAML configuration: the connectors' sections (source, Kafka, sinks) beside the pipeline
+//! description the dataflows build from ([`dataflows::spec`], re-exported here).
 //!
 //! Loading, environment overrides and validation (every problem at once, with its key path) live
 //! in [`load`]; the embedded default pipeline of `rtsa run` without `--config` is [`Config::embedded_default`].
 
-mod anomalies;
-mod duration;
 mod load;
 
-pub use anomalies::{
-    AlertsConfig, AnomalyConfig, Direction, EventRule, Levels, PatternRule, PatternStep, RareSequenceRule, RouteConfig,
-    SeedConditions, SeedLevels, Severity, ThresholdRule, ZscoreRule,
-};
-pub use duration::Millis;
-pub use load::{ConfigErrors, METRICS, load_default, load_file, load_str};
+pub use dataflows::spec::*;
+pub use load::{ConfigErrors, load_default, load_file, load_str};
 
 use serde::{Deserialize, Serialize};
 use std::fmt;
+use std::num::NonZeroU32;
 use std::path::PathBuf;
 
 /// The whole pipeline description.
@@ -25,18 +21,11 @@ pub struct Config {
     pub source: SourceConfig,
     /// Connection settings shared by every Kafka source and sink.
     pub kafka: KafkaConfig,
-    /// Event-time progress: out-of-orderness, idleness and the epoch granularity.
-    pub watermark: WatermarkConfig,
-    /// Run-time limits of the engine.
-    pub engine: EngineConfig,
-    /// The windowed aggregations; each yields metrics records named after it.
-    pub aggregations: Vec<AggregationConfig>,
     /// Where metrics, alerts and dead letters go.
     pub sinks: SinksConfig,
-    /// Detector rules.
-    pub anomalies: Vec<AnomalyConfig>,
-    /// Alert conditions of the seed's shape, routes and the default cooldown.
-    pub alerts: AlertsConfig,
+    /// Watermarks, engine limits, aggregations, detector rules and alerting.
+    #[serde(flatten)]
+    pub pipeline: Pipeline,
 }
 
 /// Where events come from (`source.kind`).
@@ -98,9 +87,6 @@ fn default_events_topic() -> String {
 }
 fn default_group_id() -> String {
     "rtsa".to_owned()
-}
-fn default_metrics_topic() -> String {
-    "metrics".to_owned()
 }
 
 /// `source.kind: file`.
@@ -224,22 +210,27 @@ pub struct KafkaConfig {
     /// Comma-separated `host:port` list of brokers.
     #[serde(default = "default_bootstrap_servers")]
     pub bootstrap_servers: String,
-    /// Partitions of the topics that `rtsa topics create` makes.
+    /// Partitions of the topics that `rtsa topics create` (and `rtsa run`, for missing output
+    /// topics) makes.
     #[serde(default = "default_topic_partitions")]
-    pub partitions: u32,
-    /// Replication factor of the topics that `rtsa topics create` makes.
+    pub partitions: NonZeroU32,
+    /// Replication factor of the topics rtsa makes.
     #[serde(default = "default_replication_factor")]
-    pub replication_factor: u32,
+    pub replication_factor: NonZeroU32,
+    /// Whether `rtsa run` creates the output topics that do not exist yet (else a missing one is
+    /// an error at start, before any input is read).
+    #[serde(default = "default_true")]
+    pub create_topics: bool,
     /// Idempotent producer (no duplicates from retries); needs broker support.
     #[serde(default = "default_true")]
     pub idempotence: bool,
     /// Compression of produced batches: none, gzip, snappy, lz4, zstd.
-    #[serde(default = "default_compression")]
-    pub compression: String,
+    #[serde(default)]
+    pub compression: Compression,
     /// Extra librdkafka properties for every client (for example `fetch.max.bytes`).
     #[serde(default)]
     pub properties: std::collections::BTreeMap<String, String>,
-    /// Topic of alert records (used by `rtsa topics create`).
+    /// Topic of alert records: what an alert Kafka sink without `topic:` writes to.
     #[serde(default = "default_alerts_topic")]
     pub alerts_topic: String,
 }
@@ -251,24 +242,52 @@ impl Default for KafkaConfig {
             partitions: default_topic_partitions(),
             replication_factor: default_replication_factor(),
             idempotence: true,
-            compression: default_compression(),
+            create_topics: true,
+            compression: Compression::default(),
             properties: Default::default(),
             alerts_topic: default_alerts_topic(),
         }
     }
 }
 
-fn default_topic_partitions() -> u32 {
-    4
+fn default_topic_partitions() -> NonZeroU32 {
+    NonZeroU32::new(4).unwrap_or(NonZeroU32::MIN)
 }
-fn default_replication_factor() -> u32 {
-    1
+fn default_replication_factor() -> NonZeroU32 {
+    NonZeroU32::MIN
 }
 fn default_true() -> bool {
     true
 }
-fn default_compression() -> String {
-    "lz4".to_owned()
+
+/// `kafka.compression`: how produced batches are compressed.
+#[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Compression {
+    /// Not compressed.
+    None,
+    /// gzip.
+    Gzip,
+    /// Snappy.
+    Snappy,
+    /// LZ4 (fast, the default).
+    #[default]
+    Lz4,
+    /// Zstandard.
+    Zstd,
+}
+
+impl Compression {
+    /// librdkafka's name for it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Compression::None => "none",
+            Compression::Gzip => "gzip",
+            Compression::Snappy => "snappy",
+            Compression::Lz4 => "lz4",
+            Compression::Zstd => "zstd",
+        }
+    }
 }
 fn default_alerts_topic() -> String {
     "alerts".to_owned()
@@ -276,193 +295,6 @@ fn default_alerts_topic() -> String {
 
 fn default_bootstrap_servers() -> String {
     "127.0.0.1:9092".to_owned()
-}
-
-/// The `watermark:` section.
-#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct WatermarkConfig {
-    /// How far behind the largest timestamp seen a partition's watermark trails.
-    #[serde(default = "default_max_out_of_orderness")]
-    pub max_out_of_orderness: Millis,
-    /// Wall time after which a partition that delivers nothing stops holding the watermark back.
-    #[serde(default = "default_idle_timeout")]
-    pub idle_timeout: Millis,
-    /// Granularity of the engine's timely timestamps; window sizes and slides must be multiples.
-    #[serde(default = "default_epoch")]
-    pub epoch: Millis,
-}
-
-impl Default for WatermarkConfig {
-    fn default() -> Self {
-        WatermarkConfig {
-            max_out_of_orderness: default_max_out_of_orderness(),
-            idle_timeout: default_idle_timeout(),
-            epoch: default_epoch(),
-        }
-    }
-}
-
-fn default_max_out_of_orderness() -> Millis {
-    Millis(5_000)
-}
-fn default_idle_timeout() -> Millis {
-    Millis(10_000)
-}
-fn default_epoch() -> Millis {
-    Millis(1_000)
-}
-
-/// The `engine:` section: run-time limits.
-#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct EngineConfig {
-    /// Largest accepted event in bytes; a longer one goes to the dead-letter sink as `too_large`.
-    #[serde(default = "default_max_event_bytes")]
-    pub max_event_bytes: usize,
-    /// Most events a source reads in one scheduling step before yielding to other operators.
-    #[serde(default = "default_max_events_per_step")]
-    pub max_events_per_step: usize,
-    /// How many epochs a source may read ahead of what the sinks have written (backpressure).
-    #[serde(default = "default_max_inflight_epochs")]
-    pub max_inflight_epochs: u64,
-    /// Pin each worker thread to its own core (worker `i` to core `i mod cores`) when a process
-    /// has no more workers than cores: otherwise the kernel tends to wake a worker on the core of
-    /// the worker that woke it, and the two take turns instead of running side by side.
-    #[serde(default = "default_pin_workers")]
-    pub pin_workers: bool,
-    /// How often `rtsa run` prints a status line to stderr (0: never).
-    #[serde(default = "default_status_interval")]
-    pub status_interval: Millis,
-    /// When workers tell each other their progress.
-    #[serde(default)]
-    pub progress: ProgressMode,
-}
-
-/// `engine.progress`: when timely workers exchange progress.
-#[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
-#[serde(rename_all = "snake_case")]
-pub enum ProgressMode {
-    /// After every step: the lowest latency (window alerts wait for no one), a message per step
-    /// per worker — the right choice up to a few dozen workers.
-    #[default]
-    Eager,
-    /// Only when a worker is the last holder of a timestamp: fewer messages for large clusters,
-    /// at the price of a step or more of latency whenever all workers release the same time.
-    Demand,
-}
-
-impl Default for EngineConfig {
-    fn default() -> Self {
-        EngineConfig {
-            max_event_bytes: default_max_event_bytes(),
-            max_events_per_step: default_max_events_per_step(),
-            max_inflight_epochs: default_max_inflight_epochs(),
-            pin_workers: default_pin_workers(),
-            status_interval: default_status_interval(),
-            progress: ProgressMode::default(),
-        }
-    }
-}
-
-fn default_max_event_bytes() -> usize {
-    64 * 1024
-}
-fn default_max_events_per_step() -> usize {
-    4_096
-}
-fn default_max_inflight_epochs() -> u64 {
-    120
-}
-fn default_pin_workers() -> bool {
-    true
-}
-fn default_status_interval() -> Millis {
-    Millis(30_000)
-}
-
-/// One aggregation (`aggregations[i]`).
-#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct AggregationConfig {
-    /// Name of the aggregation; it names its metrics records.
-    pub name: String,
-    /// The window: tumbling, sliding or session.
-    pub window: WindowConfig,
-    /// The field events are grouped by.
-    #[serde(default)]
-    pub group_by: GroupBy,
-}
-
-/// `aggregations[i].window`.
-#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq)]
-#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
-pub enum WindowConfig {
-    /// `[k*size, (k+1)*size)`.
-    Tumbling {
-        /// Window length.
-        size: Millis,
-    },
-    /// `[k*slide, k*slide + size)`; `size` must be a multiple of `slide`.
-    Sliding {
-        /// Window length.
-        size: Millis,
-        /// Distance between window starts.
-        slide: Millis,
-    },
-    /// Per key, a maximal run of events whose consecutive timestamps differ by less than `gap`.
-    Session {
-        /// Inactivity gap that ends a session.
-        gap: Millis,
-    },
-}
-
-impl WindowConfig {
-    /// The contract's name of the window kind, as written in metrics records.
-    pub fn kind_name(&self) -> &'static str {
-        match self {
-            WindowConfig::Tumbling { .. } => "tumbling",
-            WindowConfig::Sliding { .. } => "sliding",
-            WindowConfig::Session { .. } => "session",
-        }
-    }
-}
-
-impl fmt::Display for WindowConfig {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            WindowConfig::Tumbling { size } => write!(f, "tumbling {size}"),
-            WindowConfig::Sliding { size, slide } => write!(f, "sliding {size} every {slide}"),
-            WindowConfig::Session { gap } => write!(f, "session, gap {gap}"),
-        }
-    }
-}
-
-/// The grouping field of an aggregation.
-#[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, PartialEq, Eq, Hash)]
-#[serde(rename_all = "snake_case")]
-pub enum GroupBy {
-    /// Group by `event_type`.
-    EventType,
-    /// Group by `user_id` (events without one are left out of the aggregation).
-    UserId,
-    /// Group by `session_id` (events without one are left out of the aggregation).
-    SessionId,
-    /// One group, key `"*"`.
-    #[default]
-    None,
-}
-
-impl GroupBy {
-    /// The contract's name of the field, as written in metrics records.
-    pub fn field_name(self) -> &'static str {
-        match self {
-            GroupBy::EventType => "event_type",
-            GroupBy::UserId => "user_id",
-            GroupBy::SessionId => "session_id",
-            GroupBy::None => "none",
-        }
-    }
 }
 
 /// The `sinks:` section.
@@ -587,24 +419,56 @@ fn default_webhook_backoff() -> Millis {
 
 impl SinkConfig {
     /// The sink's kind, as routes name channels.
-    pub fn kind_name(&self) -> &'static str {
+    pub fn kind(&self) -> SinkKind {
         match self {
-            SinkConfig::Jsonl(_) => "jsonl",
-            SinkConfig::Console(_) => "console",
-            SinkConfig::Kafka(_) => "kafka",
-            SinkConfig::Redis(_) => "redis",
-            SinkConfig::Webhook(_) => "webhook",
+            SinkConfig::Jsonl(_) => SinkKind::Jsonl,
+            SinkConfig::Console(_) => SinkKind::Console,
+            SinkConfig::Kafka(_) => SinkKind::Kafka,
+            SinkConfig::Redis(_) => SinkKind::Redis,
+            SinkConfig::Webhook(_) => SinkKind::Webhook,
+        }
+    }
+
+    /// Whether a sink of this kind takes the records of `role`.
+    pub fn takes(&self, role: SinkRole) -> bool {
+        match self {
+            SinkConfig::Jsonl(_) | SinkConfig::Console(_) | SinkConfig::Kafka(_) => true,
+            SinkConfig::Redis(_) | SinkConfig::Webhook(_) => role == SinkRole::Alerts,
+        }
+    }
+}
+
+/// What a sink receives: which list of `sinks:` it is in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum SinkRole {
+    /// `sinks.metrics`.
+    Metrics,
+    /// `sinks.alerts`.
+    Alerts,
+    /// `sinks.dead_letter`.
+    DeadLetters,
+}
+
+impl SinkRole {
+    /// The topic a Kafka sink of this role writes when it names none: the one place the
+    /// defaults live (`rtsa topics create` and the sinks both ask here).
+    pub fn default_topic(self, kafka: &KafkaConfig) -> &str {
+        match self {
+            SinkRole::Metrics => "metrics",
+            SinkRole::Alerts => &kafka.alerts_topic,
+            SinkRole::DeadLetters => "events-dead-letter",
         }
     }
 }
 
 /// `kind: kafka`.
-#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct KafkaSinkConfig {
-    /// The topic (defaults: `metrics` for metrics, `events-dead-letter` for dead letters).
-    #[serde(default = "default_metrics_topic")]
-    pub topic: String,
+    /// The topic; absent: `metrics` for metrics, `kafka.alerts_topic` for alerts,
+    /// `events-dead-letter` for dead letters ([`SinkRole::default_topic`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub topic: Option<String>,
 }
 
 /// `kind: jsonl`.
@@ -631,7 +495,7 @@ impl fmt::Display for SinkConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             SinkConfig::Jsonl(c) => write!(f, "jsonl {}", c.path.display()),
-            SinkConfig::Kafka(c) => write!(f, "kafka topic {}", c.topic),
+            SinkConfig::Kafka(c) => write!(f, "kafka topic {}", c.topic.as_deref().unwrap_or("(the default)")),
             SinkConfig::Redis(c) => write!(f, "redis stream {} and channel {}", c.stream, c.channel),
             SinkConfig::Webhook(c) => write!(f, "webhook {}", c.url),
             SinkConfig::Console(c) => {
@@ -646,15 +510,41 @@ impl fmt::Display for SinkConfig {
 }
 
 impl Config {
+    /// Every sink with its role and its key path (`sinks.metrics[1]`).
+    pub fn sinks(&self) -> impl Iterator<Item = (SinkRole, String, &SinkConfig)> {
+        let s = &self.sinks;
+        let metrics = s.metrics.iter().enumerate().map(|(i, k)| (SinkRole::Metrics, format!("sinks.metrics[{i}]"), k));
+        let alerts = s.alerts.iter().enumerate().map(|(i, k)| (SinkRole::Alerts, format!("sinks.alerts[{i}]"), k));
+        let dead = std::iter::once((SinkRole::DeadLetters, "sinks.dead_letter".to_owned(), &s.dead_letter));
+        metrics.chain(alerts).chain(dead)
+    }
+
+    /// The topic a Kafka sink of `role` writes.
+    pub fn topic_of(&self, role: SinkRole, sink: &KafkaSinkConfig) -> String {
+        sink.topic.clone().unwrap_or_else(|| role.default_topic(&self.kafka).to_owned())
+    }
+
+    /// The topics the config's Kafka sinks write.
+    pub fn output_topics(&self) -> Vec<String> {
+        let mut topics: Vec<String> = self
+            .sinks()
+            .filter_map(|(role, _, sink)| match sink {
+                SinkConfig::Kafka(k) => Some(self.topic_of(role, k)),
+                _ => None,
+            })
+            .collect();
+        topics.sort();
+        topics.dedup();
+        topics
+    }
+
     /// The pipeline of `rtsa run` without `--config`: an endless generator at a modest rate,
     /// the four default aggregations, console and JSONL output under `./rtsa-out/`.
     pub fn embedded_default() -> Config {
         let minute = Millis(60_000);
         let aggregation = |name: &str, window, group_by| AggregationConfig { name: name.to_owned(), window, group_by };
         let jsonl = |file: &str| SinkConfig::Jsonl(JsonlSinkConfig { path: PathBuf::from("rtsa-out").join(file) });
-        Config {
-            source: SourceConfig::Generator(GeneratorConfig::default()),
-            kafka: KafkaConfig::default(),
+        let pipeline = Pipeline {
             watermark: WatermarkConfig::default(),
             engine: EngineConfig::default(),
             aggregations: vec![
@@ -667,6 +557,18 @@ impl Config {
                 aggregation("by_user_1m", WindowConfig::Tumbling { size: minute }, GroupBy::UserId),
                 aggregation("by_user_sessions", WindowConfig::Session { gap: Millis(30_000) }, GroupBy::UserId),
             ],
+            anomalies: Vec::new(),
+            alerts: AlertsConfig {
+                conditions: Some(SeedConditions { error_rate_threshold: Some(5.0), latency_threshold: Some(2_000.0) }),
+                severity_levels: [(Severity::Critical, SeedLevels { error_rate: Some(20.0), latency: Some(5_000.0) })]
+                    .into_iter()
+                    .collect(),
+                ..AlertsConfig::default()
+            },
+        };
+        Config {
+            source: SourceConfig::Generator(GeneratorConfig::default()),
+            kafka: KafkaConfig::default(),
             sinks: SinksConfig {
                 metrics: vec![
                     SinkConfig::Console(ConsoleSinkConfig {
@@ -678,14 +580,7 @@ impl Config {
                 alerts: vec![SinkConfig::Console(ConsoleSinkConfig::default()), jsonl("alerts.jsonl")],
                 dead_letter: jsonl("dead_letter.jsonl"),
             },
-            anomalies: Vec::new(),
-            alerts: AlertsConfig {
-                conditions: Some(SeedConditions { error_rate_threshold: Some(5.0), latency_threshold: Some(2_000.0) }),
-                severity_levels: [(Severity::Critical, SeedLevels { error_rate: Some(20.0), latency: Some(5_000.0) })]
-                    .into_iter()
-                    .collect(),
-                ..AlertsConfig::default()
-            },
+            pipeline,
         }
     }
 }

@@ -2,7 +2,10 @@
 //! service never stalls the pipeline: when the queue is full, the alert is dropped, counted and
 //! logged; when delivery fails for good, it is counted and logged too.
 
-use crate::control::{Counters, RunControl};
+use dataflows::alerts::{Alert, encode_alert};
+use dataflows::control::{Counters, RunControl, wall_clock_ms};
+use dataflows::sink::{Sink, SinkError};
+use dataflows::spec::SinkKind;
 use std::sync::Arc;
 use std::sync::mpsc::{SyncSender, TrySendError, sync_channel};
 use std::thread::JoinHandle;
@@ -11,10 +14,30 @@ use std::time::Duration;
 /// One message: its idempotency key and its JSON body.
 pub type Delivery = (String, String);
 
-/// Delivers one message; `Err` with a reason means retry (transient) or give up (permanent).
+/// Why a delivery failed, and whether a retry may help.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DeliveryError {
+    /// A timeout, a connection error, a 5xx: try again later.
+    pub retryable: bool,
+    /// What the service said.
+    pub reason: String,
+}
+
+impl DeliveryError {
+    /// A failure that a retry may mend.
+    pub fn transient(reason: impl ToString) -> DeliveryError {
+        DeliveryError { retryable: true, reason: reason.to_string() }
+    }
+    /// A failure that a retry will not mend.
+    pub fn permanent(reason: impl ToString) -> DeliveryError {
+        DeliveryError { retryable: false, reason: reason.to_string() }
+    }
+}
+
+/// Delivers one message.
 pub trait Deliver: Send + 'static {
-    /// Delivers `body` with `key`; on failure says whether a retry may help.
-    fn deliver(&mut self, key: &str, body: &str) -> Result<(), (bool, String)>;
+    /// Delivers `body` with `key`.
+    fn deliver(&mut self, key: &str, body: &str) -> Result<(), DeliveryError>;
 }
 
 /// The sending side of a queued channel.
@@ -44,7 +67,7 @@ impl QueuedChannel {
         retry: Retry,
         mut deliver: impl Deliver,
         control: Arc<RunControl>,
-    ) -> QueuedChannel {
+    ) -> Result<QueuedChannel, SinkError> {
         let (sender, receiver) = sync_channel::<Delivery>(queue.max(1));
         let counter = control.clone();
         let thread_name = name.clone();
@@ -57,13 +80,13 @@ impl QueuedChannel {
                     loop {
                         match deliver.deliver(&key, &body) {
                             Ok(()) => break,
-                            Err((retryable, reason)) if retryable && attempt < retry.retries => {
+                            Err(DeliveryError { retryable: true, reason }) if attempt < retry.retries => {
                                 tracing::warn!(channel = %thread_name, %key, attempt, %reason, "alert delivery failed; retrying");
                                 std::thread::sleep(wait);
                                 wait = (wait * 2).min(retry.max_backoff);
                                 attempt += 1;
                             }
-                            Err((_, reason)) => {
+                            Err(DeliveryError { reason, .. }) => {
                                 Counters::add(&counter.counters.alerts_undelivered, 1);
                                 tracing::error!(channel = %thread_name, %key, %reason, "alert not delivered");
                                 break;
@@ -72,8 +95,8 @@ impl QueuedChannel {
                     }
                 }
             })
-            .expect("spawning a delivery thread");
-        QueuedChannel { name, sender: Some(sender), thread: Some(thread), control }
+            .map_err(|e| SinkError::io(format!("{name} channel: cannot start its delivery thread"), e))?;
+        Ok(QueuedChannel { name, sender: Some(sender), thread: Some(thread), control })
     }
 
     /// Enqueues a message without waiting; a full queue drops it (counted, logged).
@@ -100,5 +123,38 @@ impl QueuedChannel {
 impl Drop for QueuedChannel {
     fn drop(&mut self) {
         self.close();
+    }
+}
+
+/// A queued channel as an alert sink: each alert's JSON, keyed by its `alert_id`.
+pub struct QueuedSink {
+    kind: SinkKind,
+    channel: QueuedChannel,
+}
+
+impl QueuedSink {
+    /// Alerts of a sink of `kind`, delivered by `channel`.
+    pub fn new(kind: SinkKind, channel: QueuedChannel) -> QueuedSink {
+        QueuedSink { kind, channel }
+    }
+}
+
+impl Sink for QueuedSink {
+    fn kind(&self) -> SinkKind {
+        self.kind
+    }
+    fn write_alerts(&mut self, batch: &[Alert]) -> Result<(), SinkError> {
+        let emitted_at = wall_clock_ms();
+        for alert in batch {
+            self.channel.offer(&alert.alert_id(), &encode_alert(alert, emitted_at));
+        }
+        Ok(())
+    }
+    fn flush(&mut self) -> Result<(), SinkError> {
+        Ok(())
+    }
+    fn close(&mut self) -> Result<(), SinkError> {
+        self.channel.close();
+        Ok(())
     }
 }

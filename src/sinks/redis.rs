@@ -2,8 +2,9 @@
 //! alert id (a `SET NX` guard in the same script), so a replay overwrites nothing and adds
 //! nothing. Connection failures are retried with backoff until the alert is delivered.
 
-use super::queued::Deliver;
+use super::queued::{Deliver, DeliveryError};
 use crate::config::RedisSinkConfig;
+use dataflows::sink::SinkError;
 
 const SCRIPT: &str = r"
 if redis.call('SET', KEYS[1], '1', 'NX', 'PX', ARGV[3]) then
@@ -33,30 +34,33 @@ pub fn redis_url(config: &RedisSinkConfig) -> String {
 
 impl RedisChannel {
     /// A channel for `config` (connects lazily).
-    pub fn open(config: &RedisSinkConfig) -> Result<RedisChannel, String> {
+    pub fn open(config: &RedisSinkConfig) -> Result<RedisChannel, SinkError> {
         let url = redis_url(config);
-        let mut info: redis::ConnectionInfo = url.as_str().parse().map_err(|e| format!("redis url {url}: {e}"))?;
+        let unusable = |reason: String| SinkError::Unsupported { what: format!("redis {url}"), reason };
+        let mut info: redis::ConnectionInfo = url.as_str().parse().map_err(|e| unusable(format!("bad url: {e}")))?;
         if let Some(variable) = &config.password_env {
-            let password =
-                std::env::var(variable).map_err(|_| format!("redis: environment variable {variable} is not set"))?;
+            let password = std::env::var(variable)
+                .map_err(|_| unusable(format!("environment variable {variable} (password_env) is not set")))?;
             let settings = info.redis_settings().clone().set_password(password);
             info = info.set_redis_settings(settings);
         }
-        let client = redis::Client::open(info).map_err(|e| format!("redis {url}: {e}"))?;
+        let client = redis::Client::open(info).map_err(|e| unusable(e.to_string()))?;
         Ok(RedisChannel { client, connection: None, script: redis::Script::new(SCRIPT), config: config.clone() })
     }
 }
 
 impl Deliver for RedisChannel {
-    fn deliver(&mut self, key: &str, body: &str) -> Result<(), (bool, String)> {
+    fn deliver(&mut self, key: &str, body: &str) -> Result<(), DeliveryError> {
         if self.connection.is_none() {
             let connection = self
                 .client
                 .get_connection_with_timeout(std::time::Duration::from_secs(5))
-                .map_err(|e| (true, format!("connect: {e}")))?;
+                .map_err(|e| DeliveryError::transient(format!("connect: {e}")))?;
             self.connection = Some(connection);
         }
-        let connection = self.connection.as_mut().expect("connected above");
+        let Some(connection) = self.connection.as_mut() else {
+            return Err(DeliveryError::transient("not connected"));
+        };
         let result: redis::RedisResult<i64> = self
             .script
             .key(format!("{}:seen:{key}", self.config.stream))
@@ -69,7 +73,7 @@ impl Deliver for RedisChannel {
             .invoke(connection);
         result.map(|_| ()).map_err(|e| {
             self.connection = None;
-            (true, e.to_string())
+            DeliveryError::transient(e)
         })
     }
 }

@@ -3,8 +3,9 @@
 //! body. Timeouts, connection errors, 408, 429 and 5xx are retried with exponential backoff;
 //! other 4xx answers are final.
 
-use super::queued::Deliver;
+use super::queued::{Deliver, DeliveryError};
 use crate::config::WebhookSinkConfig;
+use dataflows::sink::SinkError;
 use hmac::{KeyInit, Mac};
 
 /// Delivers alerts to a URL.
@@ -23,16 +24,17 @@ pub fn signature(secret: &[u8], body: &[u8]) -> String {
 
 impl WebhookChannel {
     /// A channel for `config`; reads the secret from the environment or its file.
-    pub fn open(config: &WebhookSinkConfig) -> Result<WebhookChannel, String> {
+    pub fn open(config: &WebhookSinkConfig) -> Result<WebhookChannel, SinkError> {
+        let unusable = |reason: String| SinkError::Unsupported { what: format!("webhook {}", config.url), reason };
         let secret = match (&config.secret_env, &config.secret_file) {
             (Some(variable), _) => Some(
                 std::env::var(variable)
-                    .map_err(|_| format!("webhook: environment variable {variable} is not set"))?
+                    .map_err(|_| unusable(format!("environment variable {variable} (secret_env) is not set")))?
                     .into_bytes(),
             ),
             (None, Some(path)) => Some(
                 std::fs::read_to_string(path)
-                    .map_err(|e| format!("webhook secret {}: {e}", path.display()))?
+                    .map_err(|e| unusable(format!("secret file {}: {e}", path.display())))?
                     .trim_end()
                     .as_bytes()
                     .to_vec(),
@@ -42,13 +44,13 @@ impl WebhookChannel {
         let client = reqwest::blocking::Client::builder()
             .timeout(config.timeout.as_duration())
             .build()
-            .map_err(|e| format!("webhook {}: {e}", config.url))?;
+            .map_err(|e| unusable(e.to_string()))?;
         Ok(WebhookChannel { client, url: config.url.clone(), secret })
     }
 }
 
 impl Deliver for WebhookChannel {
-    fn deliver(&mut self, key: &str, body: &str) -> Result<(), (bool, String)> {
+    fn deliver(&mut self, key: &str, body: &str) -> Result<(), DeliveryError> {
         let mut request = self
             .client
             .post(&self.url)
@@ -58,13 +60,13 @@ impl Deliver for WebhookChannel {
         if let Some(secret) = &self.secret {
             request = request.header("X-Rtsa-Signature", signature(secret, body.as_bytes()));
         }
-        let response = request.send().map_err(|e| (true, e.to_string()))?;
+        let response = request.send().map_err(DeliveryError::transient)?;
         let status = response.status();
         if status.is_success() {
             Ok(())
         } else {
             let retryable = status.is_server_error() || status.as_u16() == 408 || status.as_u16() == 429;
-            Err((retryable, format!("HTTP {status}")))
+            Err(DeliveryError { retryable, reason: format!("HTTP {status}") })
         }
     }
 }

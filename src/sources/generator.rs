@@ -13,13 +13,15 @@
 //! transition `page_view → admin_export` in session `s-intruder-1` (25 min). Bursts and spikes
 //! apply to every partition; the scripted events go to partition 0.
 
-use super::{Partition, Poll, SourceError};
+use super::{OwnedPartitions, Partition, PartitionPosition, Poll, Source, SourceError, SourceKind, start_of};
 use crate::config::GeneratorConfig;
+use dataflows::memory::MemoryLines;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use rand_distr::{Distribution, LogNormal, Zipf};
 use rustc_hash::FxHashMap;
 use serde::Serialize;
+use std::sync::Arc;
 use std::time::Instant;
 
 /// Event types with their relative weights, typical latency (ms) and base error rate.
@@ -251,6 +253,11 @@ impl Generator {
         })
     }
 
+    /// Generates and drops events until `next` have been generated (the partition's position).
+    pub fn skip(&mut self, next: u64) {
+        while self.sequence < next && self.next_event().is_some() {}
+    }
+
     /// Writes the next event as one JSON line (without newline) into `out`; false when done.
     pub fn next_json(&mut self, out: &mut Vec<u8>) -> bool {
         out.clear();
@@ -262,6 +269,86 @@ impl Generator {
             None => false,
         }
     }
+}
+
+/// The generator as a source: `config.partitions` independent partitions; a partition's
+/// position is the index of its next event, and it resumes there by generating and dropping the
+/// events before it (deterministic per seed, so the rest is the same as without the restart).
+pub struct GeneratorSource {
+    config: GeneratorConfig,
+    start_ms: u64,
+}
+
+impl GeneratorSource {
+    /// The generator of `config`, its first event at `start_ms`.
+    pub fn new(config: &GeneratorConfig, start_ms: u64) -> GeneratorSource {
+        GeneratorSource { config: config.clone(), start_ms }
+    }
+}
+
+impl Source for GeneratorSource {
+    fn kind(&self) -> SourceKind {
+        SourceKind { name: "generator", by_line: false }
+    }
+    fn partition_count(&self) -> u32 {
+        self.config.partitions
+    }
+    fn open(&self, indexes: &[u32], from: &[(u32, PartitionPosition)]) -> Result<OwnedPartitions, SourceError> {
+        Ok(indexes
+            .iter()
+            .map(|&p| {
+                let mut generator = Generator::new(&self.config, self.start_ms, p, self.config.partitions);
+                generator.skip(start_of(from, p).next);
+                let partition = GeneratorPartition::new(generator, self.config.rate, self.config.partitions);
+                (p, Box::new(partition) as Box<dyn Partition>)
+            })
+            .collect())
+    }
+}
+
+/// Generates `events` events over `partitions` partitions (in parallel, one thread per core) as
+/// in-memory JSON lines: what `rtsa bench`, the criterion benches and the tests feed the engine
+/// with, so that a measurement times the engine and not the generator or the disk.
+pub fn generate_partitions(events: u64, partitions: u32, seed: u64, event_time_rate: u64) -> Vec<Arc<MemoryLines>> {
+    let config = GeneratorConfig {
+        count: events,
+        rate: 0,
+        seed,
+        partitions,
+        start_ms: Some(1_764_230_400_000),
+        event_time_rate: Some(event_time_rate),
+        ..GeneratorConfig::default()
+    };
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(partitions as usize).max(1);
+    let mut results: Vec<Option<Arc<MemoryLines>>> = vec![None; partitions as usize];
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..threads)
+            .map(|t| {
+                let config = &config;
+                scope.spawn(move || {
+                    (0..partitions)
+                        .filter(|p| *p as usize % threads == t)
+                        .map(|p| {
+                            let mut generator = Generator::new(config, 1_764_230_400_000, p, partitions);
+                            let mut lines = MemoryLines::default();
+                            let mut line = Vec::new();
+                            while generator.next_json(&mut line) {
+                                lines.push(&line);
+                            }
+                            (p, Arc::new(lines))
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        for handle in handles {
+            // A generator thread only panics on a bug; re-raise it here rather than hide it.
+            for (p, lines) in handle.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)) {
+                results[p as usize] = Some(lines);
+            }
+        }
+    });
+    results.into_iter().flatten().collect()
 }
 
 /// A generator partition paced to a rate of wall time (0 = as fast as possible).
@@ -303,6 +390,10 @@ impl Partition for GeneratorPartition {
         }
         Ok(if allowed == budget { Poll::Ready } else { Poll::Pending })
     }
+
+    fn position(&self) -> PartitionPosition {
+        PartitionPosition { next: self.generator.sequence, lines: 0 }
+    }
 }
 
 #[cfg(test)]
@@ -332,6 +423,22 @@ mod tests {
     }
 
     #[test]
+    fn a_partition_resumes_at_its_position_with_the_same_events() {
+        let source = GeneratorSource::new(&GeneratorConfig { partitions: 1, ..config() }, 1_764_230_400_000);
+        let read = |from: &[(u32, PartitionPosition)], budget: usize| {
+            let mut parts = source.open(&[0], from).unwrap();
+            let mut lines = Vec::new();
+            parts[0].1.poll(budget, &mut |bytes, offset| lines.push((bytes.to_vec(), offset))).unwrap();
+            (lines, parts[0].1.position())
+        };
+        let (all, _) = read(&[], 2_000);
+        let (head, at) = read(&[], 700);
+        assert_eq!(at, PartitionPosition { next: 700, lines: 0 });
+        let (tail, _) = read(&[(0, at)], 2_000);
+        assert_eq!([head, tail].concat(), all);
+    }
+
+    #[test]
     fn counts_are_split_over_partitions() {
         let total: usize = (0..3)
             .map(|p| {
@@ -350,7 +457,7 @@ mod tests {
         let mut disordered = 0;
         let mut types = std::collections::HashSet::new();
         while g.next_json(&mut buffer) {
-            let event = crate::event::parse_event(&buffer, 1 << 16).expect("generated events are valid");
+            let event = dataflows::event::parse_event(&buffer, 1 << 16).expect("generated events are valid");
             if event.timestamp < max_ts {
                 disordered += 1;
             }

@@ -1,12 +1,16 @@
 //! The Kafka source: one consumer per worker, assigned the partitions the worker owns
 //! (`partition % peers == worker`, not consumer-group balancing), each partition read through
-//! its own queue so that it keeps its own watermark. Offsets are also stored to the consumer
-//! group (auto-committed) so that lag shows in standard Kafka tools.
+//! its own queue so that it keeps its own watermark. A partition's position is the offset after
+//! its last message, and it can start there; positions are also committed to the consumer group
+//! every few seconds (and at the end) so that lag shows in standard Kafka tools, but the group's
+//! offsets are not rtsa's truth (`start: committed` reads from them on a fresh start).
 
-use super::{OwnedPartitions, Partition, Poll, SourceError};
+use super::{OwnedPartitions, Partition, PartitionPosition, Poll, Source, SourceError, SourceKind};
 use crate::config::{KafkaConfig, KafkaSourceConfig, KafkaStart};
+use crate::error::Error;
 use crate::kafka::client_config;
 use rdkafka::ClientContext;
+use rdkafka::consumer::CommitMode;
 use rdkafka::consumer::base_consumer::PartitionQueue;
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
 use rdkafka::error::KafkaError;
@@ -14,6 +18,7 @@ use rdkafka::message::Message;
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use std::sync::Arc;
 use std::time::Duration;
+use std::time::Instant;
 
 /// Logs client errors, except the end-of-partition events that `stop_at: end` asks for.
 pub struct SourceContext;
@@ -31,14 +36,47 @@ impl ClientContext for SourceContext {
 impl ConsumerContext for SourceContext {}
 
 fn kafka_error(what: String, e: KafkaError) -> SourceError {
-    SourceError::Io { what, source: std::io::Error::other(e.to_string()) }
+    SourceError::io(what, std::io::Error::other(e.to_string()))
 }
 
-/// Opens the partitions `indexes` of the source topic with one consumer.
+/// How often each partition commits its position to the consumer group (for lag in standard
+/// tools; rtsa's own positions are what the partitions report).
+const COMMIT_INTERVAL: Duration = Duration::from_secs(5);
+
+/// The events topic as a source: its partition count is asked of the broker once, at start.
+pub struct KafkaSource {
+    kafka: KafkaConfig,
+    source: KafkaSourceConfig,
+    partitions: u32,
+}
+
+impl KafkaSource {
+    /// Asks the broker how many partitions the topic has (an error when it does not exist).
+    pub fn connect(kafka: &KafkaConfig, source: &KafkaSourceConfig) -> Result<KafkaSource, Error> {
+        let partitions = crate::kafka::partition_count(kafka, &source.topic)?;
+        Ok(KafkaSource { kafka: kafka.clone(), source: source.clone(), partitions })
+    }
+}
+
+impl Source for KafkaSource {
+    fn kind(&self) -> SourceKind {
+        SourceKind { name: "kafka", by_line: false }
+    }
+    fn partition_count(&self) -> u32 {
+        self.partitions
+    }
+    fn open(&self, indexes: &[u32], from: &[(u32, PartitionPosition)]) -> Result<OwnedPartitions, SourceError> {
+        open_partitions(&self.kafka, &self.source, indexes, from)
+    }
+}
+
+/// Opens the partitions `indexes` of the source topic with one consumer, each at its position in
+/// `from`, else where `source.start` says.
 pub fn open_partitions(
     kafka: &KafkaConfig,
     source: &KafkaSourceConfig,
     indexes: &[u32],
+    from: &[(u32, PartitionPosition)],
 ) -> Result<OwnedPartitions, SourceError> {
     if indexes.is_empty() {
         return Ok(Vec::new());
@@ -46,8 +84,7 @@ pub fn open_partitions(
     let mut config = client_config(kafka);
     config
         .set("group.id", &source.group_id)
-        .set("enable.auto.commit", "true")
-        .set("auto.commit.interval.ms", "5000")
+        .set("enable.auto.commit", "false")
         .set("enable.auto.offset.store", "false")
         .set("enable.partition.eof", if source.stop_at.is_some() { "true" } else { "false" })
         .set("auto.offset.reset", if source.start == KafkaStart::Latest { "latest" } else { "earliest" })
@@ -63,13 +100,17 @@ pub fn open_partitions(
             .create_with_context(SourceContext)
             .map_err(|e| kafka_error(format!("kafka {}", kafka.bootstrap_servers), e))?,
     );
-    let offset = match source.start {
+    let start = match source.start {
         KafkaStart::Earliest => Offset::Beginning,
         KafkaStart::Latest => Offset::End,
         KafkaStart::Committed => Offset::Stored,
     };
     let mut assignment = TopicPartitionList::new();
     for p in indexes {
+        let offset = match from.iter().find(|(index, _)| index == p) {
+            Some((_, at)) => Offset::Offset(at.next as i64),
+            None => start,
+        };
         assignment
             .add_partition_offset(&source.topic, *p as i32, offset)
             .map_err(|e| kafka_error(format!("topic {} partition {p}", source.topic), e))?;
@@ -78,16 +119,20 @@ pub fn open_partitions(
     indexes
         .iter()
         .map(|p| {
-            let queue = consumer.split_partition_queue(&source.topic, *p as i32).ok_or_else(|| SourceError::Io {
-                what: format!("topic {} partition {p}", source.topic),
-                source: std::io::Error::other("no such partition"),
-            })?;
+            let queue =
+                consumer.split_partition_queue(&source.topic, *p as i32).ok_or_else(|| SourceError::Unsupported {
+                    what: format!("topic {} partition {p}", source.topic),
+                    reason: "no such partition".to_owned(),
+                })?;
             let partition = KafkaPartition {
                 consumer: consumer.clone(),
                 queue,
                 topic: source.topic.clone(),
                 partition: *p as i32,
                 stop_at_end: source.stop_at.is_some(),
+                next: from.iter().find(|(index, _)| index == p).map(|(_, at)| at.next),
+                committed: None,
+                last_commit: Instant::now(),
             };
             Ok((*p, Box::new(partition) as Box<dyn Partition>))
         })
@@ -101,6 +146,28 @@ pub struct KafkaPartition {
     topic: String,
     partition: i32,
     stop_at_end: bool,
+    /// The offset after the last message delivered (unknown until one is, without a position).
+    next: Option<u64>,
+    committed: Option<u64>,
+    last_commit: Instant,
+}
+
+impl KafkaPartition {
+    /// Commits the position to the consumer group now and then, without waiting for the broker.
+    fn commit_now_and_then(&mut self) {
+        let Some(next) = self.next.filter(|n| Some(*n) != self.committed) else { return };
+        if self.last_commit.elapsed() < COMMIT_INTERVAL {
+            return;
+        }
+        self.last_commit = Instant::now();
+        let mut list = TopicPartitionList::new();
+        if list.add_partition_offset(&self.topic, self.partition, Offset::Offset(next as i64)).is_ok() {
+            match self.consumer.commit(&list, CommitMode::Async) {
+                Ok(()) => self.committed = Some(next),
+                Err(e) => tracing::debug!(error = %e, "committing a consumer offset"),
+            }
+        }
+    }
 }
 
 impl Partition for KafkaPartition {
@@ -109,7 +176,6 @@ impl Partition for KafkaPartition {
         if let Some(Err(e)) = self.consumer.poll(Duration::ZERO) {
             tracing::warn!(error = %e, "kafka consumer");
         }
-        let mut last = None;
         let mut status = Poll::Ready;
         for _ in 0..budget {
             match self.queue.poll(Duration::ZERO) {
@@ -119,7 +185,7 @@ impl Partition for KafkaPartition {
                 }
                 Some(Ok(message)) => {
                     emit(message.payload().unwrap_or(&[]), message.offset() as u64);
-                    last = Some(message.offset());
+                    self.next = Some(message.offset() as u64 + 1);
                 }
                 Some(Err(KafkaError::PartitionEOF(_))) => {
                     if self.stop_at_end {
@@ -135,12 +201,28 @@ impl Partition for KafkaPartition {
                 }
             }
         }
-        // librdkafka's rd_kafka_offset_store commits the stored offset + 1: store the last one read.
-        if let Some(offset) = last
-            && let Err(e) = self.consumer.store_offset(&self.topic, self.partition, offset)
-        {
-            tracing::debug!(error = %e, "storing a consumer offset");
+        if status == Poll::Finished {
+            self.last_commit = Instant::now() - COMMIT_INTERVAL;
         }
+        self.commit_now_and_then();
         Ok(status)
+    }
+
+    fn position(&self) -> PartitionPosition {
+        PartitionPosition { next: self.next.unwrap_or(0), lines: 0 }
+    }
+}
+
+impl Drop for KafkaPartition {
+    fn drop(&mut self) {
+        // The last position, so that lag reads zero after a finished replay.
+        if let Some(next) = self.next.filter(|n| Some(*n) != self.committed) {
+            let mut list = TopicPartitionList::new();
+            if list.add_partition_offset(&self.topic, self.partition, Offset::Offset(next as i64)).is_ok()
+                && let Err(e) = self.consumer.commit(&list, CommitMode::Sync)
+            {
+                tracing::debug!(error = %e, "committing the last consumer offset");
+            }
+        }
     }
 }

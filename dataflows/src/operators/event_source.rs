@@ -6,15 +6,15 @@
 //! minimum over its partitions that are neither finished nor idle. An event is sent at
 //! `max(its epoch, the capability)`; the window it belongs to is decided from its own timestamp.
 
-use crate::config::{EngineConfig, WatermarkConfig};
 use crate::control::{Counters, RunControl};
 use crate::event::{Event, parse_event};
 use crate::record::{DeadLetter, Position};
-use crate::sources::{Partition, Poll, SourceKind};
+use crate::source::{Partition, Poll, SourceKind};
+use crate::spec::{EngineConfig, WatermarkConfig};
 use crate::window::{AggregationPlan, epoch_of};
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 use timely::dataflow::operators::generic::OutputBuilder;
 use timely::dataflow::operators::generic::builder_rc::OperatorBuilder;
 use timely::dataflow::{ProbeHandle, Scope, StreamVec};
@@ -212,7 +212,7 @@ pub fn event_source<'s>(scope: Scope<'s, u64>, spec: EventSourceSpec) -> SourceS
                 // most advanced other worker (of any process); with none, follow the wall clock, but
                 // only for live data (a replay of old events would otherwise turn late).
                 None => {
-                    let wall = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
+                    let wall = crate::control::wall_clock_ms();
                     let seen = partitions.iter().map(|p| p.watermark(out_of_orderness)).max().unwrap_or(0);
                     match control.watermarks.max_of_others(worker) {
                         Some(peer) => peer,

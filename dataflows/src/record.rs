@@ -1,7 +1,7 @@
 //! Output records and their encoders: metrics records (CONTRACT section 4) and dead-letter
 //! records (section 8). Encoders are pure functions, tested against exact strings.
 
-use crate::config::AggregationConfig;
+use crate::spec::AggregationConfig;
 use crate::stats::WindowResult;
 use compact_str::CompactString;
 use serde::{Deserialize, Serialize};
@@ -118,6 +118,11 @@ pub fn metric_key(record: &WindowRecord, aggregation: &AggregationConfig) -> Str
     format!("{}|{}|{}", aggregation.name, record.0.start, record.0.key)
 }
 
+/// The Kafka key of a dead letter: `{partition}|{offset}` of the input.
+pub fn dead_letter_key(letter: &DeadLetter) -> String {
+    format!("{}|{}", letter.position.partition, letter.position.offset)
+}
+
 /// One readable line for the console.
 pub fn describe_metric(record: &WindowRecord, aggregation: &AggregationConfig) -> String {
     let (key, result) = record;
@@ -208,7 +213,7 @@ pub fn encode_dead_letter(letter: &DeadLetter, aggregations: &[AggregationConfig
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{GroupBy, Millis, WindowConfig};
+    use crate::spec::{GroupBy, Millis, WindowConfig};
     use crate::stats::PartialStats;
 
     fn aggregation() -> AggregationConfig {

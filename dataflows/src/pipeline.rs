@@ -2,7 +2,6 @@
 //! session windows) → metrics sinks; invalid and late inputs → dead-letter sink.
 
 use crate::alerts::Alert;
-use crate::config::Config;
 use crate::control::RunControl;
 use crate::operators::alert_dedup::DedupAlerts;
 use crate::operators::batch_sink::{BatchSink, BatchWriter};
@@ -15,7 +14,8 @@ use crate::operators::window_alerts::WindowAlerts;
 use crate::operators::window_partials::WindowPartials;
 use crate::operators::window_results::{AtWindowEnds, WindowResults};
 use crate::record::{DeadLetter, WindowRecord};
-use crate::sources::{Partition, SourceKind};
+use crate::source::{Partition, SourceKind};
+use crate::spec;
 use crate::window::{AggregationPlan, FlushSlots};
 use std::sync::Arc;
 use timely::dataflow::ProbeHandle;
@@ -31,16 +31,16 @@ pub struct PipelineIo {
     pub kind: SourceKind,
     /// This worker's partitions.
     pub partitions: Vec<(u32, Box<dyn Partition>)>,
-    /// Metrics sink (only worker 0's receives records).
+    /// Metrics sinks (only worker 0's receive records).
     pub metrics: Box<dyn BatchWriter<WindowRecord>>,
-    /// Dead-letter sink (only worker 0's receives records).
+    /// Dead-letter sinks (only worker 0's receive records).
     pub dead_letters: Box<dyn BatchWriter<DeadLetter>>,
-    /// Alert channels (only worker 0's receives alerts).
+    /// Alert channels (only worker 0's receive alerts).
     pub alerts: Box<dyn BatchWriter<Alert>>,
 }
 
 /// Builds the metrics pipeline of one worker.
-pub fn build(scope: Scope<'_, u64>, config: &Config, io: PipelineIo, control: Arc<RunControl>) {
+pub fn build(scope: Scope<'_, u64>, config: &spec::Pipeline, io: PipelineIo, control: Arc<RunControl>) {
     let plans = AggregationPlan::from_config(&config.aggregations);
     // What has reached the sinks: the source reads ahead of it by at most max_inflight_epochs.
     let sinks_probe = ProbeHandle::new();

@@ -32,15 +32,15 @@ pub struct Event {
     pub watermark: u64,
 }
 
-impl crate::config::GroupBy {
+impl crate::spec::GroupBy {
     /// The group key of an event, or `None` when the event lacks the grouping field.
     #[inline]
     pub fn key_of(self, event: &Event) -> Option<&str> {
         match self {
-            crate::config::GroupBy::EventType => Some(&event.event_type),
-            crate::config::GroupBy::UserId => event.user_id.as_deref(),
-            crate::config::GroupBy::SessionId => event.session_id.as_deref(),
-            crate::config::GroupBy::None => Some("*"),
+            crate::spec::GroupBy::EventType => Some(&event.event_type),
+            crate::spec::GroupBy::UserId => event.user_id.as_deref(),
+            crate::spec::GroupBy::SessionId => event.session_id.as_deref(),
+            crate::spec::GroupBy::None => Some("*"),
         }
     }
 }
@@ -48,14 +48,13 @@ impl crate::config::GroupBy {
 /// Whether an event has the given type and status (`error`, or anything else for `ok`); an
 /// absent condition matches any event.
 #[inline]
-pub fn event_matches(event_type: Option<&str>, status: Option<&str>, actual_type: &str, is_error: bool) -> bool {
-    let type_ok = event_type.is_none_or(|t| t == actual_type);
-    let status_ok = match status {
-        None => true,
-        Some("error") => is_error,
-        Some(_) => !is_error,
-    };
-    type_ok && status_ok
+pub fn event_matches(
+    event_type: Option<&str>,
+    status: Option<crate::spec::Status>,
+    actual_type: &str,
+    is_error: bool,
+) -> bool {
+    event_type.is_none_or(|t| t == actual_type) && status.is_none_or(|s| s.matches(is_error))
 }
 
 /// Why an input is not a valid event: the dead-letter `reason`.

@@ -2,7 +2,7 @@
 //! alert goes to every alert channel.
 
 use super::Alert;
-use crate::config::RouteConfig;
+use crate::spec::{RouteConfig, SinkKind};
 
 /// The routes of a config, with the channel kinds that exist.
 #[derive(Clone, Debug)]
@@ -17,15 +17,15 @@ impl Router {
     }
 
     /// Whether `alert` goes to the channel of kind `channel`.
-    pub fn routes_to(&self, alert: &Alert, channel: &str) -> bool {
+    pub fn routes_to(&self, alert: &Alert, channel: SinkKind) -> bool {
         if self.routes.is_empty() {
             return true;
         }
         self.routes.iter().any(|route| {
             (route.severity.is_empty() || route.severity.contains(&alert.severity))
-                && (route.kind.is_empty() || route.kind.iter().any(|k| k == alert.kind.route_name()))
+                && (route.kind.is_empty() || route.kind.contains(&alert.kind.rule_kind()))
                 && (route.rule.is_empty() || route.rule.iter().any(|r| r == alert.rule.as_str()))
-                && route.channels.iter().any(|c| c == channel)
+                && route.channels.contains(&channel)
         })
     }
 }
@@ -34,26 +34,26 @@ impl Router {
 mod tests {
     use super::*;
     use crate::alerts::tests::sample;
-    use crate::config::Severity;
+    use crate::spec::{RuleKind, Severity};
 
     #[test]
     fn routes_by_severity_kind_and_rule() {
         let router = Router::new(vec![
             RouteConfig {
                 severity: vec![Severity::Critical, Severity::High],
-                channels: vec!["webhook".into()],
+                channels: vec![SinkKind::Webhook],
                 ..Default::default()
             },
-            RouteConfig { kind: vec!["zscore".into()], channels: vec!["redis".into()], ..Default::default() },
-            RouteConfig { channels: vec!["jsonl".into()], ..Default::default() },
+            RouteConfig { kind: vec![RuleKind::Zscore], channels: vec![SinkKind::Redis], ..Default::default() },
+            RouteConfig { channels: vec![SinkKind::Jsonl], ..Default::default() },
         ]);
         let critical = sample();
-        assert!(router.routes_to(&critical, "webhook"));
-        assert!(router.routes_to(&critical, "jsonl"));
-        assert!(!router.routes_to(&critical, "redis"));
+        assert!(router.routes_to(&critical, SinkKind::Webhook));
+        assert!(router.routes_to(&critical, SinkKind::Jsonl));
+        assert!(!router.routes_to(&critical, SinkKind::Redis));
         let mut low = sample();
         low.severity = Severity::Low;
-        assert!(!router.routes_to(&low, "webhook"));
-        assert!(Router::new(Vec::new()).routes_to(&low, "kafka"));
+        assert!(!router.routes_to(&low, SinkKind::Webhook));
+        assert!(Router::new(Vec::new()).routes_to(&low, SinkKind::Kafka));
     }
 }

@@ -6,12 +6,12 @@
 
 use crate::alerts::dedup::Dedup;
 use crate::alerts::{Alert, AlertKind, number};
-use crate::config::AggregationConfig;
 use crate::detect::metric::{metric_value, unit};
 use crate::detect::rules::{Rules, WindowCheck};
 use crate::detect::threshold::crossed;
 use crate::detect::zscore::History;
 use crate::record::WindowRecord;
+use crate::spec::AggregationConfig;
 use crate::stats::F64Bits;
 use compact_str::CompactString;
 use rustc_hash::FxHashMap;
@@ -60,10 +60,10 @@ impl<'s> WindowAlerts<'s> for StreamVec<'s, u64, WindowRecord> {
                             if rule.aggregation != window.aggregation || result.scalar.count < rule.min_count {
                                 continue;
                             }
-                            let Some(observed) = metric_value(result, &rule.metric) else { continue };
+                            let Some(observed) = metric_value(result, rule.metric) else { continue };
                             let aggregation = &aggregations[usize::from(window.aggregation)];
                             let field = aggregation.group_by.field_name();
-                            let u = unit(&rule.metric);
+                            let u = unit(rule.metric);
                             let alert = |severity, threshold: f64, zscore: Option<f64>, message: String| Alert {
                                 time: window.end,
                                 rule: rule.name.as_str().into(),

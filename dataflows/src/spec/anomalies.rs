@@ -76,6 +76,136 @@ impl Levels {
     }
 }
 
+/// An event's status as rules match it: `error`, or `ok` (anything but `error`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    /// `status: "error"`.
+    Error,
+    /// Any other status, or none.
+    Ok,
+}
+
+impl Status {
+    /// Whether an event with `is_error` has this status.
+    #[inline]
+    pub fn matches(self, is_error: bool) -> bool {
+        match self {
+            Status::Error => is_error,
+            Status::Ok => !is_error,
+        }
+    }
+}
+
+/// Declares a metric enum whose variants serialize as the metric's dotted name, with the list of
+/// every variant written once.
+macro_rules! metric_names {
+    ($(#[$meta:meta])* $name:ident { $($(#[$vmeta:meta])* $variant:ident = $text:literal,)* }) => {
+        $(#[$meta])*
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+        pub enum $name {
+            $($(#[$vmeta])* #[serde(rename = $text)] $variant,)*
+        }
+        impl $name {
+            /// Every variant, in declaration order.
+            pub const ALL: &'static [$name] = &[$($name::$variant,)*];
+            /// The name as written in configs and alerts.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $($name::$variant => $text,)*
+                }
+            }
+        }
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+
+metric_names! {
+    /// A metric of a window record that a window rule may watch.
+    Metric {
+        /// Events in the window.
+        Count = "count",
+        /// Events with status `error`.
+        ErrorCount = "error_count",
+        /// `100 * error_count / count`.
+        ErrorRate = "error_rate",
+        /// Distinct users.
+        UniqueUsers = "unique_users",
+        /// Events with a latency.
+        LatencyCount = "latency_ms.count",
+        /// Smallest latency.
+        LatencyMin = "latency_ms.min",
+        /// Largest latency.
+        LatencyMax = "latency_ms.max",
+        /// Mean latency.
+        LatencyMean = "latency_ms.mean",
+        /// Median latency.
+        LatencyP50 = "latency_ms.p50",
+        /// 90th percentile latency.
+        LatencyP90 = "latency_ms.p90",
+        /// 95th percentile latency.
+        LatencyP95 = "latency_ms.p95",
+        /// 99th percentile latency.
+        LatencyP99 = "latency_ms.p99",
+        /// Events with a value.
+        ValueCount = "value.count",
+        /// Sum of values.
+        ValueSum = "value.sum",
+        /// Mean value.
+        ValueMean = "value.mean",
+        /// Smallest value.
+        ValueMin = "value.min",
+        /// Largest value.
+        ValueMax = "value.max",
+    }
+}
+
+metric_names! {
+    /// A field of one event that a single-event rule may judge.
+    EventMetric {
+        /// `latency_ms`.
+        LatencyMs = "latency_ms",
+        /// `value`.
+        Value = "value",
+    }
+}
+
+metric_names! {
+    /// A detector kind, as routes name it (`event` for single-event rules).
+    RuleKind {
+        /// `kind: threshold`.
+        Threshold = "threshold",
+        /// `kind: zscore`.
+        Zscore = "zscore",
+        /// `kind: pattern`.
+        Pattern = "pattern",
+        /// `kind: rare_sequence`.
+        RareSequence = "rare_sequence",
+        /// `kind: event`.
+        Event = "event",
+    }
+}
+
+metric_names! {
+    /// A sink kind: what routes name as alert channels.
+    SinkKind {
+        /// JSON lines in a file.
+        Jsonl = "jsonl",
+        /// Standard output.
+        Console = "console",
+        /// A Kafka topic.
+        Kafka = "kafka",
+        /// Redis.
+        Redis = "redis",
+        /// An HTTP endpoint.
+        Webhook = "webhook",
+    }
+}
+
 /// Which side of the levels is anomalous.
 #[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
@@ -137,7 +267,7 @@ pub struct ThresholdRule {
     /// The aggregation whose records it watches.
     pub aggregation: String,
     /// The metric: `count`, `error_count`, `error_rate`, `unique_users`, `latency_ms.p99`, `value.sum`, …
-    pub metric: String,
+    pub metric: Metric,
     /// `above` (default) or `below`.
     #[serde(default)]
     pub direction: Direction,
@@ -160,7 +290,7 @@ pub struct ZscoreRule {
     /// The aggregation whose records it watches.
     pub aggregation: String,
     /// The metric.
-    pub metric: String,
+    pub metric: Metric,
     /// How many previous windows of the key make the baseline.
     #[serde(default = "default_history")]
     pub history: usize,
@@ -189,7 +319,7 @@ pub struct PatternStep {
     pub event_type: Option<String>,
     /// The status the step needs: `error`, or `ok` (anything but `error`); any when absent.
     #[serde(default)]
-    pub status: Option<String>,
+    pub status: Option<Status>,
     /// How many such events in a row (of the key's matching events).
     #[serde(default = "default_repeat")]
     pub repeat: u32,
@@ -244,7 +374,7 @@ pub struct EventRule {
     pub name: String,
     /// `latency_ms` or `value`, judged against `levels`; absent: the event matching is enough.
     #[serde(default)]
-    pub metric: Option<String>,
+    pub metric: Option<EventMetric>,
     /// Per-severity levels of the metric (above).
     #[serde(default)]
     pub levels: Levels,
@@ -253,7 +383,7 @@ pub struct EventRule {
     pub event_type: Option<String>,
     /// Only events with this status (`error`, or `ok`).
     #[serde(default)]
-    pub status: Option<String>,
+    pub status: Option<Status>,
     /// Severity when there is no metric.
     #[serde(default = "default_high")]
     pub severity: Severity,
@@ -280,7 +410,7 @@ pub struct AlertsConfig {
     pub aggregation: Option<String>,
     /// The metric `latency_threshold` is about.
     #[serde(default = "default_latency_metric")]
-    pub latency_metric: String,
+    pub latency_metric: Metric,
     /// Default cooldown per (rule, key), in event time.
     #[serde(default = "default_cooldown")]
     pub cooldown: Millis,
@@ -335,12 +465,12 @@ pub struct RouteConfig {
     pub severity: Vec<Severity>,
     /// Kinds: threshold, zscore, pattern, rare_sequence, event (any when empty).
     #[serde(default)]
-    pub kind: Vec<String>,
+    pub kind: Vec<RuleKind>,
     /// Rule names (any when empty).
     #[serde(default)]
     pub rule: Vec<String>,
     /// Channels, by sink kind: jsonl, console, kafka, redis, webhook.
-    pub channels: Vec<String>,
+    pub channels: Vec<SinkKind>,
 }
 
 fn default_min_count() -> u64 {
@@ -376,8 +506,8 @@ fn default_max_probability() -> f64 {
 fn default_min_support() -> u64 {
     1_000
 }
-fn default_latency_metric() -> String {
-    "latency_ms.p99".to_owned()
+fn default_latency_metric() -> Metric {
+    Metric::LatencyP99
 }
 fn default_cooldown() -> Millis {
     Millis(300_000)

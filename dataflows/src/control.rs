@@ -3,6 +3,7 @@
 
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Engine counters (exported as `rtsa_*` metrics).
 #[derive(Debug, Default)]
@@ -103,4 +104,9 @@ impl RunControl {
     pub fn failure(&self) -> Option<String> {
         self.failure.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).clone()
     }
+}
+
+/// Wall-clock milliseconds since the Unix epoch (for `emitted_at`, live watermarks, status lines).
+pub fn wall_clock_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
 }

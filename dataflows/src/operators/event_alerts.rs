@@ -4,10 +4,10 @@
 
 use crate::alerts::dedup::Dedup;
 use crate::alerts::{Alert, AlertKind, number};
-use crate::config::{Direction, EventRule};
 use crate::detect::rules::Rules;
 use crate::detect::threshold::crossed;
 use crate::event::{Event, event_matches};
+use crate::spec::{Direction, EventMetric, EventRule};
 use crate::stats::F64Bits;
 use std::sync::Arc;
 use timely::dataflow::StreamVec;
@@ -17,15 +17,18 @@ use timely::dataflow::operators::vec::Map;
 
 /// The alert a single-event rule raises for an event, if any.
 pub fn judge_event(rule: &EventRule, event: &Event) -> Option<Alert> {
-    if !event_matches(rule.event_type.as_deref(), rule.status.as_deref(), &event.event_type, event.is_error) {
+    if !event_matches(rule.event_type.as_deref(), rule.status, &event.event_type, event.is_error) {
         return None;
     }
     let key = rule.group_by.key_of(event)?;
-    let (severity, threshold, observed, metric) = match rule.metric.as_deref() {
+    let (severity, threshold, observed, metric) = match rule.metric {
         Some(metric) => {
-            let value = if metric == "latency_ms" { event.latency_ms } else { event.value }?;
+            let value = match metric {
+                EventMetric::LatencyMs => event.latency_ms,
+                EventMetric::Value => event.value,
+            }?;
             let (severity, level) = crossed(&rule.levels, Direction::Above, value)?;
-            (severity, Some(level), value, metric)
+            (severity, Some(level), value, metric.as_str())
         }
         None => (rule.severity, None, 1.0, "event"),
     };

@@ -2,8 +2,9 @@
 //! `alerts.conditions` / `alerts.severity_levels` (mapped onto threshold rules named
 //! `error_rate` and `latency`).
 
-use crate::config::{
-    AnomalyConfig, Config, Direction, EventRule, Levels, PatternRule, RareSequenceRule, Severity, WindowConfig,
+use crate::spec::{
+    AnomalyConfig, Direction, EventRule, Levels, Metric, PatternRule, Pipeline, RareSequenceRule, SeedLevels, Severity,
+    WindowConfig,
 };
 use rustc_hash::FxHashMap;
 
@@ -37,8 +38,8 @@ pub struct WindowRule {
     pub name: String,
     /// Aggregation index.
     pub aggregation: u16,
-    /// Metric name.
-    pub metric: String,
+    /// The metric judged.
+    pub metric: Metric,
     /// Windows with fewer events are not judged.
     pub min_count: u64,
     /// What to check.
@@ -75,8 +76,8 @@ impl Rules {
     }
 }
 
-/// Compiles the rules of a validated config.
-pub fn compile(config: &Config) -> Rules {
+/// Compiles the rules of a validated pipeline.
+pub fn compile(config: &Pipeline) -> Rules {
     let index = |name: &str| config.aggregations.iter().position(|a| a.name == name).map(|i| i as u16);
     let default_cooldown = config.alerts.cooldown.0;
     let mut rules = Rules::default();
@@ -86,14 +87,14 @@ pub fn compile(config: &Config) -> Rules {
             AnomalyConfig::Threshold(r) => rules.window.push(WindowRule {
                 name: r.name.clone(),
                 aggregation: index(&r.aggregation).unwrap_or(0),
-                metric: r.metric.clone(),
+                metric: r.metric,
                 min_count: r.min_count,
                 check: WindowCheck::Threshold { levels: r.levels, direction: r.direction },
             }),
             AnomalyConfig::Zscore(r) => rules.window.push(WindowRule {
                 name: r.name.clone(),
                 aggregation: index(&r.aggregation).unwrap_or(0),
-                metric: r.metric.clone(),
+                metric: r.metric,
                 min_count: r.min_count,
                 check: WindowCheck::Zscore {
                     levels: r.levels,
@@ -117,17 +118,11 @@ pub fn compile(config: &Config) -> Rules {
         let seeds = [
             (
                 "error_rate",
-                "error_rate".to_owned(),
+                Metric::ErrorRate,
                 conditions.error_rate_threshold,
-                Box::new(|l: &crate::config::SeedLevels| l.error_rate)
-                    as Box<dyn Fn(&crate::config::SeedLevels) -> Option<f64>>,
+                (|l: &SeedLevels| l.error_rate) as fn(&SeedLevels) -> Option<f64>,
             ),
-            (
-                "latency",
-                alerts.latency_metric.clone(),
-                conditions.latency_threshold,
-                Box::new(|l: &crate::config::SeedLevels| l.latency),
-            ),
+            ("latency", alerts.latency_metric, conditions.latency_threshold, |l: &SeedLevels| l.latency),
         ];
         for (name, metric, threshold, level_of) in seeds {
             let mut levels = Levels::default();
@@ -159,7 +154,16 @@ pub fn compile(config: &Config) -> Rules {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::load_str;
+
+    fn pipeline(yaml: &str) -> Pipeline {
+        #[derive(serde::Deserialize)]
+        struct Sections {
+            aggregations: Vec<crate::spec::AggregationConfig>,
+            alerts: crate::spec::AlertsConfig,
+        }
+        let sections: Sections = serde_yaml_ng::from_str(yaml).expect("valid sections");
+        Pipeline { aggregations: sections.aggregations, alerts: sections.alerts, ..Pipeline::default() }
+    }
 
     #[test]
     fn the_seed_shape_becomes_threshold_rules() {
@@ -173,16 +177,16 @@ alerts:
   severity_levels:
     critical: { error_rate: 10.0, latency: 2000 }
 "#;
-        let rules = compile(&load_str(text, Vec::new()).unwrap());
+        let rules = compile(&pipeline(text));
         assert_eq!(rules.window.len(), 2);
         let error = &rules.window[0];
         assert_eq!(error.name, "error_rate");
-        assert_eq!(error.metric, "error_rate");
+        assert_eq!(error.metric, Metric::ErrorRate);
         let WindowCheck::Threshold { levels, direction } = &error.check else { panic!("threshold") };
         assert_eq!(*direction, Direction::Above);
         assert_eq!(levels.critical, Some(10.0));
         assert_eq!(levels.medium, Some(5.0));
-        assert_eq!(rules.window[1].metric, "latency_ms.p99");
+        assert_eq!(rules.window[1].metric, Metric::LatencyP99);
         assert_eq!(rules.cooldown("latency"), 300_000);
     }
 }

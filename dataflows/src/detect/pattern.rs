@@ -4,13 +4,13 @@
 //! five failed logins then a success means no successful login among the five failures, while
 //! page views in between change nothing.
 
-use crate::config::PatternStep;
+use crate::spec::PatternStep;
 use compact_str::CompactString;
 use std::collections::VecDeque;
 
 /// Whether an event satisfies a step.
 pub fn step_matches(step: &PatternStep, event_type: &str, is_error: bool) -> bool {
-    crate::event::event_matches(step.event_type.as_deref(), step.status.as_deref(), event_type, is_error)
+    crate::event::event_matches(step.event_type.as_deref(), step.status, event_type, is_error)
 }
 
 /// An event a pattern may use.
@@ -80,11 +80,12 @@ impl PatternState {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::spec::Status;
 
     fn brute_force() -> Vec<PatternStep> {
         vec![
-            PatternStep { event_type: Some("login".into()), status: Some("error".into()), repeat: 5 },
-            PatternStep { event_type: Some("login".into()), status: Some("ok".into()), repeat: 1 },
+            PatternStep { event_type: Some("login".into()), status: Some(Status::Error), repeat: 5 },
+            PatternStep { event_type: Some("login".into()), status: Some(Status::Ok), repeat: 1 },
         ]
     }
 

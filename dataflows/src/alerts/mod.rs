@@ -4,7 +4,7 @@
 pub mod dedup;
 pub mod route;
 
-use crate::config::Severity;
+use crate::spec::{RuleKind, Severity};
 use crate::stats::F64Bits;
 use compact_str::CompactString;
 use serde::{Deserialize, Serialize};
@@ -38,11 +38,14 @@ impl AlertKind {
             AlertKind::Event => "pattern",
         }
     }
-    /// The name routes use (`event` for single-event rules).
-    pub fn route_name(self) -> &'static str {
+    /// The detector kind routes name (`event` for single-event rules).
+    pub fn rule_kind(self) -> RuleKind {
         match self {
-            AlertKind::Event => "event",
-            other => other.as_str(true),
+            AlertKind::Threshold => RuleKind::Threshold,
+            AlertKind::Zscore => RuleKind::Zscore,
+            AlertKind::Pattern => RuleKind::Pattern,
+            AlertKind::RareSequence => RuleKind::RareSequence,
+            AlertKind::Event => RuleKind::Event,
         }
     }
 }

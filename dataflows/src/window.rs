@@ -5,8 +5,8 @@
 //! in one pane, and a window is the union of the `size / slide` panes it covers, so the per-event
 //! cost does not grow with the number of overlapping windows.
 
-use crate::config::{AggregationConfig, GroupBy, WindowConfig};
 use crate::event::Event;
+use crate::spec::{AggregationConfig, GroupBy, WindowConfig};
 
 /// A tumbling (`slide == size`) or sliding window shape, in milliseconds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

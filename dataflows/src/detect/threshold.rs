@@ -1,6 +1,6 @@
 //! Threshold detection: a value against per-severity levels, above or below.
 
-use crate::config::{Direction, Levels, Severity};
+use crate::spec::{Direction, Levels, Severity};
 
 /// The most severe level that `value` crosses, with that level.
 pub fn crossed(levels: &Levels, direction: Direction, value: f64) -> Option<(Severity, f64)> {

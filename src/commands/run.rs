@@ -1,0 +1,97 @@
+//! `rtsa run`: runs the pipeline of a config (the embedded default without one) until a bounded
+//! input ends or SIGINT/SIGTERM, with a status line every `engine.status_interval` and a summary
+//! at the end.
+
+use super::load_config;
+use crate::error::Error;
+use crate::run::{ClusterOptions, Output, RunOptions};
+use dataflows::control::{Counters, RunControl, wall_clock_ms};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// `rtsa run`.
+#[derive(Debug, clap::Args)]
+pub struct RunArgs {
+    /// The YAML config; without it, the embedded default runs.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Worker threads in this process.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..))]
+    pub workers: u16,
+    /// This process's index in a cluster (with --processes and --hostfile).
+    #[arg(long, requires_all = ["processes", "hostfile"])]
+    pub process: Option<usize>,
+    /// Number of processes in the cluster.
+    #[arg(long, requires_all = ["process", "hostfile"])]
+    pub processes: Option<usize>,
+    /// File of host:port lines, one per process.
+    #[arg(long, requires_all = ["process", "processes"])]
+    pub hostfile: Option<PathBuf>,
+}
+
+/// A signal handler: the first SIGINT/SIGTERM drains, one more a second later exits at once.
+fn on_signals(control: Arc<RunControl>) -> Result<(), Error> {
+    let first_signal = std::sync::Mutex::new(None::<Instant>);
+    ctrlc::set_handler(move || {
+        let mut first = first_signal.lock().unwrap_or_else(|p| p.into_inner());
+        // A signal repeated within a second (a terminal and a supervisor both sending one) is the same request.
+        if first.is_some_and(|at| at.elapsed() < Duration::from_secs(1)) {
+            return;
+        }
+        if first.is_some() {
+            eprintln!("rtsa: second interrupt, exiting now");
+            std::process::exit(130);
+        }
+        *first = Some(Instant::now());
+        eprintln!("rtsa: stopping: draining, flushing open windows (Ctrl-C again to exit at once)");
+        control.request_stop();
+    })
+    .map_err(|e| Error::Run(format!("cannot install the signal handler: {e}")))
+}
+
+/// Runs `rtsa run`.
+pub fn run(args: RunArgs) -> Result<ExitCode, Error> {
+    let config = load_config(args.config.as_deref())?;
+    let cluster = match (args.process, args.processes, args.hostfile) {
+        (Some(process), Some(processes), Some(hostfile)) => Some(ClusterOptions { process, processes, hostfile }),
+        _ => None,
+    };
+    let options = RunOptions { workers: usize::from(args.workers), cluster };
+    let control = Arc::new(RunControl::default());
+    on_signals(control.clone())?;
+    if args.config.is_none() {
+        eprintln!(
+            "rtsa: running the embedded default: generator → 4 aggregations → console and ./rtsa-out/*.jsonl (Ctrl-C to stop)"
+        );
+    }
+    // One start time for the generator in every worker of this process.
+    let source: Arc<dyn dataflows::source::Source> = Arc::from(crate::sources::open(&config, wall_clock_ms())?);
+    let interval = config.pipeline.engine.status_interval.as_duration();
+    let (stop_status, status_stopped) = std::sync::mpsc::channel::<()>();
+    let status = (!interval.is_zero()).then(|| {
+        let control = control.clone();
+        std::thread::spawn(move || crate::status::report_every(interval, control, status_stopped))
+    });
+    let result = crate::run::run(Arc::new(config), &options, source, Output::Configured, control.clone());
+    drop(stop_status);
+    if let Some(status) = status {
+        let _ = status.join();
+    }
+    let summary = result?;
+    let c = &control.counters;
+    let events = Counters::get(&c.events_in);
+    let seconds = summary.elapsed.as_secs_f64();
+    eprintln!(
+        "rtsa: done: {events} events in {seconds:.2} s ({:.0} events/s), {} metrics records, {} dead letters ({} late, {} invalid), {} alerts ({} undelivered)",
+        events as f64 / seconds.max(1e-9),
+        Counters::get(&c.metrics_records),
+        Counters::get(&c.dead_letters),
+        Counters::get(&c.late_events),
+        Counters::get(&c.invalid_events),
+        Counters::get(&c.alerts),
+        Counters::get(&c.alerts_undelivered),
+    );
+    Ok(ExitCode::SUCCESS)
+}
