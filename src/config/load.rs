@@ -252,7 +252,18 @@ fn apply_env_overrides(root: &mut Value, env: impl IntoIterator<Item = (String, 
     }
 }
 
-fn set_path(node: &mut Value, segments: &[String], value: Value) -> Result<(), String> {
+/// Why an `RTSA__…` override cannot be applied.
+#[derive(Debug, thiserror::Error)]
+enum OverrideError {
+    #[error("{0:?} is not a list index")]
+    NotAnIndex(String),
+    #[error("index {index} is past the end of a list of {len}")]
+    PastTheEnd { index: usize, len: usize },
+    #[error("cannot set {0:?} inside a scalar value")]
+    InsideScalar(String),
+}
+
+fn set_path(node: &mut Value, segments: &[String], value: Value) -> Result<(), OverrideError> {
     let Some((first, rest)) = segments.split_first() else {
         *node = value;
         return Ok(());
@@ -267,13 +278,12 @@ fn set_path(node: &mut Value, segments: &[String], value: Value) -> Result<(), S
             set_path(child, rest, value)
         }
         Value::Sequence(items) => {
-            let index: usize = first.parse().map_err(|_| format!("{first:?} is not a list index"))?;
+            let index: usize = first.parse().map_err(|_| OverrideError::NotAnIndex(first.clone()))?;
             let len = items.len();
-            let child =
-                items.get_mut(index).ok_or_else(|| format!("index {index} is past the end of a list of {len}"))?;
+            let child = items.get_mut(index).ok_or(OverrideError::PastTheEnd { index, len })?;
             set_path(child, rest, value)
         }
-        _ => Err(format!("cannot set {first:?} inside a scalar value")),
+        _ => Err(OverrideError::InsideScalar(first.clone())),
     }
 }
 
@@ -621,6 +631,74 @@ anomalies:
         let env = [("RTSA__SOURCE__RATE".to_owned(), "many".to_owned())];
         let errors = load_default(env).unwrap_err().0;
         assert_eq!(errors, vec!["source.rate: invalid type: string \"many\", expected u64".to_owned()]);
+    }
+
+    #[test]
+    fn a_misspelt_status_is_an_error_not_ok() {
+        // Regression: `status: eror` was accepted and silently meant "ok".
+        let text = r#"
+aggregations: [ { name: a, window: { kind: tumbling, size: 1m } } ]
+anomalies:
+  - { kind: pattern, name: p, within: 1m, steps: [ { event_type: login, status: eror } ] }
+  - { kind: event, name: e, status: fail }
+"#;
+        let errors = load_str(text, no_env()).unwrap_err().0;
+        assert!(
+            errors.iter().any(|e| e.starts_with("anomalies[0].steps[0].status: unknown variant `eror`")),
+            "{errors:#?}"
+        );
+        assert!(errors.iter().any(|e| e.starts_with("anomalies[1].status: unknown variant `fail`")), "{errors:#?}");
+    }
+
+    #[test]
+    fn a_misspelt_metric_route_kind_channel_or_compression_is_an_error() {
+        let text = r#"
+kafka: { compression: lz5 }
+aggregations: [ { name: a, window: { kind: tumbling, size: 1m } } ]
+anomalies:
+  - { kind: threshold, name: t, aggregation: a, metric: latency_ms.p98, levels: { low: 1 } }
+  - { kind: event, name: e, metric: latency, levels: { low: 1 } }
+alerts:
+  routes: [ { kind: [treshold], channels: [jsonl] }, { channels: [pager] } ]
+"#;
+        let errors = load_str(text, no_env()).unwrap_err().0;
+        for prefix in [
+            "kafka.compression: unknown variant `lz5`",
+            "anomalies[0].metric: unknown variant `latency_ms.p98`",
+            "anomalies[1].metric: unknown variant `latency`",
+            "alerts.routes[0].kind[0]: unknown variant `treshold`",
+        ] {
+            assert!(errors.iter().any(|e| e.starts_with(prefix)), "no {prefix:?} in {errors:#?}");
+        }
+        let text = "kafka: { partitions: 0 }\naggregations: [ { name: a, window: { kind: tumbling, size: 1m } } ]\n";
+        let errors = load_str(text, no_env()).unwrap_err().0;
+        assert!(errors[0].starts_with("kafka.partitions: invalid value: integer `0`"), "{errors:#?}");
+    }
+
+    #[test]
+    fn an_alert_kafka_sink_without_a_topic_writes_the_alerts_topic() {
+        // Regression: it wrote `alerts` while `rtsa topics create` made `kafka.alerts_topic`.
+        let text = r#"
+kafka: { alerts_topic: team-alerts }
+aggregations: [ { name: a, window: { kind: tumbling, size: 1m } } ]
+sinks:
+  metrics: [ { kind: kafka } ]
+  alerts: [ { kind: kafka } ]
+  dead_letter: { kind: kafka }
+"#;
+        let config = load_str(text, no_env()).unwrap();
+        assert_eq!(config.output_topics(), vec!["events-dead-letter", "metrics", "team-alerts"]);
+        let SinkConfig::Kafka(alerts) = &config.sinks.alerts[0] else { panic!("a kafka sink") };
+        assert_eq!(config.topic_of(SinkRole::Alerts, alerts), "team-alerts");
+    }
+
+    #[test]
+    fn the_default_yaml_is_the_embedded_default() {
+        // Regression: config/default.yaml said it was the embedded default and lacked its alerts.
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config/default.yaml");
+        let file = load_file(&path).expect("config/default.yaml is valid");
+        let embedded = load_default(no_env()).expect("the embedded default is valid");
+        assert_eq!(format!("{file:#?}"), format!("{embedded:#?}"));
     }
 
     #[test]

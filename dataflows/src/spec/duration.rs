@@ -4,6 +4,16 @@ use serde::{Deserialize, Deserializer, Serializer};
 use std::fmt;
 use std::time::Duration;
 
+/// A duration that cannot be read: the user's config.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("invalid duration {text:?}: {why}")]
+pub struct InvalidDuration {
+    /// What was written.
+    pub text: String,
+    /// Why it is not a duration.
+    pub why: String,
+}
+
 /// A duration written as a humane string in YAML, kept as whole milliseconds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Millis(pub u64);
@@ -15,14 +25,14 @@ impl Millis {
     }
 
     /// Parses `"500ms"`, `"30s"`, `"1m"`, `"2h"`, `"1d"` (and combinations such as `"1m 30s"`).
-    pub fn parse(text: &str) -> Result<Millis, String> {
-        let duration = humantime::parse_duration(text.trim()).map_err(|e| {
-            format!("invalid duration {text:?} ({e}); write it like \"500ms\", \"30s\", \"1m\" or \"2h\"")
-        })?;
+    pub fn parse(text: &str) -> Result<Millis, InvalidDuration> {
+        let invalid = |why: String| InvalidDuration { text: text.to_owned(), why };
+        let duration = humantime::parse_duration(text.trim())
+            .map_err(|e| invalid(format!("{e}; write it like \"500ms\", \"30s\", \"1m\" or \"2h\"")))?;
         if duration.subsec_nanos() % 1_000_000 != 0 {
-            return Err(format!("invalid duration {text:?}: the smallest unit is a millisecond"));
+            return Err(invalid("the smallest unit is a millisecond".to_owned()));
         }
-        u64::try_from(duration.as_millis()).map(Millis).map_err(|_| format!("invalid duration {text:?}: too long"))
+        u64::try_from(duration.as_millis()).map(Millis).map_err(|_| invalid("too long".to_owned()))
     }
 }
 

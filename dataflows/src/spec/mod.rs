@@ -11,7 +11,7 @@ pub use anomalies::{
     RareSequenceRule, RouteConfig, RuleKind, SeedConditions, SeedLevels, Severity, SinkKind, Status, ThresholdRule,
     ZscoreRule,
 };
-pub use duration::Millis;
+pub use duration::{InvalidDuration, Millis};
 
 use serde::{Deserialize, Serialize};
 use std::fmt;
