@@ -457,3 +457,68 @@ fn a_stalled_broker_pauses_the_source_and_the_results_are_unchanged() {
     assert!(before.len() > 1_000, "{}", before.len());
     assert_eq!(comparable(&before), comparable(&after));
 }
+
+/// A config reading `events` to its end and writing metrics, alerts (to `kafka.alerts_topic`)
+/// and dead letters to the topics named.
+fn output_topics_config(events: &str, group: &str, outputs: [&str; 3], create: bool) -> String {
+    let [metrics, alerts, dead] = outputs;
+    format!(
+        r#"
+source: {{ kind: kafka, topic: {events}, group_id: {group}, stop_at: end }}
+kafka: {{ bootstrap_servers: "{brokers}", partitions: 3, alerts_topic: {alerts}, create_topics: {create} }}
+aggregations:
+  - {{ name: by_type_1m, window: {{ kind: tumbling, size: 1m }}, group_by: event_type }}
+anomalies:
+  - {{ kind: threshold, name: every_window, aggregation: by_type_1m, metric: count, levels: {{ low: 0 }}, cooldown: 0s }}
+sinks:
+  metrics: [ {{ kind: kafka, topic: {metrics} }} ]
+  alerts: [ {{ kind: kafka }} ]
+  dead_letter: {{ kind: kafka, topic: {dead} }}
+"#,
+        brokers = brokers()
+    )
+}
+
+#[test]
+fn missing_output_topics_are_created_before_the_first_record() {
+    // Regression: with only the events topic created, the run processed its input and then failed
+    // with `326 records could not be delivered (UnknownTopicOrPartition)`.
+    let dir = tempfile::tempdir().unwrap();
+    let events = unique("autocreate-events");
+    let kafka = rtsa::config::KafkaConfig {
+        bootstrap_servers: brokers(),
+        partitions: std::num::NonZeroU32::new(2).unwrap(),
+        ..Default::default()
+    };
+    rtsa::kafka::create_topics(&kafka, std::slice::from_ref(&events)).unwrap();
+    produce(dir.path(), &events, 3_000);
+    let path = dir.path().join("autocreate.yaml");
+
+    let outputs = [unique("autocreate-m"), unique("autocreate-a"), unique("autocreate-dl")];
+    let names = [outputs[0].as_str(), outputs[1].as_str(), outputs[2].as_str()];
+    std::fs::write(&path, output_topics_config(&events, &format!("{events}-group"), names, true)).unwrap();
+    let out = rtsa().args(["run", "--config"]).arg(&path).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    for topic in &outputs {
+        assert!(stderr.contains(&format!("created {topic} (3 partitions)")), "{topic} not created: {stderr}");
+    }
+    let records = metrics_of(&outputs[0]);
+    assert!(records.len() >= 8, "{} metrics records (one per event type at least)", records.len());
+    let alerts = read_topic(&outputs[1]);
+    assert!(!alerts.is_empty() && alerts.iter().all(|m| m.value.contains("every_window")), "alerts: {}", alerts.len());
+    let invalid = read_topic(&outputs[2]).iter().filter(|m| !m.value.contains(r#""reason":"late""#)).count();
+    assert_eq!(invalid, 3, "the three invalid lines are dead letters");
+
+    // With kafka.create_topics: false a missing output topic fails the start, before any input is read.
+    let outputs = [unique("nocreate-m"), unique("nocreate-a"), unique("nocreate-dl")];
+    let names = [outputs[0].as_str(), outputs[1].as_str(), outputs[2].as_str()];
+    let group = format!("{events}-nocreate");
+    std::fs::write(&path, output_topics_config(&events, &group, names, false)).unwrap();
+    let out = rtsa().args(["run", "--config"]).arg(&path).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("missing") && stderr.contains("kafka.create_topics is false"), "{stderr}");
+    assert!(outputs.iter().all(|t| stderr.contains(t.as_str())), "{stderr}");
+    assert_eq!(committed(&events, &group), vec![0, 0], "no input was read");
+}
