@@ -17,6 +17,7 @@ pub mod memory;
 pub mod operators;
 pub mod pipeline;
 pub mod record;
+pub mod shard;
 pub mod sink;
 pub mod source;
 pub mod spec;

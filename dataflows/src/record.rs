@@ -181,6 +181,34 @@ pub struct DeadLetter {
     pub event_time: Option<u64>,
 }
 
+/// Raw text of a dead letter is cut to this many bytes for oversized inputs.
+const MAX_DEAD_LETTER_RAW: usize = 1024;
+
+impl DeadLetter {
+    /// The dead letter of the input `bytes` read at `position` of a source of `kind`, for
+    /// `reason` (`late` names the `aggregation` it was late for); the raw text is cut to 1 KiB
+    /// for `too_large` inputs.
+    pub fn new(
+        kind: crate::source::SourceKind,
+        position: Position,
+        reason: &str,
+        aggregation: Option<u16>,
+        bytes: &[u8],
+        event_time: Option<u64>,
+    ) -> DeadLetter {
+        let cut = &bytes[..bytes.len().min(if reason == "too_large" { MAX_DEAD_LETTER_RAW } else { usize::MAX })];
+        DeadLetter {
+            position,
+            aggregation,
+            reason: reason.into(),
+            source: kind.name.into(),
+            by_line: kind.by_line,
+            raw: String::from_utf8_lossy(cut).into_owned(),
+            event_time,
+        }
+    }
+}
+
 #[derive(Serialize)]
 struct DeadLetterJson<'a> {
     reason: &'a str,

@@ -128,7 +128,7 @@ impl ScalarPartial {
 }
 
 /// Everything a worker accumulates for one window (or one session) of one key.
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct PartialStats {
     /// Counts, sums, extremes.
     pub scalar: ScalarPartial,

@@ -228,7 +228,7 @@ impl FlushSlots {
     #[inline]
     pub fn slot_of(&self, aggregation: u16, key: &str) -> u64 {
         match self.ranges.get(usize::from(aggregation)) {
-            Some(&(first, count)) if count > 1 => first + (crate::operators::route_hash(key) >> 32) % count,
+            Some(&(first, count)) if count > 1 => first + (crate::shard::route_hash(key) >> 32) % count,
             Some(&(first, _)) => first,
             None => 0,
         }

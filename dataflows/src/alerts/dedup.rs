@@ -6,14 +6,22 @@
 //! would keep only one of them anyway.
 
 use super::Alert;
+use crate::shard::Sharded;
 use compact_str::CompactString;
 use rustc_hash::FxHashMap;
+use serde::{Deserialize, Serialize};
 
-#[derive(Clone, Copy, Debug)]
-struct LastEmitted {
-    time: u64,
-    suppressed: u64,
+/// The last alert emitted for a (rule, key) and how many were suppressed since.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LastEmitted {
+    /// Its event time.
+    pub time: u64,
+    /// Alerts suppressed since.
+    pub suppressed: u64,
 }
+
+/// Cooldowns as a checkpoint stores them: ((rule, key), last emitted) by key shard.
+pub type DedupSnapshot = Sharded<((CompactString, CompactString), LastEmitted)>;
 
 /// Cooldown state per (rule, key).
 #[derive(Debug, Default)]
@@ -49,6 +57,21 @@ impl Dedup {
     /// state stays bounded on an endless run.
     pub fn forget_before(&mut self, time: u64, max_cooldown: u64) {
         self.last.retain(|_, last| last.suppressed > 0 || last.time.saturating_add(max_cooldown) > time);
+    }
+
+    /// The cooldowns by shard; `shard` gives the shard of a (rule, key), as the operator that
+    /// owns this state receives its alerts.
+    pub fn snapshot(&self, shard: impl Fn(&str, &str) -> u32) -> DedupSnapshot {
+        let mut out = Sharded::default();
+        for ((rule, key), last) in &self.last {
+            out.push(shard(rule, key), ((rule.clone(), key.clone()), *last));
+        }
+        out
+    }
+
+    /// Adds the cooldowns of the shards in `snapshot`.
+    pub fn restore(&mut self, snapshot: DedupSnapshot) {
+        self.last.extend(snapshot.into_entries());
     }
 
     /// Keys remembered.
@@ -125,6 +148,14 @@ mod tests {
             }
         }
         assert_eq!(dedup.len(), 4);
+        let mut restored = Dedup::default();
+        restored.restore(dedup.snapshot(|rule, key| crate::shard::shard_of((rule, key))));
+        assert_eq!(restored.len(), 4);
+        let mut again = sample();
+        again.key = "a".into();
+        again.rule = "r1".into();
+        again.time += 1;
+        assert!(!restored.admit(&mut again, 300_000), "a restored cooldown still suppresses");
         dedup.forget_before(sample().time + 300_001, 300_000);
         assert!(dedup.is_empty());
     }

@@ -86,6 +86,63 @@ pub struct Alert {
 }
 
 impl Alert {
+    /// An alert of `rule` (a detector of `kind`) at `severity`, about events of `key` (grouped by
+    /// `group_by`) from `window_start` to `window_end`, judged at event time `time`. What was
+    /// observed, the aggregation and the message are set with the methods below.
+    pub fn new(rule: &str, kind: AlertKind, severity: Severity, time: u64) -> Alert {
+        Alert {
+            time,
+            rule: rule.into(),
+            kind,
+            severity,
+            aggregation: None,
+            group_by: CompactString::default(),
+            key: CompactString::default(),
+            window_start: time as i64,
+            window_end: time,
+            metric: CompactString::default(),
+            observed: F64Bits::new(0.0),
+            threshold: None,
+            zscore: None,
+            suppressed: 0,
+            message: String::new(),
+        }
+    }
+    /// The key the alert is about and its grouping field.
+    pub fn about(mut self, group_by: &str, key: &str) -> Alert {
+        self.group_by = group_by.into();
+        self.key = key.into();
+        self
+    }
+    /// The span of event time it covers: a window, or the events of a sequence.
+    pub fn span(mut self, start: i64, end: u64) -> Alert {
+        self.window_start = start;
+        self.window_end = end;
+        self
+    }
+    /// The aggregation whose window it judged.
+    pub fn of_aggregation(mut self, name: &str) -> Alert {
+        self.aggregation = Some(name.into());
+        self
+    }
+    /// The metric judged, its value and the level it crossed (if any).
+    pub fn observed(mut self, metric: &str, value: f64, threshold: Option<f64>) -> Alert {
+        self.metric = metric.into();
+        self.observed = F64Bits::new(value);
+        self.threshold = threshold.map(F64Bits::new);
+        self
+    }
+    /// The z-score, for z-score rules.
+    pub fn with_zscore(mut self, z: f64) -> Alert {
+        self.zscore = Some(F64Bits::new(z));
+        self
+    }
+    /// The readable sentence.
+    pub fn saying(mut self, message: String) -> Alert {
+        self.message = message;
+        self
+    }
+
     /// Stable for the same rule, aggregation, key and window: a replay yields the same id.
     pub fn alert_id(&self) -> String {
         let mut hasher = Sha256::new();
@@ -181,23 +238,12 @@ mod tests {
     use super::*;
 
     pub fn sample() -> Alert {
-        Alert {
-            time: 1_764_230_460_000,
-            rule: "error_rate_critical".into(),
-            kind: AlertKind::Threshold,
-            severity: Severity::Critical,
-            aggregation: Some("by_type_1m".into()),
-            group_by: "event_type".into(),
-            key: "login".into(),
-            window_start: 1_764_230_400_000,
-            window_end: 1_764_230_460_000,
-            metric: "error_rate".into(),
-            observed: F64Bits::new(12.5),
-            threshold: Some(F64Bits::new(10.0)),
-            zscore: None,
-            suppressed: 0,
-            message: "error_rate 12.5% above 10% for event_type=login".into(),
-        }
+        Alert::new("error_rate_critical", AlertKind::Threshold, Severity::Critical, 1_764_230_460_000)
+            .about("event_type", "login")
+            .span(1_764_230_400_000, 1_764_230_460_000)
+            .of_aggregation("by_type_1m")
+            .observed("error_rate", 12.5, Some(10.0))
+            .saying("error_rate 12.5% above 10% for event_type=login".into())
     }
 
     #[test]

@@ -6,4 +6,5 @@ pub mod pattern;
 pub mod rare_sequence;
 pub mod rules;
 pub mod threshold;
+pub mod window_rules;
 pub mod zscore;

@@ -4,8 +4,13 @@
 //! five failed logins then a success means no successful login among the five failures, while
 //! page views in between change nothing.
 
+use crate::alerts::{Alert, AlertKind};
+use crate::shard::{Sharded, shard_of};
+use crate::spec::PatternRule;
 use crate::spec::PatternStep;
 use compact_str::CompactString;
+use rustc_hash::FxHashMap;
+use serde::{Deserialize, Serialize};
 use std::collections::VecDeque;
 
 /// Whether an event satisfies a step.
@@ -14,7 +19,7 @@ pub fn step_matches(step: &PatternStep, event_type: &str, is_error: bool) -> boo
 }
 
 /// An event a pattern may use.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct PatternEvent {
     /// Event time.
     pub ts: u64,
@@ -25,7 +30,7 @@ pub struct PatternEvent {
 }
 
 /// The recent relevant events of one key.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct PatternState {
     events: VecDeque<PatternEvent>,
 }
@@ -77,6 +82,59 @@ impl PatternState {
     }
 }
 
+/// The pattern matchers of every (rule, key) on a worker: the state of the pattern-alert
+/// operator, fed each key's events in event-time order.
+#[derive(Debug, Default)]
+pub struct PatternMatchers {
+    states: FxHashMap<(u16, CompactString), PatternState>,
+}
+
+/// Pattern matchers as a checkpoint stores them: ((rule index, key), state) by key shard.
+pub type PatternSnapshot = Sharded<((u16, CompactString), PatternState)>;
+
+impl PatternMatchers {
+    /// Feeds `event` of `key` to rule `index`; the alert when the pattern completes.
+    pub fn feed(&mut self, index: u16, rule: &PatternRule, key: &str, event: PatternEvent) -> Option<Alert> {
+        let state = self.states.entry((index, key.into())).or_default();
+        let ts = event.ts;
+        let first = state.feed(&rule.steps, rule.within.0, event)?;
+        let steps = rule.steps.iter().map(|s| s.repeat).sum::<u32>();
+        let field = rule.group_by.field_name();
+        Some(
+            Alert::new(&rule.name, AlertKind::Pattern, rule.severity, ts)
+                .about(field, key)
+                .span(first as i64, ts)
+                .observed("events", f64::from(steps), None)
+                .saying(format!(
+                    "pattern {} completed by {field}={key} in {:.1}s",
+                    rule.name,
+                    (ts - first) as f64 / 1000.0
+                )),
+        )
+    }
+
+    /// Forgets keys whose newest event is more than `within` before `done` (when there are many).
+    pub fn prune(&mut self, done: u64, within: u64) {
+        if self.states.len() > 100_000 {
+            self.states.retain(|_, s| s.newest().is_some_and(|n| n.saturating_add(within) >= done));
+        }
+    }
+
+    /// The matchers by the shard of (rule, key), as the operator's exchange routes.
+    pub fn snapshot(&self) -> PatternSnapshot {
+        let mut out = Sharded::default();
+        for ((rule, key), state) in &self.states {
+            out.push(shard_of((*rule, key)), ((*rule, key.clone()), state.clone()));
+        }
+        out
+    }
+
+    /// Adds the matchers of the shards in `snapshot`.
+    pub fn restore(&mut self, snapshot: PatternSnapshot) {
+        self.states.extend(snapshot.into_entries());
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -104,6 +162,28 @@ mod tests {
         assert_eq!(state.feed(&steps, 120_000, event(8_000, "login", false)), Some(1_000));
         assert!(state.is_empty(), "a match consumes its events");
         assert_eq!(state.feed(&steps, 120_000, event(9_000, "login", false)), None);
+    }
+
+    #[test]
+    fn restored_matchers_complete_the_pattern() {
+        let rule = PatternRule {
+            name: "brute".into(),
+            group_by: crate::spec::GroupBy::UserId,
+            steps: brute_force(),
+            within: crate::spec::Millis(120_000),
+            severity: crate::spec::Severity::High,
+            cooldown: None,
+        };
+        let mut matchers = PatternMatchers::default();
+        for i in 0..5 {
+            assert!(matchers.feed(0, &rule, "u1", event(1_000 + i * 1_000, "login", true)).is_none());
+        }
+        let text = serde_json::to_string(&matchers.snapshot()).unwrap();
+        let mut restored = PatternMatchers::default();
+        restored.restore(serde_json::from_str(&text).unwrap());
+        let alert = restored.feed(0, &rule, "u1", event(8_000, "login", false)).expect("the pattern completes");
+        assert_eq!((alert.key.as_str(), alert.window_start, alert.window_end), ("u1", 1_000, 8_000));
+        assert_eq!(alert.message, "pattern brute completed by user_id=u1 in 7.0s");
     }
 
     #[test]

@@ -2,10 +2,11 @@
 //! windows (population standard deviation), with at least `min_history` windows and a stddev
 //! above zero.
 
+use serde::{Deserialize, Serialize};
 use std::collections::VecDeque;
 
 /// The last `history` values of one (rule, key).
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct History {
     values: VecDeque<f64>,
 }

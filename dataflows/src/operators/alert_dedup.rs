@@ -19,7 +19,7 @@ pub trait DedupAlerts<'s> {
 
 impl<'s> DedupAlerts<'s> for StreamVec<'s, u64, Alert> {
     fn dedup_alerts(self, rules: Arc<Rules>) -> StreamVec<'s, u64, Alert> {
-        let route = |alert: &Alert| crate::operators::route_hash((&alert.rule, &alert.key));
+        let route = |alert: &Alert| crate::shard::exchange_by((&alert.rule, &alert.key));
         self.unary_frontier(Exchange::new(route), "DedupAlerts", move |_cap, _info| {
             let mut stash: TimeStash<Alert> = TimeStash::default();
             let mut dedup = Dedup::default();

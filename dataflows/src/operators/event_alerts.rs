@@ -8,7 +8,6 @@ use crate::detect::rules::Rules;
 use crate::detect::threshold::crossed;
 use crate::event::{Event, event_matches};
 use crate::spec::{Direction, EventMetric, EventRule};
-use crate::stats::F64Bits;
 use std::sync::Arc;
 use timely::dataflow::StreamVec;
 use timely::dataflow::channels::pact::Exchange;
@@ -46,23 +45,12 @@ pub fn judge_event(rule: &EventRule, event: &Event) -> Option<Alert> {
             if event.is_error { " with status error" } else { "" }
         ),
     };
-    Some(Alert {
-        time: event.timestamp,
-        rule: rule.name.as_str().into(),
-        kind: AlertKind::Event,
-        severity,
-        aggregation: None,
-        group_by: field.into(),
-        key: key.into(),
-        window_start: event.timestamp as i64,
-        window_end: event.timestamp,
-        metric: metric.into(),
-        observed: F64Bits::new(observed),
-        threshold: threshold.map(F64Bits::new),
-        zscore: None,
-        suppressed: 0,
-        message,
-    })
+    Some(
+        Alert::new(&rule.name, AlertKind::Event, severity, event.timestamp)
+            .about(field, key)
+            .observed(metric, observed, threshold)
+            .saying(message),
+    )
 }
 
 /// Extension trait: single-event alerts.
@@ -77,7 +65,7 @@ impl<'s> EventAlerts<'s> for StreamVec<'s, u64, Event> {
         let candidates = self.flat_map(move |event: Event| {
             judged.event.iter().filter_map(|rule| judge_event(rule, &event)).collect::<Vec<_>>()
         });
-        let route = |alert: &Alert| crate::operators::route_hash((&alert.rule, &alert.key));
+        let route = |alert: &Alert| crate::shard::exchange_by((&alert.rule, &alert.key));
         candidates.unary(Exchange::new(route), "EventAlerts", move |_cap, _info| {
             let mut dedup = Dedup::default();
             let mut admitted = 0u64;

@@ -9,9 +9,10 @@
 use crate::control::{Counters, RunControl};
 use crate::event::{Event, parse_event};
 use crate::record::{DeadLetter, Position};
-use crate::source::{Partition, Poll, SourceKind};
+use crate::source::{Partition, PartitionPosition, Poll, SourceKind};
 use crate::spec::{EngineConfig, WatermarkConfig};
 use crate::window::{AggregationPlan, epoch_of};
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -19,8 +20,6 @@ use timely::dataflow::operators::generic::OutputBuilder;
 use timely::dataflow::operators::generic::builder_rc::OperatorBuilder;
 use timely::dataflow::{ProbeHandle, Scope, StreamVec};
 
-/// Raw text of a dead letter is cut to this many bytes for oversized inputs.
-const MAX_DEAD_LETTER_RAW: usize = 1024;
 /// How soon a source with nothing to read looks again.
 const POLL_INTERVAL: Duration = Duration::from_millis(1);
 /// Data whose watermark is within this much of the wall clock counts as live.
@@ -62,6 +61,176 @@ impl PartitionState {
     }
 }
 
+/// Where one partition stands, as a checkpoint stores it: its reading position and the largest
+/// timestamp read (its watermark's base). Partitions are their own shards.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PartitionSnapshot {
+    /// The partition.
+    pub index: u32,
+    /// Where reading continues.
+    pub position: PartitionPosition,
+    /// The largest timestamp read, if any.
+    pub max_timestamp: Option<u64>,
+}
+
+/// What the event source of one worker knows: its partitions, what it read since it last sent,
+/// and the watermark it last told the other workers.
+pub struct SourceState {
+    kind: SourceKind,
+    partitions: Vec<PartitionState>,
+    aggregations: Vec<AggregationPlan>,
+    engine: EngineConfig,
+    out_of_orderness: u64,
+    epoch: u64,
+    /// Events read, by the time they are sent at.
+    pending: BTreeMap<u64, Vec<Event>>,
+    letters: Vec<DeadLetter>,
+    next_partition: usize,
+    /// The epoch of the last watermark this worker told the others.
+    told_epoch: Option<u64>,
+}
+
+impl SourceState {
+    /// Reads up to the step's budget from the partitions (round robin), judging each event
+    /// against its partition's watermark or `cap_time`, whichever is later. Returns whether some
+    /// partition may have more right away.
+    fn read(&mut self, cap_time: u64, now: Instant, control: &RunControl) -> bool {
+        let mut ready = false;
+        let count = self.partitions.len();
+        let budget = self.engine.max_events_per_step.div_ceil(count.max(1));
+        let (kind, out_of_orderness, epoch, max_bytes) =
+            (self.kind, self.out_of_orderness, self.epoch, self.engine.max_event_bytes);
+        for step in 0..count {
+            let partition = &mut self.partitions[(self.next_partition + step) % count];
+            if partition.finished {
+                continue;
+            }
+            let mut read = 0u64;
+            let PartitionState { index, reader, max_timestamp, .. } = partition;
+            let (pending, letters, aggregations) = (&mut self.pending, &mut self.letters, &self.aggregations);
+            let polled = reader.poll(budget, &mut |bytes, offset| {
+                read += 1;
+                let position = Position { partition: *index, offset };
+                let partition_watermark = max_timestamp.map_or(0, |ts: u64| ts.saturating_sub(out_of_orderness));
+                // An idle partition may have let the capability run ahead of its watermark.
+                let judged_against = partition_watermark.max(cap_time);
+                match parse_event(bytes, max_bytes) {
+                    Err(invalid) => {
+                        Counters::add(&control.counters.invalid_events, 1);
+                        tracing::debug!(reason = invalid.reason.as_str(), detail = %invalid.detail, "invalid event");
+                        letters.push(DeadLetter::new(kind, position, invalid.reason.as_str(), None, bytes, None));
+                    }
+                    Ok(mut event) => {
+                        event.watermark = judged_against;
+                        let mut on_time = false;
+                        for plan in aggregations {
+                            if plan.group_key(&event).is_none() {
+                                continue;
+                            }
+                            let lateness = plan.lateness(event.timestamp, judged_against);
+                            if lateness.late_for_some {
+                                Counters::add(&control.counters.late_events, 1);
+                                let at = Some(event.timestamp);
+                                letters.push(DeadLetter::new(kind, position, "late", Some(plan.index), bytes, at));
+                            }
+                            on_time |= lateness.on_time_for_some;
+                        }
+                        *max_timestamp = Some(max_timestamp.map_or(event.timestamp, |m| m.max(event.timestamp)));
+                        if on_time {
+                            let time = epoch_of(event.timestamp, epoch).max(cap_time);
+                            pending.entry(time).or_default().push(event);
+                        }
+                    }
+                }
+            });
+            Counters::add(&control.counters.events_in, read);
+            if read > 0 {
+                partition.last_data = now;
+            }
+            match polled {
+                Ok(Poll::Ready) => ready = true,
+                Ok(Poll::Pending) => {}
+                Ok(Poll::Finished) => partition.finished = true,
+                Err(e) => {
+                    control.fail(format!("source partition {}: {e}", partition.index));
+                    partition.finished = true;
+                }
+            }
+        }
+        self.next_partition = (self.next_partition + 1) % count.max(1);
+        ready
+    }
+
+    fn all_finished(&self) -> bool {
+        self.partitions.iter().all(|p| p.finished)
+    }
+
+    /// The lowest watermark of the partitions that are neither finished nor idle, if any.
+    fn active_watermark(&self, now: Instant, idle_timeout: Duration) -> Option<u64> {
+        self.partitions
+            .iter()
+            .filter(|p| !p.finished && now.duration_since(p.last_data) < idle_timeout)
+            .map(|p| p.watermark(self.out_of_orderness))
+            .min()
+    }
+
+    /// The most advanced watermark any partition has seen.
+    fn seen_watermark(&self) -> u64 {
+        self.partitions.iter().map(|p| p.watermark(self.out_of_orderness)).max().unwrap_or(0)
+    }
+
+    /// Whether `watermark` enters an epoch the other workers have not been told of (and if so,
+    /// remembers that they now are).
+    fn tell(&mut self, watermark: u64) -> bool {
+        let at = epoch_of(watermark, self.epoch);
+        let new = self.told_epoch.is_none_or(|told| at > told);
+        if new {
+            self.told_epoch = Some(at);
+        }
+        new
+    }
+
+    /// Where every partition stands (for a checkpoint; partitions are their own shards).
+    pub fn snapshot(&self) -> Vec<PartitionSnapshot> {
+        self.partitions
+            .iter()
+            .map(|p| PartitionSnapshot {
+                index: p.index,
+                position: p.reader.position(),
+                max_timestamp: p.max_timestamp,
+            })
+            .collect()
+    }
+}
+
+/// The watermark of a worker (CONTRACT section 3, idleness).
+///
+/// `active` is the lowest watermark of its partitions that are neither finished nor idle. When
+/// every open partition is idle it stops holding the others back: it follows the most advanced
+/// other worker (`peer`, of any process); with none, it follows the wall clock
+/// (`wall - out_of_orderness - idle_timeout`), but only for live data — what it has `seen` is
+/// within [`LIVE_WINDOW_MS`] of the wall clock — because a replay of old events would otherwise
+/// turn late after a pause; else it holds where it is (`held`), as Flink does when all its
+/// inputs are idle.
+pub fn worker_watermark(
+    active: Option<u64>,
+    peer: Option<u64>,
+    wall: u64,
+    seen: u64,
+    held: u64,
+    out_of_orderness: u64,
+    idle_timeout: u64,
+) -> u64 {
+    match (active, peer) {
+        (Some(watermark), _) => watermark,
+        (None, Some(peer)) => peer,
+        (None, None) if wall.saturating_sub(seen) < LIVE_WINDOW_MS => {
+            wall.saturating_sub(out_of_orderness.saturating_add(idle_timeout))
+        }
+        (None, None) => held,
+    }
+}
+
 /// What an event source produces.
 pub struct SourceStreams<'s> {
     /// Valid events, each stamped with the watermark it was judged against.
@@ -95,134 +264,79 @@ pub fn event_source<'s>(scope: Scope<'s, u64>, spec: EventSourceSpec) -> SourceS
         let out_of_orderness = watermark.max_out_of_orderness.0;
         let epoch = watermark.epoch.0;
         let idle_timeout = watermark.idle_timeout.as_duration();
-        let mut partitions: Vec<PartitionState> = partitions
+        let partitions: Vec<PartitionState> = partitions
             .into_iter()
-            .map(|(index, reader)| PartitionState { index, reader, max_timestamp: None, finished: false, last_data: Instant::now() })
+            .map(|(index, reader)| PartitionState {
+                index,
+                reader,
+                max_timestamp: None,
+                finished: false,
+                last_data: Instant::now(),
+            })
             .collect();
         let mut caps = if partitions.is_empty() { None } else { Some((event_cap, dead_cap, watermark_cap)) };
-        // The epoch of the last watermark this worker told the others.
-        let mut told_epoch = None;
-        let mut pending: BTreeMap<u64, Vec<Event>> = BTreeMap::new();
-        let mut letters: Vec<DeadLetter> = Vec::new();
-        let mut next_partition = 0;
+        let mut state = SourceState {
+            kind,
+            partitions,
+            aggregations,
+            engine,
+            out_of_orderness,
+            epoch,
+            pending: BTreeMap::new(),
+            letters: Vec::new(),
+            next_partition: 0,
+            told_epoch: None,
+        };
 
         move |_frontiers| {
             let Some((event_cap, dead_cap, watermark_cap)) = caps.as_mut() else { return };
             let now = Instant::now();
             let stopping = control.stop_requested();
             // Backpressure: do not read further while the sinks lag too far behind.
-            let lagging = sinks_probe.with_frontier(|f| f.first().is_some_and(|done| *event_cap.time() > done + max_ahead));
+            let lagging =
+                sinks_probe.with_frontier(|f| f.first().is_some_and(|done| *event_cap.time() > done + max_ahead));
             if lagging && !stopping {
                 activator.activate_after(BACKPRESSURE_INTERVAL);
                 return;
             }
-            let mut ready = false;
-            let budget = engine.max_events_per_step.div_ceil(partitions.len().max(1));
-            let count = partitions.len();
-            for step in 0..count {
-                if stopping {
-                    break;
-                }
-                let partition = &mut partitions[(next_partition + step) % count];
-                if partition.finished {
-                    continue;
-                }
-                let cap_time = *event_cap.time();
-                let mut read = 0u64;
-                let PartitionState { index, reader, max_timestamp, .. } = partition;
-                let polled = reader.poll(budget, &mut |bytes, offset| {
-                    read += 1;
-                    let position = Position { partition: *index, offset };
-                    let partition_watermark = max_timestamp.map_or(0, |ts: u64| ts.saturating_sub(out_of_orderness));
-                    // An idle partition may have let the capability run ahead of its watermark.
-                    let judged_against = partition_watermark.max(cap_time);
-                    match parse_event(bytes, engine.max_event_bytes) {
-                        Err(invalid) => {
-                            Counters::add(&control.counters.invalid_events, 1);
-                            tracing::debug!(reason = invalid.reason.as_str(), detail = %invalid.detail, "invalid event");
-                            letters.push(dead_letter(kind, position, invalid.reason.as_str(), None, bytes, None));
-                        }
-                        Ok(mut event) => {
-                            event.watermark = judged_against;
-                            let mut on_time = false;
-                            for plan in &aggregations {
-                                if plan.group_key(&event).is_none() {
-                                    continue;
-                                }
-                                let lateness = plan.lateness(event.timestamp, judged_against);
-                                if lateness.late_for_some {
-                                    Counters::add(&control.counters.late_events, 1);
-                                    letters.push(dead_letter(kind, position, "late", Some(plan.index), bytes, Some(event.timestamp)));
-                                }
-                                on_time |= lateness.on_time_for_some;
-                            }
-                            *max_timestamp = Some(max_timestamp.map_or(event.timestamp, |m| m.max(event.timestamp)));
-                            if on_time {
-                                let time = epoch_of(event.timestamp, epoch).max(cap_time);
-                                pending.entry(time).or_default().push(event);
-                            }
-                        }
-                    }
-                });
-                Counters::add(&control.counters.events_in, read);
-                if read > 0 {
-                    partition.last_data = now;
-                }
-                match polled {
-                    Ok(Poll::Ready) => ready = true,
-                    Ok(Poll::Pending) => {}
-                    Ok(Poll::Finished) => partition.finished = true,
-                    Err(e) => {
-                        control.fail(format!("source partition {}: {e}", partition.index));
-                        partition.finished = true;
-                    }
-                }
-            }
-            next_partition = (next_partition + 1) % count.max(1);
-
+            let ready = !stopping && state.read(*event_cap.time(), now, &control);
             {
                 let mut events_handle = events_out.activate();
-                for (time, batch) in pending.iter_mut() {
+                for (time, batch) in state.pending.iter_mut() {
                     let cap = event_cap.delayed(time);
                     events_handle.session(&cap).give_iterator(batch.drain(..));
                 }
-                pending.clear();
-                if !letters.is_empty() {
+                state.pending.clear();
+                if !state.letters.is_empty() {
                     let mut dead_handle = dead_out.activate();
-                    dead_handle.session(&*dead_cap).give_iterator(letters.drain(..));
+                    dead_handle.session(&*dead_cap).give_iterator(state.letters.drain(..));
                 }
             }
-
-            let all_finished = stopping || partitions.iter().all(|p| p.finished);
-            if all_finished {
+            if stopping || state.all_finished() {
                 caps = None;
                 return;
             }
-            let active = partitions.iter().filter(|p| !p.finished && now.duration_since(p.last_data) < idle_timeout);
-            let watermark = match active.map(|p| p.watermark(out_of_orderness)).min() {
-                Some(w) => {
-                    control.watermarks.publish(worker, w);
-                    if told_epoch.is_none_or(|told| epoch_of(w, epoch) > told) {
-                        told_epoch = Some(epoch_of(w, epoch));
-                        watermark_out.activate().session(&*watermark_cap).give((worker as u32, w));
-                    }
-                    w
+            let active = state.active_watermark(now, idle_timeout);
+            if let Some(w) = active {
+                control.watermarks.publish(worker, w);
+                if state.tell(w) {
+                    watermark_out.activate().session(&*watermark_cap).give((worker as u32, w));
                 }
-                // Every open partition is idle: stop holding the others back by following the
-                // most advanced other worker (of any process); with none, follow the wall clock, but
-                // only for live data (a replay of old events would otherwise turn late).
-                None => {
-                    let wall = crate::control::wall_clock_ms();
-                    let seen = partitions.iter().map(|p| p.watermark(out_of_orderness)).max().unwrap_or(0);
-                    match control.watermarks.max_of_others(worker) {
-                        Some(peer) => peer,
-                        None if wall.saturating_sub(seen) < LIVE_WINDOW_MS => {
-                            wall.saturating_sub(out_of_orderness + idle_timeout.as_millis() as u64)
-                        }
-                        None => *event_cap.time(),
-                    }
-                }
+            }
+            // The peers and the wall clock matter only to a worker whose partitions are all idle.
+            let (peer, wall) = match active {
+                Some(_) => (None, 0),
+                None => (control.watermarks.max_of_others(worker), crate::control::wall_clock_ms()),
             };
+            let watermark = worker_watermark(
+                active,
+                peer,
+                wall,
+                state.seen_watermark(),
+                *event_cap.time(),
+                out_of_orderness,
+                idle_timeout.as_millis() as u64,
+            );
             let target = epoch_of(watermark, epoch);
             if target > *event_cap.time() {
                 event_cap.downgrade(&target);
@@ -240,22 +354,93 @@ pub fn event_source<'s>(scope: Scope<'s, u64>, spec: EventSourceSpec) -> SourceS
     SourceStreams { events, dead_letters, watermarks }
 }
 
-fn dead_letter(
-    kind: SourceKind,
-    position: Position,
-    reason: &str,
-    aggregation: Option<u16>,
-    bytes: &[u8],
-    event_time: Option<u64>,
-) -> DeadLetter {
-    let cut = &bytes[..bytes.len().min(if reason == "too_large" { MAX_DEAD_LETTER_RAW } else { usize::MAX })];
-    DeadLetter {
-        position,
-        aggregation,
-        reason: reason.into(),
-        source: kind.name.into(),
-        by_line: kind.by_line,
-        raw: String::from_utf8_lossy(cut).into_owned(),
-        event_time,
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const WALL: u64 = 1_764_230_400_000;
+
+    #[test]
+    fn an_active_partition_sets_the_watermark() {
+        assert_eq!(worker_watermark(Some(500), Some(9_000), WALL, 500, 0, 5_000, 10_000), 500);
+    }
+
+    #[test]
+    fn an_idle_worker_follows_its_most_advanced_peer() {
+        assert_eq!(worker_watermark(None, Some(9_000), WALL, 500, 0, 5_000, 10_000), 9_000);
+    }
+
+    #[test]
+    fn an_idle_worker_alone_follows_the_wall_clock_only_for_live_data() {
+        let live = WALL - 60_000;
+        assert_eq!(worker_watermark(None, None, WALL, live, 7, 5_000, 10_000), WALL - 15_000);
+        // A replay of last week's events holds where it is: following the wall clock would make
+        // everything after a pause late.
+        let replay = WALL - 7 * 86_400_000;
+        assert_eq!(worker_watermark(None, None, WALL, replay, 7, 5_000, 10_000), 7);
+    }
+
+    #[test]
+    fn the_state_reads_judges_and_reports_where_each_partition_stands() {
+        let mut lines = crate::memory::MemoryLines::default();
+        for line in [
+            r#"{"event_type":"a","timestamp":10000}"#,
+            "{broken",
+            r#"{"event_type":"a","timestamp":20000}"#,
+            r#"{"event_type":"a","timestamp":1000}"#,
+        ] {
+            lines.push(line.as_bytes());
+        }
+        let reader = Box::new(crate::memory::MemoryPartition::new(std::sync::Arc::new(lines), 0));
+        let plan = AggregationPlan::from_config(&[crate::spec::AggregationConfig {
+            name: "a".into(),
+            window: crate::spec::WindowConfig::Tumbling { size: crate::spec::Millis(5_000) },
+            group_by: crate::spec::GroupBy::EventType,
+        }]);
+        let mut state = SourceState {
+            kind: SourceKind { name: "memory", by_line: false },
+            partitions: vec![PartitionState {
+                index: 3,
+                reader,
+                max_timestamp: None,
+                finished: false,
+                last_data: Instant::now(),
+            }],
+            aggregations: plan,
+            engine: EngineConfig { max_events_per_step: 10, ..EngineConfig::default() },
+            out_of_orderness: 2_000,
+            epoch: 1_000,
+            pending: BTreeMap::new(),
+            letters: Vec::new(),
+            next_partition: 0,
+            told_epoch: None,
+        };
+        let control = RunControl::default();
+        state.read(0, Instant::now(), &control);
+        assert!(state.all_finished());
+        let reasons: Vec<&str> = state.letters.iter().map(|l| l.reason.as_str()).collect();
+        assert_eq!(reasons, vec!["invalid_json", "late"], "ts 1000 is late once the watermark is 18000");
+        assert_eq!(state.pending.values().map(Vec::len).sum::<usize>(), 2);
+        assert_eq!(
+            state.snapshot(),
+            vec![PartitionSnapshot {
+                index: 3,
+                position: PartitionPosition { next: 4, lines: 0 },
+                max_timestamp: Some(20_000)
+            }]
+        );
+        assert_eq!(
+            state.active_watermark(Instant::now(), Duration::from_secs(10)),
+            None,
+            "finished partitions are not active"
+        );
+        assert_eq!(state.seen_watermark(), 18_000);
+        assert!(state.tell(18_000) && !state.tell(18_500) && state.tell(19_000));
+    }
+
+    #[test]
+    fn no_timestamp_overflows_the_policy() {
+        assert_eq!(worker_watermark(None, None, 0, 0, 3, u64::MAX, u64::MAX), 0);
+        assert_eq!(worker_watermark(Some(u64::MAX), None, 0, 0, 0, 0, 0), u64::MAX);
     }
 }

@@ -11,11 +11,3 @@ pub mod stash;
 pub mod window_alerts;
 pub mod window_partials;
 pub mod window_results;
-
-/// The hash that routes records between workers (exchange pacts): FxHash, fixed for a build.
-pub fn route_hash(value: impl std::hash::Hash) -> u64 {
-    use std::hash::Hasher;
-    let mut hasher = rustc_hash::FxHasher::default();
-    value.hash(&mut hasher);
-    hasher.finish()
-}

@@ -2,14 +2,12 @@
 //! frontier has passed its timestamp, so the order does not depend on arrival), fed to the
 //! pattern matcher; a completed sequence raises an alert at the epoch of its last event.
 
-use crate::alerts::{Alert, AlertKind};
-use crate::detect::pattern::{PatternEvent, PatternState, step_matches};
+use crate::alerts::Alert;
+use crate::detect::pattern::{PatternEvent, PatternMatchers, step_matches};
 use crate::detect::rules::Rules;
 use crate::event::Event;
 use crate::operators::stash::EventTimeStash;
-use crate::stats::F64Bits;
 use compact_str::CompactString;
-use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use timely::dataflow::StreamVec;
@@ -61,10 +59,11 @@ impl<'s> PatternAlerts<'s> for StreamVec<'s, u64, Event> {
             }
             out
         });
-        let route = |input: &PatternInput| crate::operators::route_hash((input.rule, &input.key));
+        let route = |input: &PatternInput| crate::shard::exchange_by((input.rule, &input.key));
         inputs.unary_frontier(Exchange::new(route), "PatternAlerts", move |_cap, _info| {
             let mut stash: EventTimeStash<PatternInput> = EventTimeStash::new(epoch);
-            let mut states: FxHashMap<(u16, CompactString), PatternState> = FxHashMap::default();
+            let mut matchers = PatternMatchers::default();
+            let within = rules.pattern.iter().map(|r| r.within.0).max().unwrap_or(0);
             move |(input, frontier), output| {
                 input.for_each_stamp(|cap, batches| {
                     for batch in batches {
@@ -74,43 +73,14 @@ impl<'s> PatternAlerts<'s> for StreamVec<'s, u64, Event> {
                     }
                 });
                 // Events below the frontier are final: no earlier on-time event can still come.
-                stash.release(frontier, |cap, _ts, event| {
-                    let rule = &rules.pattern[usize::from(event.rule)];
-                    let state = states.entry((event.rule, event.key.clone())).or_default();
-                    let seen =
-                        PatternEvent { ts: event.ts, event_type: event.event_type.clone(), is_error: event.is_error };
-                    if let Some(first) = state.feed(&rule.steps, rule.within.0, seen) {
-                        let steps = rule.steps.iter().map(|s| s.repeat).sum::<u32>();
-                        output.session(cap).give(Alert {
-                            time: event.ts,
-                            rule: rule.name.as_str().into(),
-                            kind: AlertKind::Pattern,
-                            severity: rule.severity,
-                            aggregation: None,
-                            group_by: rule.group_by.field_name().into(),
-                            key: event.key.clone(),
-                            window_start: first as i64,
-                            window_end: event.ts,
-                            metric: "events".into(),
-                            observed: F64Bits::new(f64::from(steps)),
-                            threshold: None,
-                            zscore: None,
-                            suppressed: 0,
-                            message: format!(
-                                "pattern {} completed by {}={} in {:.1}s",
-                                rule.name,
-                                rule.group_by.field_name(),
-                                event.key,
-                                (event.ts - first) as f64 / 1000.0
-                            ),
-                        });
+                stash.release(frontier, |cap, _ts, input| {
+                    let rule = &rules.pattern[usize::from(input.rule)];
+                    let seen = PatternEvent { ts: input.ts, event_type: input.event_type, is_error: input.is_error };
+                    if let Some(alert) = matchers.feed(input.rule, rule, &input.key, seen) {
+                        output.session(cap).give(alert);
                     }
                 });
-                let done = EventTimeStash::<PatternInput>::done(frontier);
-                if states.len() > 100_000 {
-                    let longest = rules.pattern.iter().map(|r| r.within.0).max().unwrap_or(0);
-                    states.retain(|_, s| s.newest().is_some_and(|n| n.saturating_add(longest) >= done));
-                }
+                matchers.prune(EventTimeStash::<PatternInput>::done(frontier), within);
             }
         })
     }

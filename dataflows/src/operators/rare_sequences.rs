@@ -4,23 +4,18 @@
 //! transition against what it learned before it — in event-time order, so the same input gives
 //! the same alerts — and then learns it.
 
-use crate::alerts::{Alert, AlertKind, number};
-use crate::detect::rare_sequence::TransitionModel;
+use crate::alerts::Alert;
+use crate::detect::rare_sequence::{SessionTransitions, Transition, TransitionModel, judge_transition};
 use crate::detect::rules::Rules;
 use crate::event::Event;
 use crate::operators::stash::{EventTimeStash, TimeStash};
-use crate::stats::F64Bits;
 use compact_str::CompactString;
-use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use timely::dataflow::StreamVec;
 use timely::dataflow::channels::pact::Exchange;
 use timely::dataflow::operators::generic::Operator;
 use timely::dataflow::operators::vec::Map;
-
-/// A session is forgotten after this much event time without events.
-const SESSION_MEMORY_MS: u64 = 3_600_000;
 
 /// One event of a session.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -31,21 +26,6 @@ pub struct SessionStep {
     pub session: CompactString,
     /// Event type.
     pub event_type: CompactString,
-}
-
-/// A transition between consecutive events of a session.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
-pub struct Transition {
-    /// Time of the `next` event.
-    pub ts: u64,
-    /// Session id.
-    pub session: CompactString,
-    /// Earlier event type.
-    pub prev: CompactString,
-    /// Later event type.
-    pub next: CompactString,
-    /// Time of the `prev` event.
-    pub prev_ts: u64,
 }
 
 /// Extension trait: rare-sequence alerts.
@@ -65,11 +45,11 @@ impl<'s> RareSequenceAlerts<'s> for StreamVec<'s, u64, Event> {
             })
         });
         let transitions = events.unary_frontier(
-            Exchange::new(|e: &SessionStep| crate::operators::route_hash(&e.session)),
+            Exchange::new(|e: &SessionStep| crate::shard::exchange_by(&e.session)),
             "SessionTransitions",
             move |_cap, _info| {
                 let mut stash: EventTimeStash<SessionStep> = EventTimeStash::new(epoch);
-                let mut last: FxHashMap<CompactString, (CompactString, u64)> = FxHashMap::default();
+                let mut sessions = SessionTransitions::default();
                 move |(input, frontier), output| {
                     input.for_each_stamp(|cap, batches| {
                         for batch in batches {
@@ -78,27 +58,24 @@ impl<'s> RareSequenceAlerts<'s> for StreamVec<'s, u64, Event> {
                             }
                         }
                     });
-                    stash.release(frontier, |cap, _ts, event| {
-                        let seen = (event.event_type.clone(), event.ts);
-                        if let Some((prev, prev_ts)) = last.insert(event.session.clone(), seen) {
+                    stash.release(frontier, |cap, _ts, step| {
+                        if let Some((prev, prev_ts)) = sessions.next(&step.session, &step.event_type, step.ts) {
+                            let next = step.event_type;
                             output.session(cap).give(Transition {
-                                ts: event.ts,
-                                session: event.session,
+                                ts: step.ts,
+                                session: step.session,
                                 prev,
-                                next: event.event_type,
+                                next,
                                 prev_ts,
                             });
                         }
                     });
-                    let done = EventTimeStash::<SessionStep>::done(frontier);
-                    if last.len() > 100_000 && done != u64::MAX {
-                        last.retain(|_, (_, ts)| ts.saturating_add(SESSION_MEMORY_MS) >= done);
-                    }
+                    sessions.prune(EventTimeStash::<SessionStep>::done(frontier));
                 }
             },
         );
         transitions.unary_frontier(
-            Exchange::new(|t: &Transition| crate::operators::route_hash(&t.prev)),
+            Exchange::new(|t: &Transition| crate::shard::exchange_by(&t.prev)),
             "RareTransitions",
             move |_cap, _info| {
                 let mut stash: TimeStash<Transition> = TimeStash::default();
@@ -109,37 +86,7 @@ impl<'s> RareSequenceAlerts<'s> for StreamVec<'s, u64, Event> {
                         batch.sort_unstable();
                         let mut session = output.session(&cap);
                         for t in batch {
-                            let (probability, support) = model.probability(&t.prev, &t.next);
-                            for rule in &rules.rare {
-                                if support >= rule.min_support && probability < rule.max_probability {
-                                    session.give(Alert {
-                                    time: t.ts,
-                                    rule: rule.name.as_str().into(),
-                                    kind: AlertKind::RareSequence,
-                                    severity: rule.severity,
-                                    aggregation: None,
-                                    group_by: "session_id".into(),
-                                    key: t.session.clone(),
-                                    window_start: t.prev_ts as i64,
-                                    window_end: t.ts,
-                                    metric: "transition_probability".into(),
-                                    observed: F64Bits::new(probability),
-                                    threshold: Some(F64Bits::new(rule.max_probability)),
-                                    zscore: None,
-                                    suppressed: 0,
-                                    message: format!(
-                                        "transition {} -> {} in session {} has probability {} (of {} seen after {})",
-                                        t.prev,
-                                        t.next,
-                                        t.session,
-                                        number(probability),
-                                        support,
-                                        t.prev
-                                    ),
-                                });
-                                }
-                            }
-                            model.learn(&t.prev, &t.next);
+                            session.give_iterator(judge_transition(&mut model, &rules.rare, &t).into_iter());
                         }
                     }
                 }

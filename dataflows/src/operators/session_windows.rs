@@ -9,6 +9,7 @@
 
 use crate::event::Event;
 use crate::record::{WindowKey, WindowRecord};
+use crate::shard::{Sharded, shard_of};
 use crate::stats::PartialStats;
 use crate::window::{AggregationPlan, Shape, epoch_of};
 use compact_str::CompactString;
@@ -41,7 +42,7 @@ pub struct SessionEvent {
 }
 
 /// An open session of one key.
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct OpenSession {
     /// First timestamp.
     pub first: u64,
@@ -89,9 +90,98 @@ pub fn insert_into_sessions(
     at
 }
 
+/// An aggregation and a group key: what sessions are kept per.
+pub type SessionKey = (u16, CompactString);
+
+/// The open sessions of every session aggregation on one worker (the keys the exchange sends
+/// it): the state of [`SessionWindows`], snapshot by the shard of (aggregation, key).
+pub struct OpenSessions {
+    gaps: FxHashMap<u16, u64>,
+    epoch: u64,
+    open: FxHashMap<SessionKey, Vec<OpenSession>>,
+}
+
+impl OpenSessions {
+    /// No sessions yet, for aggregations with these gaps and epochs of `epoch` ms.
+    pub fn new(gaps: FxHashMap<u16, u64>, epoch: u64) -> OpenSessions {
+        OpenSessions { gaps, epoch, open: FxHashMap::default() }
+    }
+
+    /// The emit time of a session: the epoch of its `last + gap - 1`.
+    fn emit_time(&self, aggregation: u16, session: &OpenSession) -> u64 {
+        epoch_of(session.last.saturating_add(self.gaps[&aggregation]).saturating_sub(1), self.epoch)
+    }
+
+    /// Adds an event to its key's sessions; returns the emit time under which the key must be
+    /// listed when its session moved to a new one (a busy key's session moves about once an
+    /// epoch, so keys are listed once per emit time, not once per event).
+    pub fn add(&mut self, event: SessionEvent) -> Option<(u64, SessionKey)> {
+        let gap = self.gaps[&event.aggregation];
+        let id = (event.aggregation, event.key);
+        let sessions = self.open.entry(id.clone()).or_default();
+        let at = insert_into_sessions(sessions, event.timestamp, gap, |stats| {
+            stats.add(event.is_error, event.latency_ms, event.value, event.user_id.as_ref())
+        });
+        let emit_at = epoch_of(sessions[at].last.saturating_add(gap).saturating_sub(1), self.epoch);
+        let session = &mut sessions[at];
+        if session.listed_at == emit_at {
+            return None;
+        }
+        session.listed_at = emit_at;
+        Some((emit_at, id))
+    }
+
+    /// Emits (to `emit`) and forgets the sessions of `id` due at `emit_at`. A key may be listed
+    /// twice (sessions it bridged were listed too): the second visit finds nothing due.
+    pub fn close_due(&mut self, id: &SessionKey, emit_at: u64, mut emit: impl FnMut(WindowRecord)) {
+        let gap = self.gaps[&id.0];
+        let epoch = self.epoch;
+        let Some(sessions) = self.open.get_mut(id) else { return };
+        sessions.retain(|s| {
+            if epoch_of(s.last.saturating_add(gap).saturating_sub(1), epoch) > emit_at {
+                return true;
+            }
+            let key = WindowKey {
+                aggregation: id.0,
+                start: s.first as i64,
+                end: s.last.saturating_add(gap),
+                key: id.1.clone(),
+            };
+            emit((key, s.stats.finish()));
+            false
+        });
+        if sessions.is_empty() {
+            self.open.remove(id);
+        }
+    }
+
+    /// Every open session, by the shard of (aggregation, key), as the exchange routes.
+    pub fn snapshot(&self) -> Sharded<(SessionKey, Vec<OpenSession>)> {
+        let mut out = Sharded::default();
+        for (id, sessions) in &self.open {
+            out.push(shard_of((id.0, &id.1)), (id.clone(), sessions.clone()));
+        }
+        out
+    }
+
+    /// Adds the sessions of `snapshot` (those of the shards this worker owns); returns the emit
+    /// times and keys to list them under.
+    pub fn restore(&mut self, snapshot: Sharded<(SessionKey, Vec<OpenSession>)>) -> Vec<(u64, SessionKey)> {
+        let mut listings = Vec::new();
+        for (id, mut sessions) in snapshot.into_entries() {
+            for session in sessions.iter_mut() {
+                session.listed_at = self.emit_time(id.0, session);
+                listings.push((session.listed_at, id.clone()));
+            }
+            self.open.insert(id, sessions);
+        }
+        listings
+    }
+}
+
 /// Sessions that may close at one emit time: the capability to emit them and their keys (in
 /// arrival order; the sinks sort).
-type Closing = (Capability<u64>, Vec<(u16, CompactString)>);
+type Closing = (Capability<u64>, Vec<SessionKey>);
 
 /// Extension trait: session windows.
 pub trait SessionWindows<'s> {
@@ -131,9 +221,9 @@ impl<'s> SessionWindows<'s> for StreamVec<'s, u64, Event> {
             out
         });
 
-        let route = |e: &SessionEvent| crate::operators::route_hash((e.aggregation, &e.key));
+        let route = |e: &SessionEvent| crate::shard::exchange_by((e.aggregation, &e.key));
         session_events.unary_frontier(Exchange::new(route), "SessionWindows", move |_cap, _info| {
-            let mut open: FxHashMap<(u16, CompactString), Vec<OpenSession>> = FxHashMap::default();
+            let mut sessions = OpenSessions::new(gaps, epoch);
             // Emit time → (capability, keys with a session that may close then).
             let mut closing: BTreeMap<u64, Closing> = BTreeMap::new();
 
@@ -141,18 +231,7 @@ impl<'s> SessionWindows<'s> for StreamVec<'s, u64, Event> {
                 input.for_each_stamp(|cap, batches| {
                     for batch in batches {
                         for event in batch.drain(..) {
-                            let gap = gaps[&event.aggregation];
-                            let id = (event.aggregation, event.key);
-                            let sessions = open.entry(id.clone()).or_default();
-                            let at = insert_into_sessions(sessions, event.timestamp, gap, |stats| {
-                                stats.add(event.is_error, event.latency_ms, event.value, event.user_id.as_ref())
-                            });
-                            // Listed once per emit time, not once per event: a busy key's session
-                            // moves to a later emit time about once an epoch.
-                            let session = &mut sessions[at];
-                            let emit_at = epoch_of(session.last + gap - 1, epoch);
-                            if session.listed_at != emit_at {
-                                session.listed_at = emit_at;
+                            if let Some((emit_at, id)) = sessions.add(event) {
                                 let (_, ids) =
                                     closing.entry(emit_at).or_insert_with(|| (cap.delayed(&emit_at, 0), Vec::new()));
                                 ids.push(id);
@@ -166,29 +245,10 @@ impl<'s> SessionWindows<'s> for StreamVec<'s, u64, Event> {
                         break;
                     }
                     let emit_at = *entry.key();
-                    // A key may be listed twice (sessions it bridged were listed too): the second
-                    // visit finds nothing due.
                     let (cap, ids) = entry.remove();
                     let mut session = output.session(&cap);
                     for id in ids {
-                        let gap = gaps[&id.0];
-                        let Some(sessions) = open.get_mut(&id) else { continue };
-                        sessions.retain(|s| {
-                            if epoch_of(s.last + gap - 1, epoch) > emit_at {
-                                return true;
-                            }
-                            let key = WindowKey {
-                                aggregation: id.0,
-                                start: s.first as i64,
-                                end: s.last + gap,
-                                key: id.1.clone(),
-                            };
-                            session.give((key, s.stats.finish()));
-                            false
-                        });
-                        if sessions.is_empty() {
-                            open.remove(&id);
-                        }
+                        sessions.close_due(&id, emit_at, |record| session.give(record));
                     }
                 }
             }
@@ -213,6 +273,39 @@ mod tests {
         assert_eq!(sessions_of(&[0, 5, 9, 30, 35], 10), vec![(0, 9, 3), (30, 35, 2)]);
         // Exactly the gap apart: a new session.
         assert_eq!(sessions_of(&[0, 10], 10), vec![(0, 0, 1), (10, 10, 1)]);
+    }
+
+    fn session_event(ts: u64, key: &str) -> SessionEvent {
+        SessionEvent {
+            aggregation: 0,
+            key: key.into(),
+            timestamp: ts,
+            is_error: false,
+            latency_ms: Some(1.0),
+            value: None,
+            user_id: Some(key.into()),
+        }
+    }
+
+    #[test]
+    fn open_sessions_list_once_per_emit_time_close_when_due_and_survive_a_restore() {
+        let gaps: FxHashMap<u16, u64> = [(0, 10_000)].into_iter().collect();
+        let mut sessions = OpenSessions::new(gaps.clone(), 1_000);
+        assert_eq!(sessions.add(session_event(1_200, "u1")), Some((11_000, (0, "u1".into()))));
+        assert_eq!(sessions.add(session_event(1_900, "u1")), None, "same emit time: listed once");
+        assert_eq!(sessions.add(session_event(2_500, "u1")).map(|l| l.0), Some(12_000));
+        sessions.add(session_event(50_000, "u2"));
+        let snapshot = sessions.snapshot();
+        let mut restored = OpenSessions::new(gaps, 1_000);
+        let mut listings = restored.restore(serde_json::from_str(&serde_json::to_string(&snapshot).unwrap()).unwrap());
+        listings.sort();
+        assert_eq!(listings, vec![(12_000, (0, "u1".into())), (59_000, (0, "u2".into()))]);
+        let mut closed = Vec::new();
+        restored.close_due(&(0, "u1".into()), 11_000, |r| closed.push(r));
+        assert!(closed.is_empty(), "not due yet: its last event moved it to 12000");
+        restored.close_due(&(0, "u1".into()), 12_000, |r| closed.push(r));
+        assert_eq!(closed.len(), 1);
+        assert_eq!((closed[0].0.start, closed[0].0.end, closed[0].1.scalar.count), (1_200, 12_500, 3));
     }
 
     #[test]

@@ -17,6 +17,7 @@
 
 use crate::event::Event;
 use crate::record::WindowKey;
+use crate::shard::{Sharded, shard_of};
 use crate::stats::{PartialStats, ScalarPartial};
 use crate::window::{AggregationPlan, FixedWindows, FlushSlots, Shape};
 use compact_str::CompactString;
@@ -71,6 +72,118 @@ struct FixedState {
     extras: BTreeMap<u64, KeyedPartials>,
 }
 
+/// One key's partial statistics in a pane (or in the extras of one window), as a checkpoint
+/// stores it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PaneEntry {
+    /// The aggregation.
+    pub aggregation: u16,
+    /// The pane's start, or, for an extra, the end of its window.
+    pub at: u64,
+    /// Whether it is a window's extra (an event late for the window's earlier panes' windows).
+    pub extra: bool,
+    /// The group key.
+    pub key: CompactString,
+    /// What the worker accumulated.
+    pub partial: PartialStats,
+}
+
+/// The open panes of every fixed-window aggregation on one worker: the state of
+/// [`WindowPartials`], snapshot by the shard of (aggregation, key).
+pub struct WindowPanes {
+    /// In the order of their first flush slot.
+    states: Vec<FixedState>,
+}
+
+impl WindowPanes {
+    /// Empty panes for the fixed-window `aggregations`, ordered by their first slot.
+    pub fn new(aggregations: &[AggregationPlan], slots: &FlushSlots) -> WindowPanes {
+        let mut states: Vec<FixedState> = aggregations
+            .iter()
+            .filter_map(|plan| match plan.shape {
+                Shape::Fixed(windows) => Some(FixedState {
+                    index: plan.index,
+                    windows,
+                    plan: *plan,
+                    panes: BTreeMap::new(),
+                    extras: BTreeMap::new(),
+                }),
+                Shape::Session { .. } => None,
+            })
+            .collect();
+        states.sort_by_key(|s| (slots.first_slot(s.index), s.index));
+        WindowPanes { states }
+    }
+
+    /// Adds an event to its pane of every aggregation it has a key for (or, when it is late for
+    /// some of a sliding window's earlier windows, to the extras of the windows it is on time
+    /// for). `opened` hears of every window end that gets its first data.
+    #[inline]
+    pub fn add(&mut self, event: &Event, mut opened: impl FnMut(u64)) {
+        for state in self.states.iter_mut() {
+            let Some(key) = state.plan.group_key(event) else { continue };
+            let w = state.windows;
+            let pane = w.pane_start(event.timestamp);
+            if pane + w.slide > event.watermark {
+                let partials = state.panes.entry(pane).or_insert_with(|| {
+                    w.window_ends(event.timestamp).for_each(&mut opened);
+                    KeyedPartials::default()
+                });
+                add(partials, key, event);
+                continue;
+            }
+            for end in w.window_ends(event.timestamp).filter(|end| *end > event.watermark) {
+                opened(end);
+                add(state.extras.entry(end).or_default(), key, event);
+            }
+        }
+    }
+
+    /// Every pane and extra, by the shard of (aggregation, key).
+    pub fn snapshot(&self) -> Sharded<PaneEntry> {
+        let mut out = Sharded::default();
+        for state in &self.states {
+            for (extra, map) in [(false, &state.panes), (true, &state.extras)] {
+                for (at, partials) in map {
+                    for (key, partial) in partials {
+                        let entry = PaneEntry {
+                            aggregation: state.index,
+                            at: *at,
+                            extra,
+                            key: key.clone(),
+                            partial: partial.clone(),
+                        };
+                        out.push(shard_of((state.index, key)), entry);
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// Adds the entries of `snapshot` (merging with what is there), and tells `opened` of every
+    /// window end they hold data for.
+    pub fn restore(&mut self, snapshot: Sharded<PaneEntry>, mut opened: impl FnMut(u64)) {
+        for entry in snapshot.into_entries() {
+            let Some(state) = self.states.iter_mut().find(|s| s.index == entry.aggregation) else { continue };
+            let w = state.windows;
+            let map = if entry.extra { &mut state.extras } else { &mut state.panes };
+            let partials = map.entry(entry.at).or_default();
+            match partials.get_mut(&entry.key) {
+                Some(existing) => existing.merge(&entry.partial),
+                None => {
+                    partials.insert(entry.key, entry.partial);
+                }
+            }
+            if entry.extra {
+                opened(entry.at);
+            } else {
+                w.window_ends(entry.at).for_each(&mut opened);
+            }
+        }
+    }
+}
+
 /// The flush of the windows ending at one time, in progress.
 struct Flush {
     end: u64,
@@ -109,21 +222,7 @@ impl<'s> WindowPartials<'s> for StreamVec<'s, u64, Event> {
         slots: FlushSlots,
         window_alerts: Option<ProbeHandle<u64>>,
     ) -> StreamVec<'s, u64, ContributionUpdate> {
-        let mut states: Vec<FixedState> = aggregations
-            .iter()
-            .filter_map(|plan| match plan.shape {
-                Shape::Fixed(windows) => Some(FixedState {
-                    index: plan.index,
-                    windows,
-                    plan: *plan,
-                    panes: BTreeMap::new(),
-                    extras: BTreeMap::new(),
-                }),
-                Shape::Session { .. } => None,
-            })
-            .collect();
-        // Closed in the order of their first slot.
-        states.sort_by_key(|s| (slots.first_slot(s.index), s.index));
+        let mut panes = WindowPanes::new(aggregations, &slots);
 
         let scope = self.scope();
         self.unary_frontier(Pipeline, "WindowPartials", move |_cap, info| {
@@ -134,7 +233,8 @@ impl<'s> WindowPartials<'s> for StreamVec<'s, u64, Event> {
 
             move |(input, frontier), output| {
                 input.for_each_stamp(|cap, batches| {
-                    let ensure = |end: u64, ends: &mut BTreeMap<u64, Capability<u64>>| {
+                    // A capability at the first slot time of every window end that gets data.
+                    let mut opened = |end: u64| {
                         ends.entry(end).or_insert_with(|| {
                             let at = cap.least().map_or(0, |t| *t);
                             cap.delayed(&slots.insert_time(end, 0).max(at), 0)
@@ -142,25 +242,7 @@ impl<'s> WindowPartials<'s> for StreamVec<'s, u64, Event> {
                     };
                     for batch in batches {
                         for event in batch.drain(..) {
-                            for state in states.iter_mut() {
-                                let Some(key) = state.plan.group_key(&event) else { continue };
-                                let w = state.windows;
-                                let pane = w.pane_start(event.timestamp);
-                                if pane + w.slide > event.watermark {
-                                    let partials = state.panes.entry(pane).or_insert_with(|| {
-                                        for end in w.window_ends(event.timestamp) {
-                                            ensure(end, &mut ends);
-                                        }
-                                        KeyedPartials::default()
-                                    });
-                                    add(partials, key, &event);
-                                    continue;
-                                }
-                                for end in w.window_ends(event.timestamp).filter(|end| *end > event.watermark) {
-                                    ensure(end, &mut ends);
-                                    add(state.extras.entry(end).or_default(), key, &event);
-                                }
-                            }
+                            panes.add(&event, &mut opened);
                         }
                     }
                 });
@@ -200,7 +282,7 @@ impl<'s> WindowPartials<'s> for StreamVec<'s, u64, Event> {
                         }
                         flush.alerts_until = None;
                     }
-                    let updates = slot_updates(flush, &mut states, &slots);
+                    let updates = slot_updates(flush, &mut panes, &slots);
                     output.session(&flush.cap).give_iterator(updates.into_iter());
                     let pause = next_slot(flush, &slots);
                     if pause && window_alerts.is_some() {
@@ -224,9 +306,9 @@ impl<'s> WindowPartials<'s> for StreamVec<'s, u64, Event> {
 }
 
 /// The updates of the next slot of `flush`, closing first the windows whose first slot it is.
-fn slot_updates(flush: &mut Flush, states: &mut [FixedState], slots: &FlushSlots) -> Vec<ContributionUpdate> {
+fn slot_updates(flush: &mut Flush, panes: &mut WindowPanes, slots: &FlushSlots) -> Vec<ContributionUpdate> {
     let slot = flush.next_slot;
-    while let Some(state) = states.get_mut(flush.closed) {
+    while let Some(state) = panes.states.get_mut(flush.closed) {
         if slots.first_slot(state.index) > slot {
             break;
         }
@@ -306,6 +388,89 @@ fn merge_into(into: &mut KeyedPartials, from: &KeyedPartials) {
             None => {
                 into.insert(key.clone(), partial.clone());
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::spec::{AggregationConfig, GroupBy, Millis, WindowConfig};
+
+    fn plans() -> Vec<AggregationPlan> {
+        let a = |name: &str, window, group_by| AggregationConfig { name: name.into(), window, group_by };
+        AggregationPlan::from_config(&[
+            a("t", WindowConfig::Tumbling { size: Millis(10_000) }, GroupBy::EventType),
+            a("s", WindowConfig::Sliding { size: Millis(20_000), slide: Millis(10_000) }, GroupBy::UserId),
+        ])
+    }
+
+    fn event(ts: u64, event_type: &str, user: &str, watermark: u64) -> Event {
+        Event {
+            event_type: event_type.into(),
+            user_id: Some(user.into()),
+            session_id: None,
+            timestamp: ts,
+            latency_ms: Some(ts as f64 / 100.0),
+            value: None,
+            is_error: ts.is_multiple_of(3),
+            watermark,
+        }
+    }
+
+    #[test]
+    fn panes_survive_a_snapshot_into_any_number_of_workers() {
+        let plans = plans();
+        let slots = FlushSlots::new(&plans, &[], 1_000);
+        let mut panes = WindowPanes::new(&plans, &slots);
+        let mut ends = std::collections::BTreeSet::new();
+        for i in 0..200u64 {
+            panes.add(&event(i * 173, ["a", "b", "c"][i as usize % 3], &format!("u{}", i % 7), 0), |end| {
+                ends.insert(end);
+            });
+        }
+        // One event late for the sliding window ending at 20000, on time for the one ending at 30000.
+        panes.add(&event(15_000, "a", "u1", 20_000), |end| {
+            ends.insert(end);
+        });
+        let snapshot = panes.snapshot();
+        let text = serde_json::to_string(&snapshot).unwrap();
+        for workers in [1, 3] {
+            let mut restored_ends = std::collections::BTreeSet::new();
+            let mut restored: Vec<WindowPanes> = (0..workers).map(|_| WindowPanes::new(&plans, &slots)).collect();
+            for (worker, panes) in restored.iter_mut().enumerate() {
+                let mine = serde_json::from_str::<Sharded<PaneEntry>>(&text).unwrap().owned_by(worker, workers);
+                panes.restore(mine, |end| {
+                    restored_ends.insert(end);
+                });
+            }
+            assert_eq!(restored_ends, ends, "{workers} workers");
+            // Merged over the workers, every window closes to the same partials as the original.
+            for end in &ends {
+                for position in 0..2 {
+                    let mut original = close_window(&mut clone_state(&panes.states[position]), *end);
+                    let mut merged = KeyedPartials::default();
+                    for worker in &restored {
+                        merge_into(&mut merged, &close_window(&mut clone_state(&worker.states[position]), *end));
+                    }
+                    let sorted = |m: &mut KeyedPartials| {
+                        let mut v: Vec<_> = m.drain().map(|(k, p)| (k, Contribution::from(p))).collect();
+                        v.sort();
+                        v
+                    };
+                    assert_eq!(sorted(&mut merged), sorted(&mut original), "end {end}, {workers} workers");
+                }
+            }
+        }
+    }
+
+    fn clone_state(state: &FixedState) -> FixedState {
+        FixedState {
+            index: state.index,
+            windows: state.windows,
+            plan: state.plan,
+            panes: state.panes.clone(),
+            extras: state.extras.clone(),
         }
     }
 }
