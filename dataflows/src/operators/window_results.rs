@@ -96,13 +96,24 @@ impl<'s> WindowResults<'s> for StreamVec<'s, u64, ContributionUpdate> {
             // Contributions enter at their flush slot's time and leave one tick later: the
             // insertion is the window's result, the retraction only clears state.
             .unary(Pipeline, "WindowRecords", |_cap, _info| {
+                let mut inserted: Vec<(u64, WindowRecord)> = Vec::new();
                 move |input, output| {
                     input.for_each_stamp(|cap, batches| {
-                        let mut session = output.session(&cap);
+                        // A batch may hold several slots' results (when the frontier jumps, as at
+                        // the end of a bounded input): each leaves at its own slot's time.
                         for batch in batches {
-                            session.give_iterator(
-                                batch.drain(..).filter(|(_, _, diff)| *diff > 0).map(|(record, _, _)| record),
-                            );
+                            inserted
+                                .extend(batch.drain(..).filter(|u| u.2 > 0).map(|(record, time, _)| (time, record)));
+                        }
+                        inserted.sort_by_key(|(time, _)| *time);
+                        let mut rest = inserted.drain(..).peekable();
+                        while let Some((time, first)) = rest.next() {
+                            let at = cap.delayed(&time, 0);
+                            let mut session = output.session(&at);
+                            session.give(first);
+                            while let Some((_, record)) = rest.next_if(|(t, _)| *t == time) {
+                                session.give(record);
+                            }
                         }
                     });
                 }
