@@ -8,4 +8,6 @@ scripts/services.sh start
 trap 'scripts/services.sh stop' EXIT
 # shellcheck disable=SC1091
 source target/services.env
+# A test that needs a service fails, rather than skips, when it is missing here.
+export RTSA_REQUIRE_SERVICES=1
 cargo test --all-targets "$@"

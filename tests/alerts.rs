@@ -59,19 +59,19 @@ fn partitions(incidents: bool, partitions: u32) -> Vec<Arc<MemoryLines>> {
 }
 
 fn run_with(sinks: &str, input: Vec<Arc<MemoryLines>>, workers: usize) -> Arc<RunControl> {
-    let config = config::load_str(&format!("{RULES}\n{sinks}"), Vec::new()).unwrap();
-    let control = Arc::new(RunControl::default());
-    let options = RunOptions { workers, cluster: None };
-    run::run(Arc::new(config), &options, Arc::new(MemorySource::new(input)), Output::Configured, control.clone())
-        .unwrap();
-    control
+    crate::util::run_memory(&format!("{RULES}\n{sinks}"), input, workers)
 }
 
 fn jsonl_sinks(dir: &Path) -> String {
     format!(
-        "sinks:\n  metrics: []\n  alerts: [ {{ kind: jsonl, path: {} }} ]\n  dead_letter: {{ kind: jsonl, path: {} }}\n",
-        dir.join("alerts.jsonl").display(),
-        dir.join("dead.jsonl").display()
+        r#"
+sinks:
+  metrics: []
+  alerts: [ {{ kind: jsonl, path: {alerts} }} ]
+  dead_letter: {{ kind: jsonl, path: {dead} }}
+"#,
+        alerts = dir.join("alerts.jsonl").display(),
+        dead = dir.join("dead.jsonl").display()
     )
 }
 
@@ -215,9 +215,7 @@ fn fire_events(count: usize) -> Vec<Arc<MemoryLines>> {
 
 #[test]
 fn alerts_reach_redis_a_flaky_webhook_and_kafka_once_each() {
-    let redis_url = std::env::var("RTSA_REDIS_URL").expect("RTSA_REDIS_URL is not set: run scripts/test.sh");
-    let brokers = std::env::var("RTSA_KAFKA_BROKERS").expect("RTSA_KAFKA_BROKERS is not set: run scripts/test.sh");
-    let python = std::env::var("RTSA_PYTHON").expect("RTSA_PYTHON is not set: run scripts/test.sh");
+    let crate::util::Services { redis_url, brokers, python, .. } = crate::services_or_skip!();
     let suffix = format!("{}-{}", std::process::id(), START % 1000);
     let stream = format!("test:alerts:{suffix}");
     let topic = format!("alerts-{suffix}");
@@ -403,6 +401,7 @@ impl Drop for OwnRedis {
 
 #[test]
 fn alerts_survive_a_redis_restart_once_each() {
+    crate::services_or_skip!();
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("redis");
     std::fs::create_dir_all(&data).unwrap();

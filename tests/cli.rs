@@ -3,9 +3,7 @@
 use std::io::Write;
 use std::process::{Command, Stdio};
 
-pub fn rtsa() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_rtsa"))
-}
+pub use crate::util::rtsa;
 
 #[test]
 fn an_invalid_config_lists_every_problem_and_exits_2() {
@@ -13,7 +11,12 @@ fn an_invalid_config_lists_every_problem_and_exits_2() {
     let path = dir.path().join("bad.yaml");
     std::fs::write(
         &path,
-        "source: { kind: file }\naggregations:\n  - { name: a, window: { kind: sliding, size: 5m, slide: 2m } }\n  - { name: a, window: { kind: tumbling, size: 1m }, group_by: planet }\n",
+        r#"
+source: { kind: file }
+aggregations:
+  - { name: a, window: { kind: sliding, size: 5m, slide: 2m } }
+  - { name: a, window: { kind: tumbling, size: 1m }, group_by: planet }
+"#,
     )
     .unwrap();
     let out = rtsa().args(["check", "--config"]).arg(&path).output().unwrap();
@@ -51,7 +54,12 @@ fn a_missing_input_file_is_a_runtime_error() {
     std::fs::write(
         &path,
         format!(
-            "source: {{ kind: file, path: {} }}\naggregations:\n  - {{ name: a, window: {{ kind: tumbling, size: 1m }} }}\nsinks: {{ metrics: [], dead_letter: {{ kind: jsonl, path: {} }} }}\n",
+            r#"
+source: {{ kind: file, path: {} }}
+aggregations:
+  - {{ name: a, window: {{ kind: tumbling, size: 1m }} }}
+sinks: {{ metrics: [], dead_letter: {{ kind: jsonl, path: {} }} }}
+"#,
             dir.path().join("nope.jsonl").display(),
             dir.path().join("dl.jsonl").display()
         ),
@@ -86,7 +94,12 @@ fn stdin_to_console_json_and_dead_letters() {
     std::fs::write(
         &path,
         format!(
-            "source: {{ kind: stdin }}\naggregations:\n  - {{ name: by_type, window: {{ kind: tumbling, size: 1m }}, group_by: event_type }}\nsinks: {{ metrics: [ {{ kind: console, json: true }} ], dead_letter: {{ kind: jsonl, path: {} }} }}\n",
+            r#"
+source: {{ kind: stdin }}
+aggregations:
+  - {{ name: by_type, window: {{ kind: tumbling, size: 1m }}, group_by: event_type }}
+sinks: {{ metrics: [ {{ kind: console, json: true }} ], dead_letter: {{ kind: jsonl, path: {} }} }}
+"#,
             dead.display()
         ),
     )
@@ -170,7 +183,13 @@ fn an_idle_live_partition_stops_holding_the_watermark() {
     std::fs::write(
         &path,
         format!(
-            "source: {{ kind: stdin }}\nwatermark: {{ max_out_of_orderness: 1s, idle_timeout: 1s }}\naggregations:\n  - {{ name: t, window: {{ kind: tumbling, size: 2s }}, group_by: none }}\nsinks: {{ metrics: [ {{ kind: console, json: true }} ], dead_letter: {{ kind: jsonl, path: {} }} }}\n",
+            r#"
+source: {{ kind: stdin }}
+watermark: {{ max_out_of_orderness: 1s, idle_timeout: 1s }}
+aggregations:
+  - {{ name: t, window: {{ kind: tumbling, size: 2s }}, group_by: none }}
+sinks: {{ metrics: [ {{ kind: console, json: true }} ], dead_letter: {{ kind: jsonl, path: {} }} }}
+"#,
             dir.path().join("dl.jsonl").display()
         ),
     )

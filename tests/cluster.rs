@@ -1,32 +1,25 @@
 //! Two processes wired by a hostfile give the same results as one.
 
-use crate::cli::rtsa;
-use crate::engine::{comparable, read_jsonl};
+use crate::util::{comparable, read_jsonl, rtsa};
+pub use crate::util::{free_port, wait_for_port};
 use std::path::Path;
-
-/// A port nothing listens on (for servers the tests start themselves).
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-/// Waits until something listens on `port` of 127.0.0.1.
-pub fn wait_for_port(port: u16, what: &str) {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(std::time::Instant::now() < deadline, "{what} did not start");
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
-}
 
 fn config(dir: &Path, out: &str) -> std::path::PathBuf {
     let path = dir.join(format!("{out}.yaml"));
     std::fs::write(
         &path,
         format!(
-            "source: {{ kind: generator, count: 40000, rate: 0, seed: 3, partitions: 4, start_ms: 1764230400000, event_time_rate: 400, users: 300, late_delay: 40s }}\n{}\nsinks:\n  metrics: [ {{ kind: jsonl, path: {} }} ]\n  dead_letter: {{ kind: jsonl, path: {} }}\n",
-            crate::engine::aggregations_yaml(),
-            dir.join(out).join("metrics.jsonl").display(),
-            dir.join(out).join("dead.jsonl").display()
+            r#"
+source: {{ kind: generator, count: 40000, rate: 0, seed: 3, partitions: 4, start_ms: 1764230400000,
+          event_time_rate: 400, users: 300, late_delay: 40s }}
+{aggregations}
+sinks:
+  metrics: [ {{ kind: jsonl, path: {metrics} }} ]
+  dead_letter: {{ kind: jsonl, path: {dead} }}
+"#,
+            aggregations = crate::engine::aggregations_yaml(),
+            metrics = dir.join(out).join("metrics.jsonl").display(),
+            dead = dir.join(out).join("dead.jsonl").display()
         ),
     )
     .unwrap();

@@ -1,10 +1,10 @@
 //! The engine against the brute-force reference, and against itself with more workers.
 
 use crate::reference::{self, RefAggregation, RefWindow};
+pub use crate::util::{comparable, read_jsonl};
+use crate::util::{memory_partitions, run_memory};
 use dataflows::control::{Counters, RunControl};
-use dataflows::memory::{MemoryLines, MemorySource};
-use rtsa::config::{self, GeneratorConfig, Millis};
-use rtsa::run::{self, Output, RunOptions};
+use rtsa::config::{GeneratorConfig, Millis};
 use rtsa::sources::generator::Generator;
 use serde_json::Value;
 use std::path::Path;
@@ -85,33 +85,17 @@ pub fn test_partitions(partitions: u32, per_partition: u64, seed: u64) -> Vec<Ve
 
 pub fn config_yaml(dir: &Path) -> String {
     format!(
-        "watermark: {{ max_out_of_orderness: 5s }}\n{}\nsinks:\n  metrics: [ {{ kind: jsonl, path: {m} }} ]\n  dead_letter: {{ kind: jsonl, path: {d} }}\n",
-        aggregations_yaml(),
-        m = dir.join("metrics.jsonl").display(),
-        d = dir.join("dead_letter.jsonl").display()
+        r#"
+watermark: {{ max_out_of_orderness: 5s }}
+{aggregations}
+sinks:
+  metrics: [ {{ kind: jsonl, path: {metrics} }} ]
+  dead_letter: {{ kind: jsonl, path: {dead} }}
+"#,
+        aggregations = aggregations_yaml(),
+        metrics = dir.join("metrics.jsonl").display(),
+        dead = dir.join("dead_letter.jsonl").display()
     )
-}
-
-pub fn read_jsonl(path: &Path) -> Vec<Value> {
-    std::fs::read_to_string(path)
-        .unwrap_or_default()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{}: bad line {l}: {e}", path.display())))
-        .collect()
-}
-
-/// Metrics lines without `emitted_at`, sorted: what must be identical between runs.
-pub fn comparable(records: &[Value]) -> Vec<String> {
-    let mut lines: Vec<String> = records
-        .iter()
-        .map(|r| {
-            let mut r = r.clone();
-            r.as_object_mut().expect("records are objects").remove("emitted_at");
-            r.to_string()
-        })
-        .collect();
-    lines.sort();
-    lines
 }
 
 pub struct EngineRun {
@@ -122,20 +106,7 @@ pub struct EngineRun {
 
 /// Runs the config `yaml` over in-memory `partitions` with `workers` workers.
 pub fn run_yaml(yaml: &str, partitions: &[Vec<Vec<u8>>], workers: usize) -> Arc<RunControl> {
-    let config = config::load_str(yaml, Vec::new()).unwrap();
-    let input: Vec<Arc<MemoryLines>> = partitions
-        .iter()
-        .map(|lines| {
-            let mut m = MemoryLines::default();
-            lines.iter().for_each(|l| m.push(l));
-            Arc::new(m)
-        })
-        .collect();
-    let control = Arc::new(RunControl::default());
-    let options = RunOptions { workers, cluster: None };
-    run::run(Arc::new(config), &options, Arc::new(MemorySource::new(input)), Output::Configured, control.clone())
-        .unwrap();
-    control
+    run_memory(yaml, memory_partitions(partitions), workers)
 }
 
 pub fn run_engine(partitions: &[Vec<Vec<u8>>], workers: usize) -> EngineRun {
@@ -211,11 +182,23 @@ fn results_do_not_depend_on_the_flush_slots_or_the_progress_mode() {
         let dir = tempfile::tempdir().unwrap();
         let path = |name: &str| dir.path().join(name).display().to_string();
         let yaml = format!(
-            "watermark: {{ max_out_of_orderness: 5s, epoch: {epoch} }}\nengine: {{ progress: {progress} }}\n{}\nanomalies:\n  - {{ kind: threshold, name: every_minute, aggregation: by_type_1m, metric: count, levels: {{ low: 0 }}, cooldown: 0s }}\n  - {{ kind: zscore, name: users_z, aggregation: by_user_30s, metric: count, history: 4, min_history: 2, levels: {{ low: 0.5 }}, cooldown: 0s }}\nsinks:\n  metrics: [ {{ kind: jsonl, path: {} }} ]\n  alerts: [ {{ kind: jsonl, path: {} }} ]\n  dead_letter: {{ kind: jsonl, path: {} }}\n",
-            aggregations_yaml(),
-            path("metrics.jsonl"),
-            path("alerts.jsonl"),
-            path("dead_letter.jsonl")
+            r#"
+watermark: {{ max_out_of_orderness: 5s, epoch: {epoch} }}
+engine: {{ progress: {progress} }}
+{aggregations}
+anomalies:
+  - {{ kind: threshold, name: every_minute, aggregation: by_type_1m, metric: count, levels: {{ low: 0 }}, cooldown: 0s }}
+  - {{ kind: zscore, name: users_z, aggregation: by_user_30s, metric: count, history: 4, min_history: 2,
+      levels: {{ low: 0.5 }}, cooldown: 0s }}
+sinks:
+  metrics: [ {{ kind: jsonl, path: {metrics} }} ]
+  alerts: [ {{ kind: jsonl, path: {alerts} }} ]
+  dead_letter: {{ kind: jsonl, path: {dead} }}
+"#,
+            aggregations = aggregations_yaml(),
+            metrics = path("metrics.jsonl"),
+            alerts = path("alerts.jsonl"),
+            dead = path("dead_letter.jsonl")
         );
         run_yaml(&yaml, &partitions, 2);
         let sorted = |name: &str| {

@@ -7,3 +7,4 @@ mod config_files;
 mod engine;
 mod kafka;
 mod reference;
+mod util;

@@ -1,0 +1,123 @@
+//! What the integration tests share: the binary, ports, JSONL files, in-memory runs, and the
+//! local services started by `scripts/services.sh` (a test that needs one and finds it missing
+//! says so and is skipped, unless `RTSA_REQUIRE_SERVICES` is set, as `scripts/test.sh` does, and
+//! then it fails with the same message).
+
+use dataflows::control::RunControl;
+use dataflows::memory::{MemoryLines, MemorySource};
+use rtsa::run::{self, Output, RunOptions};
+use serde_json::Value;
+use std::path::Path;
+use std::process::Command;
+use std::sync::Arc;
+
+/// The `rtsa` binary under test.
+pub fn rtsa() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_rtsa"))
+}
+
+/// A port nothing listens on (for servers the tests start themselves).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// Waits until something listens on `port` of 127.0.0.1.
+pub fn wait_for_port(port: u16, what: &str) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(std::time::Instant::now() < deadline, "{what} did not start");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+/// The records of a JSONL file (none when it does not exist).
+pub fn read_jsonl(path: &Path) -> Vec<Value> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{}: bad line {l}: {e}", path.display())))
+        .collect()
+}
+
+/// Records without `emitted_at`, sorted: what must be identical between runs.
+pub fn comparable(records: &[Value]) -> Vec<String> {
+    let mut lines: Vec<String> = records
+        .iter()
+        .map(|r| {
+            let mut r = r.clone();
+            r.as_object_mut().expect("records are objects").remove("emitted_at");
+            r.to_string()
+        })
+        .collect();
+    lines.sort();
+    lines
+}
+
+/// Lines of each partition as in-memory partitions.
+pub fn memory_partitions(partitions: &[Vec<Vec<u8>>]) -> Vec<Arc<MemoryLines>> {
+    partitions
+        .iter()
+        .map(|lines| {
+            let mut m = MemoryLines::default();
+            lines.iter().for_each(|l| m.push(l));
+            Arc::new(m)
+        })
+        .collect()
+}
+
+/// Runs the config `yaml` (its own sinks) over in-memory `partitions` with `workers` workers.
+pub fn run_memory(yaml: &str, partitions: Vec<Arc<MemoryLines>>, workers: usize) -> Arc<RunControl> {
+    let config = rtsa::config::load_str(yaml, Vec::new()).unwrap_or_else(|e| panic!("{e}\nin:\n{yaml}"));
+    let control = Arc::new(RunControl::default());
+    let options = RunOptions { workers, cluster: None };
+    run::run(Arc::new(config), &options, Arc::new(MemorySource::new(partitions)), Output::Configured, control.clone())
+        .unwrap();
+    control
+}
+
+/// The local services of `scripts/services.sh start` (from `target/services.env`).
+pub struct Services {
+    /// Kafka brokers, `host:port`.
+    pub brokers: String,
+    /// `redis://127.0.0.1:PORT`.
+    pub redis_url: String,
+    /// A Python with kafka-python, for reading topics back independently.
+    pub python: String,
+    /// The tansu binary, for tests that start a broker of their own.
+    pub tansu: String,
+}
+
+/// The services, or `None` (saying on stderr what is missing) when the tests were not started by
+/// `scripts/test.sh`; with `RTSA_REQUIRE_SERVICES` set a missing one fails the test instead.
+pub fn services(test: &str) -> Option<Services> {
+    let names = ["RTSA_KAFKA_BROKERS", "RTSA_REDIS_URL", "RTSA_PYTHON", "RTSA_TANSU"];
+    let missing: Vec<&str> = names.iter().copied().filter(|n| std::env::var(n).is_err()).collect();
+    if !missing.is_empty() {
+        let message = format!(
+            "{test}: needs the local services, but {} not set: run the tests with scripts/test.sh \
+             (or scripts/services.sh start && source target/services.env)",
+            missing.join(", ") + if missing.len() == 1 { " is" } else { " are" }
+        );
+        assert!(std::env::var("RTSA_REQUIRE_SERVICES").is_err(), "{message}");
+        eprintln!("skipped: {message}");
+        return None;
+    }
+    let var = |name: &str| std::env::var(name).unwrap_or_default();
+    Some(Services {
+        brokers: var("RTSA_KAFKA_BROKERS"),
+        redis_url: var("RTSA_REDIS_URL"),
+        python: var("RTSA_PYTHON"),
+        tansu: var("RTSA_TANSU"),
+    })
+}
+
+/// The services, or return from the test (see [`services`]).
+#[macro_export]
+macro_rules! services_or_skip {
+    () => {
+        match $crate::util::services(module_path!()) {
+            Some(services) => services,
+            None => return,
+        }
+    };
+}
