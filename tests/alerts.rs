@@ -37,10 +37,10 @@ fn partitions(incidents: bool, partitions: u32) -> Vec<Arc<MemoryLines>> {
         count: 200_000,
         rate: 0,
         seed: 5,
-        partitions,
+        partitions: std::num::NonZeroU32::new(partitions).unwrap(),
         start_ms: Some(START),
         event_time_rate: Some(100),
-        users: 2_000,
+        users: std::num::NonZeroU64::new(2_000).unwrap(),
         incidents,
         error_bursts: incidents,
         ..GeneratorConfig::default()

@@ -139,7 +139,7 @@ fn alert_latency(args: &BenchArgs, mut config: Config) -> Result<ExitCode, Error
         rate: args.rate,
         count: 0,
         seed: args.seed,
-        partitions: args.partitions,
+        partitions: std::num::NonZeroU32::new(args.partitions).unwrap_or(std::num::NonZeroU32::MIN),
         start_ms: None,
         event_time_rate: Some(args.rate),
         out_of_order_fraction: 0.0,

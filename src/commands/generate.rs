@@ -6,6 +6,7 @@ use crate::error::Error;
 use crate::sources::generator::Generator;
 use dataflows::control::wall_clock_ms;
 use std::io::Write;
+use std::num::{NonZeroU32, NonZeroU64};
 use std::process::ExitCode;
 
 /// The generator's flags, shared by `rtsa generate` and `rtsa produce`.
@@ -44,8 +45,8 @@ impl GenerateArgs {
             seed: self.seed,
             start_ms: self.start_ms,
             event_time_rate: self.event_time_rate,
-            users: self.users.max(1),
-            partitions: 1,
+            users: NonZeroU64::new(self.users).unwrap_or(NonZeroU64::MIN),
+            partitions: NonZeroU32::MIN,
             incidents: self.incidents,
             ..GeneratorConfig::default()
         };

@@ -327,11 +327,6 @@ fn validate_alerts(config: &Config, errors: &mut Vec<String>) {
                 if !matches!(r.group_by, GroupBy::UserId | GroupBy::SessionId) {
                     errors.push(format!("{path}.group_by: must be user_id or session_id"));
                 }
-                for (j, step) in r.steps.iter().enumerate() {
-                    if step.repeat == 0 {
-                        errors.push(format!("{path}.steps[{j}].repeat: must be at least 1"));
-                    }
-                }
                 if r.within.0 == 0 {
                     errors.push(format!("{path}.within: must be above 0"));
                 }
@@ -393,19 +388,7 @@ fn validate(config: &Config, errors: &mut Vec<String>) {
     if epoch == 0 {
         errors.push("watermark.epoch: must be at least 1ms".to_owned());
     }
-    if pipeline.engine.max_event_bytes == 0 {
-        errors.push("engine.max_event_bytes: must be above 0".to_owned());
-    }
-    if pipeline.engine.max_events_per_step == 0 {
-        errors.push("engine.max_events_per_step: must be above 0".to_owned());
-    }
     if let SourceConfig::Generator(g) = &config.source {
-        if g.partitions == 0 {
-            errors.push("source.partitions: must be at least 1".to_owned());
-        }
-        if g.users == 0 {
-            errors.push("source.users: must be at least 1".to_owned());
-        }
         for (name, fraction) in [("out_of_order_fraction", g.out_of_order_fraction), ("late_fraction", g.late_fraction)]
         {
             if !(0.0..=1.0).contains(&fraction) {
@@ -426,9 +409,6 @@ fn validate(config: &Config, errors: &mut Vec<String>) {
     }
     if config.kafka.bootstrap_servers.trim().is_empty() {
         errors.push("kafka.bootstrap_servers: must not be empty".to_owned());
-    }
-    if pipeline.engine.max_inflight_epochs == 0 {
-        errors.push("engine.max_inflight_epochs: must be at least 1".to_owned());
     }
     if pipeline.aggregations.is_empty() && errors.iter().all(|e| !e.starts_with("aggregations")) {
         errors.push("aggregations: at least one aggregation is needed".to_owned());
@@ -670,9 +650,24 @@ alerts:
         ] {
             assert!(errors.iter().any(|e| e.starts_with(prefix)), "no {prefix:?} in {errors:#?}");
         }
-        let text = "kafka: { partitions: 0 }\naggregations: [ { name: a, window: { kind: tumbling, size: 1m } } ]\n";
+        // Zero where zero means nothing: rejected by the types (NonZero*), every one at once.
+        let text = r#"
+source: { kind: generator, partitions: 0 }
+kafka: { partitions: 0 }
+engine: { max_events_per_step: 0 }
+aggregations: [ { name: a, window: { kind: tumbling, size: 1m } } ]
+anomalies:
+  - { kind: pattern, name: p, within: 1m, steps: [ { event_type: login, repeat: 0 } ] }
+"#;
         let errors = load_str(text, no_env()).unwrap_err().0;
-        assert!(errors[0].starts_with("kafka.partitions: invalid value: integer `0`"), "{errors:#?}");
+        for prefix in [
+            "source.partitions: invalid value: integer `0`",
+            "kafka.partitions: invalid value: integer `0`",
+            "engine.max_events_per_step: invalid value: integer `0`",
+            "anomalies[0].steps[0].repeat: invalid value: integer `0`",
+        ] {
+            assert!(errors.iter().any(|e| e.starts_with(prefix)), "no {prefix:?} in {errors:#?}");
+        }
     }
 
     #[test]

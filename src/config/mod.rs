@@ -11,7 +11,7 @@ pub use load::{ConfigErrors, load_default, load_file, load_str};
 
 use serde::{Deserialize, Serialize};
 use std::fmt;
-use std::num::NonZeroU32;
+use std::num::{NonZeroU32, NonZeroU64};
 use std::path::PathBuf;
 
 /// The whole pipeline description.
@@ -117,7 +117,7 @@ pub struct GeneratorConfig {
     pub seed: u64,
     /// Number of independent partitions (each with its own watermark), spread over the workers.
     #[serde(default = "default_generator_partitions")]
-    pub partitions: u32,
+    pub partitions: NonZeroU32,
     /// Event time of the first event, in Unix milliseconds; absent = the wall clock at start.
     #[serde(default)]
     pub start_ms: Option<u64>,
@@ -126,7 +126,7 @@ pub struct GeneratorConfig {
     pub event_time_rate: Option<u64>,
     /// Number of distinct users (Zipf-distributed activity).
     #[serde(default = "default_users")]
-    pub users: u64,
+    pub users: NonZeroU64,
     /// Share of events delivered out of order, by up to `max_delay`.
     #[serde(default = "default_out_of_order_fraction")]
     pub out_of_order_fraction: f64,
@@ -184,11 +184,11 @@ fn default_generator_rate() -> u64 {
 fn default_seed() -> u64 {
     7
 }
-fn default_generator_partitions() -> u32 {
-    4
+fn default_generator_partitions() -> NonZeroU32 {
+    NonZeroU32::new(4).unwrap_or(NonZeroU32::MIN)
 }
-fn default_users() -> u64 {
-    5_000
+fn default_users() -> NonZeroU64 {
+    NonZeroU64::new(5_000).unwrap_or(NonZeroU64::MIN)
 }
 fn default_out_of_order_fraction() -> f64 {
     0.01

@@ -21,6 +21,7 @@ use rand::{Rng, SeedableRng};
 use rand_distr::{Distribution, LogNormal, Zipf};
 use rustc_hash::FxHashMap;
 use serde::Serialize;
+use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -137,8 +138,8 @@ impl Generator {
             count,
             start_ms,
             ms_per_event: 1000.0 * f64::from(partitions) / config.effective_event_time_rate().max(1) as f64,
-            users: Zipf::new(config.users.max(1), 1.1).expect("Zipf parameters are valid for users >= 1"),
-            user_count: config.users.max(1),
+            users: Zipf::new(config.users.get(), 1.1).expect("Zipf parameters are valid for users >= 1"),
+            user_count: config.users.get(),
             sessions: FxHashMap::default(),
             type_weight_total: EVENT_TYPES.iter().map(|t| t.1).sum(),
             out_of_order_fraction: config.out_of_order_fraction,
@@ -291,15 +292,15 @@ impl Source for GeneratorSource {
         SourceKind { name: "generator", by_line: false }
     }
     fn partition_count(&self) -> u32 {
-        self.config.partitions
+        self.config.partitions.get()
     }
     fn open(&self, indexes: &[u32], from: &[(u32, PartitionPosition)]) -> Result<OwnedPartitions, SourceError> {
         Ok(indexes
             .iter()
             .map(|&p| {
-                let mut generator = Generator::new(&self.config, self.start_ms, p, self.config.partitions);
+                let mut generator = Generator::new(&self.config, self.start_ms, p, self.config.partitions.get());
                 generator.skip(start_of(from, p).next);
-                let partition = GeneratorPartition::new(generator, self.config.rate, self.config.partitions);
+                let partition = GeneratorPartition::new(generator, self.config.rate, self.config.partitions.get());
                 (p, Box::new(partition) as Box<dyn Partition>)
             })
             .collect())
@@ -314,7 +315,7 @@ pub fn generate_partitions(events: u64, partitions: u32, seed: u64, event_time_r
         count: events,
         rate: 0,
         seed,
-        partitions,
+        partitions: NonZeroU32::new(partitions).unwrap_or(NonZeroU32::MIN),
         start_ms: Some(1_764_230_400_000),
         event_time_rate: Some(event_time_rate),
         ..GeneratorConfig::default()
@@ -424,7 +425,8 @@ mod tests {
 
     #[test]
     fn a_partition_resumes_at_its_position_with_the_same_events() {
-        let source = GeneratorSource::new(&GeneratorConfig { partitions: 1, ..config() }, 1_764_230_400_000);
+        let source =
+            GeneratorSource::new(&GeneratorConfig { partitions: NonZeroU32::MIN, ..config() }, 1_764_230_400_000);
         let read = |from: &[(u32, PartitionPosition)], budget: usize| {
             let mut parts = source.open(&[0], from).unwrap();
             let mut lines = Vec::new();

@@ -15,7 +15,7 @@ pub use dataflows::source::{
 /// the wall clock, fixed once per run so that every worker and process agrees. A Kafka source
 /// asks the broker for its partition count here, so a missing topic fails before the run starts.
 pub fn open(config: &Config, start_ms: u64) -> Result<Box<dyn Source>, Error> {
-    let max_bytes = config.pipeline.engine.max_event_bytes;
+    let max_bytes = config.pipeline.engine.max_event_bytes.get();
     Ok(match &config.source {
         SourceConfig::File(f) => Box::new(file::FileSource::new(&f.path, max_bytes)),
         SourceConfig::Stdin(_) => Box::new(file::StdinSource::new(max_bytes)),

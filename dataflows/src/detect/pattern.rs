@@ -53,12 +53,12 @@ impl PatternState {
             return None;
         }
         // The last `total` relevant events must match the steps in order.
-        let total: usize = steps.iter().map(|s| s.repeat as usize).sum();
+        let total: usize = steps.iter().map(|s| s.repeat.get() as usize).sum();
         if self.events.len() < total {
             return None;
         }
         let start = self.events.len() - total;
-        let mut expected = steps.iter().flat_map(|s| std::iter::repeat_n(s, s.repeat as usize));
+        let mut expected = steps.iter().flat_map(|s| std::iter::repeat_n(s, s.repeat.get() as usize));
         let matched = self
             .events
             .range(start..)
@@ -98,7 +98,7 @@ impl PatternMatchers {
         let state = self.states.entry((index, key.into())).or_default();
         let ts = event.ts;
         let first = state.feed(&rule.steps, rule.within.0, event)?;
-        let steps = rule.steps.iter().map(|s| s.repeat).sum::<u32>();
+        let steps = rule.steps.iter().map(|s| s.repeat.get()).sum::<u32>();
         let field = rule.group_by.field_name();
         Some(
             Alert::new(&rule.name, AlertKind::Pattern, rule.severity, ts)
@@ -142,8 +142,16 @@ mod tests {
 
     fn brute_force() -> Vec<PatternStep> {
         vec![
-            PatternStep { event_type: Some("login".into()), status: Some(Status::Error), repeat: 5 },
-            PatternStep { event_type: Some("login".into()), status: Some(Status::Ok), repeat: 1 },
+            PatternStep {
+                event_type: Some("login".into()),
+                status: Some(Status::Error),
+                repeat: std::num::NonZeroU32::new(5).unwrap(),
+            },
+            PatternStep {
+                event_type: Some("login".into()),
+                status: Some(Status::Ok),
+                repeat: std::num::NonZeroU32::MIN,
+            },
         ]
     }
 

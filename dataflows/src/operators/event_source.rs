@@ -97,9 +97,9 @@ impl SourceState {
     fn read(&mut self, cap_time: u64, now: Instant, control: &RunControl) -> bool {
         let mut ready = false;
         let count = self.partitions.len();
-        let budget = self.engine.max_events_per_step.div_ceil(count.max(1));
+        let budget = self.engine.max_events_per_step.get().div_ceil(count.max(1));
         let (kind, out_of_orderness, epoch, max_bytes) =
-            (self.kind, self.out_of_orderness, self.epoch, self.engine.max_event_bytes);
+            (self.kind, self.out_of_orderness, self.epoch, self.engine.max_event_bytes.get());
         for step in 0..count {
             let partition = &mut self.partitions[(self.next_partition + step) % count];
             if partition.finished {
@@ -260,7 +260,7 @@ pub fn event_source<'s>(scope: Scope<'s, u64>, spec: EventSourceSpec) -> SourceS
         let dead_cap = capabilities.pop().expect("three outputs");
         let event_cap = capabilities.pop().expect("three outputs");
         let EventSourceSpec { kind, partitions, aggregations, watermark, engine, control, sinks_probe } = spec;
-        let max_ahead = engine.max_inflight_epochs.saturating_mul(watermark.epoch.0);
+        let max_ahead = engine.max_inflight_epochs.get().saturating_mul(watermark.epoch.0);
         let out_of_orderness = watermark.max_out_of_orderness.0;
         let epoch = watermark.epoch.0;
         let idle_timeout = watermark.idle_timeout.as_duration();
@@ -407,7 +407,10 @@ mod tests {
                 last_data: Instant::now(),
             }],
             aggregations: plan,
-            engine: EngineConfig { max_events_per_step: 10, ..EngineConfig::default() },
+            engine: EngineConfig {
+                max_events_per_step: std::num::NonZeroUsize::new(10).unwrap(),
+                ..EngineConfig::default()
+            },
             out_of_orderness: 2_000,
             epoch: 1_000,
             pending: BTreeMap::new(),

@@ -4,6 +4,7 @@
 use super::{GroupBy, Millis};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
+use std::num::NonZeroU32;
 
 /// Alert severity, most severe first in `ALL`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -322,7 +323,7 @@ pub struct PatternStep {
     pub status: Option<Status>,
     /// How many such events in a row (of the key's matching events).
     #[serde(default = "default_repeat")]
-    pub repeat: u32,
+    pub repeat: NonZeroU32,
 }
 
 /// `kind: pattern`.
@@ -485,8 +486,8 @@ fn default_min_history() -> usize {
 fn default_both() -> Direction {
     Direction::Both
 }
-fn default_repeat() -> u32 {
-    1
+fn default_repeat() -> NonZeroU32 {
+    NonZeroU32::MIN
 }
 fn default_pattern_group() -> GroupBy {
     GroupBy::UserId

@@ -15,6 +15,7 @@ pub use duration::{InvalidDuration, Millis};
 
 use serde::{Deserialize, Serialize};
 use std::fmt;
+use std::num::{NonZeroU64, NonZeroUsize};
 
 /// What the dataflows need of a config: everything but where events come from and go to.
 #[derive(Clone, Debug, Default, Serialize)]
@@ -71,13 +72,13 @@ fn default_epoch() -> Millis {
 pub struct EngineConfig {
     /// Largest accepted event in bytes; a longer one goes to the dead-letter sink as `too_large`.
     #[serde(default = "default_max_event_bytes")]
-    pub max_event_bytes: usize,
+    pub max_event_bytes: NonZeroUsize,
     /// Most events a source reads in one scheduling step before yielding to other operators.
     #[serde(default = "default_max_events_per_step")]
-    pub max_events_per_step: usize,
+    pub max_events_per_step: NonZeroUsize,
     /// How many epochs a source may read ahead of what the sinks have written (backpressure).
     #[serde(default = "default_max_inflight_epochs")]
-    pub max_inflight_epochs: u64,
+    pub max_inflight_epochs: NonZeroU64,
     /// Pin each worker thread to its own core (worker `i` to core `i mod cores`) when a process
     /// has no more workers than cores: otherwise the kernel tends to wake a worker on the core of
     /// the worker that woke it, and the two take turns instead of running side by side.
@@ -117,14 +118,14 @@ impl Default for EngineConfig {
     }
 }
 
-fn default_max_event_bytes() -> usize {
-    64 * 1024
+fn default_max_event_bytes() -> NonZeroUsize {
+    NonZeroUsize::new(64 * 1024).unwrap_or(NonZeroUsize::MIN)
 }
-fn default_max_events_per_step() -> usize {
-    4_096
+fn default_max_events_per_step() -> NonZeroUsize {
+    NonZeroUsize::new(4_096).unwrap_or(NonZeroUsize::MIN)
 }
-fn default_max_inflight_epochs() -> u64 {
-    120
+fn default_max_inflight_epochs() -> NonZeroU64 {
+    NonZeroU64::new(120).unwrap_or(NonZeroU64::MIN)
 }
 fn default_pin_workers() -> bool {
     true
