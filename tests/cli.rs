@@ -216,3 +216,96 @@ sinks: {{ metrics: [ {{ kind: console, json: true }} ], dead_letter: {{ kind: js
     drop(stdin);
     assert!(child.wait().unwrap().success());
 }
+
+/// Runs `rtsa run --config path`, failing the test if it does not finish within `limit`.
+fn run_within(path: &std::path::Path, limit: std::time::Duration) -> std::process::Output {
+    let child =
+        rtsa().args(["run", "--config"]).arg(path).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let id = child.id();
+    let (done, finished) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = done.send(child.wait_with_output());
+    });
+    match finished.recv_timeout(limit) {
+        Ok(output) => output.unwrap(),
+        Err(_) => {
+            let _ = std::process::Command::new("kill").args(["-9", &id.to_string()]).status();
+            panic!("rtsa run did not finish within {limit:?}");
+        }
+    }
+}
+
+#[test]
+fn hostile_timestamps_and_values_are_dead_letters_and_change_nothing_else() {
+    // Regressions: one event at u64::MAX hung a run; one stamped two hours ahead (a broken clock)
+    // or in the year 9999 made the rest late; -1e308 saturated a sum; "" was a key of its own.
+    let dir = tempfile::tempdir().unwrap();
+    let out = rtsa()
+        .args([
+            "generate",
+            "--count",
+            "20000",
+            "--start-ms",
+            "1764230400000",
+            "--event-time-rate",
+            "200",
+            "--seed",
+            "9",
+        ])
+        .output()
+        .unwrap();
+    let mut lines: Vec<String> = String::from_utf8(out.stdout).unwrap().lines().map(str::to_owned).collect();
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64;
+    let hostile = [
+        r#"{"event_type":"click","timestamp":18446744073709551615}"#.to_owned(),
+        format!(r#"{{"event_type":"click","timestamp":{}}}"#, now + 2 * 3_600_000),
+        r#"{"event_type":"click","timestamp":"9999-12-31T23:59:59.999Z"}"#.to_owned(),
+        r#"{"event_type":"click","timestamp":1764230400500,"value":-1e308}"#.to_owned(),
+        r#"{"event_type":"","timestamp":1764230400500}"#.to_owned(),
+        r#"{"event_type":"click","user_id":"","timestamp":1764230400500}"#.to_owned(),
+    ];
+    for (i, line) in hostile.iter().enumerate() {
+        lines.insert(100 + i * 1_000, line.clone());
+    }
+    let events = dir.path().join("events.jsonl");
+    std::fs::write(&events, lines.join("\n") + "\n").unwrap();
+    let path = dir.path().join("hostile.yaml");
+    std::fs::write(
+        &path,
+        format!(
+            r#"
+source: {{ kind: file, path: {events} }}
+watermark: {{ max_out_of_orderness: 5s }}
+aggregations:
+  - {{ name: by_type, window: {{ kind: tumbling, size: 1m }}, group_by: event_type }}
+  - {{ name: sessions, window: {{ kind: session, gap: 30s }}, group_by: user_id }}
+sinks:
+  metrics: [ {{ kind: jsonl, path: {metrics} }} ]
+  dead_letter: {{ kind: jsonl, path: {dead} }}
+"#,
+            events = events.display(),
+            metrics = dir.path().join("metrics.jsonl").display(),
+            dead = dir.path().join("dead.jsonl").display()
+        ),
+    )
+    .unwrap();
+    let out = run_within(&path, std::time::Duration::from_secs(60));
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let letters = crate::util::read_jsonl(&dir.path().join("dead.jsonl"));
+    let reasons = |reason: &str| letters.iter().filter(|l| l["reason"] == reason).count();
+    assert_eq!(reasons("future"), 2, "now + 2 h and the year 9999");
+    assert_eq!(reasons("bad_value"), 4, "u64::MAX, -1e308, an empty event type, an empty user id");
+    assert!(
+        letters.iter().filter(|l| l["reason"] != "late").all(|l| l["detail"].is_string()),
+        "every invalid one says why"
+    );
+    // The generator's own late events (0.1%) are all the late there is: nothing else turned late.
+    let late = reasons("late");
+    assert!(late < 20 * 2 * 2, "{late} late dead letters: the hostile events moved a watermark");
+    let metrics = crate::util::read_jsonl(&dir.path().join("metrics.jsonl"));
+    let counted: u64 =
+        metrics.iter().filter(|m| m["aggregation"] == "by_type").map(|m| m["count"].as_u64().unwrap()).sum();
+    let late_by_type = letters.iter().filter(|l| l["reason"] == "late" && l["aggregation"] == "by_type").count() as u64;
+    assert_eq!(counted + late_by_type, 20_000, "every valid event is counted or late");
+    assert!(metrics.iter().all(|m| m["key"] != "" && m["value"]["sum"].as_f64().is_none_or(|s| s.abs() < 1e12)));
+}

@@ -68,12 +68,15 @@ pub enum InvalidReason {
     MissingField,
     /// A field has the wrong type (or a timestamp that cannot be read).
     BadType,
-    /// A number that is not allowed (a negative latency).
+    /// A value that is not allowed: a negative latency, a number a window's sum cannot hold
+    /// exactly, a timestamp after the year 9999, an empty event type or group key.
     BadValue,
     /// Longer than `engine.max_event_bytes`.
     TooLarge,
     /// Not UTF-8.
     NotUtf8,
+    /// Stamped further ahead of the wall clock than `watermark.max_future_skew` (a broken clock).
+    Future,
 }
 
 impl InvalidReason {
@@ -87,6 +90,7 @@ impl InvalidReason {
             InvalidReason::BadValue => "bad_value",
             InvalidReason::TooLarge => "too_large",
             InvalidReason::NotUtf8 => "not_utf8",
+            InvalidReason::Future => "future",
         }
     }
 }
@@ -150,6 +154,15 @@ impl<'de> Deserialize<'de> for Timestamp {
     }
 }
 
+/// The latest event time accepted, 9999-12-31T23:59:59.999Z (the last RFC 3339 can write): far
+/// enough below `u64::MAX` that no window, session or slot arithmetic can overflow.
+pub const MAX_TIMESTAMP_MS: u64 = 253_402_300_799_999;
+
+/// The largest magnitude of a `latency_ms` or `value` accepted. Sums are kept as fixed-point
+/// integers with 40 fractional bits in an `i128` (`stats::FixedSum`, ±1.5e26): with values up
+/// to 1e15 a window's sum stays exact for more than 10^11 events; a larger value would saturate.
+pub const MAX_ABS_VALUE: f64 = 1e15;
+
 /// Parses one input (a line or a message) into an event, or says why it is invalid.
 pub fn parse_event(bytes: &[u8], max_bytes: usize) -> Result<Event, Invalid> {
     if bytes.len() > max_bytes {
@@ -164,6 +177,29 @@ pub fn parse_event(bytes: &[u8], max_bytes: usize) -> Result<Event, Invalid> {
     }
     if raw.latency_ms.is_some_and(|l| l < 0.0) {
         return Err(Invalid::new(InvalidReason::BadValue, "latency_ms is negative"));
+    }
+    for (name, number) in [("latency_ms", raw.latency_ms), ("value", raw.value)] {
+        if let Some(v) = number.filter(|v| v.abs() > MAX_ABS_VALUE) {
+            return Err(Invalid::new(
+                InvalidReason::BadValue,
+                format!("{name} {v:e} is beyond ±1e15: a window's sum of such values cannot be kept exactly"),
+            ));
+        }
+    }
+    if raw.timestamp.0 > MAX_TIMESTAMP_MS {
+        return Err(Invalid::new(
+            InvalidReason::BadValue,
+            format!("timestamp {} is after 9999-12-31T23:59:59.999Z", raw.timestamp.0),
+        ));
+    }
+    for (name, text) in [
+        ("event_type", Some(&raw.event_type)),
+        ("user_id", raw.user_id.as_ref()),
+        ("session_id", raw.session_id.as_ref()),
+    ] {
+        if text.is_some_and(|t| t.is_empty()) {
+            return Err(Invalid::new(InvalidReason::BadValue, format!("{name} is empty")));
+        }
     }
     Ok(Event {
         event_type: CompactString::from(raw.event_type.as_ref()),
@@ -246,6 +282,18 @@ mod tests {
     }
 
     #[test]
+    fn timestamps_from_0_to_the_year_9999_are_read_and_later_ones_refused() {
+        assert_eq!(parse_event(br#"{"event_type":"x","timestamp":0}"#, MAX).unwrap().timestamp, 0);
+        let last = parse_event(br#"{"event_type":"x","timestamp":"9999-12-31T23:59:59.999Z"}"#, MAX).unwrap();
+        assert_eq!(last.timestamp, MAX_TIMESTAMP_MS);
+        let line = format!(r#"{{"event_type":"x","timestamp":{}}}"#, MAX_TIMESTAMP_MS + 1);
+        assert_eq!(reason(line.as_bytes()), InvalidReason::BadValue);
+        assert_eq!(reason(br#"{"event_type":"x","timestamp":18446744073709551615}"#), InvalidReason::BadValue);
+        // Beyond u64, JSON reads a float: not an integer of milliseconds.
+        assert_eq!(reason(br#"{"event_type":"x","timestamp":18446744073709551616}"#), InvalidReason::BadType);
+    }
+
+    #[test]
     fn escaped_strings_are_unescaped() {
         let e = parse_event(br#"{"event_type":"a\"b\u00e9","timestamp":1}"#, MAX).unwrap();
         assert_eq!(e.event_type, "a\"bé");
@@ -269,6 +317,13 @@ mod tests {
         assert_eq!(reason(br#"{"event_type":"x","timestamp":1,"value":1e999}"#), InvalidReason::BadValue);
         assert_eq!(reason(br#"{"event_type":"x","timestamp":1,"value":NaN}"#), InvalidReason::InvalidJson);
         assert_eq!(reason(b"{\"event_type\":\"\xff\",\"timestamp\":1}"), InvalidReason::NotUtf8);
+        assert_eq!(reason(br#"{"event_type":"","timestamp":1}"#), InvalidReason::BadValue, "an empty event type");
+        assert_eq!(reason(br#"{"event_type":"x","user_id":"","timestamp":1}"#), InvalidReason::BadValue);
+        assert_eq!(reason(br#"{"event_type":"x","session_id":"","timestamp":1}"#), InvalidReason::BadValue);
+        assert_eq!(reason(br#"{"event_type":"x","timestamp":1,"value":-1e308}"#), InvalidReason::BadValue);
+        assert_eq!(reason(br#"{"event_type":"x","timestamp":1,"latency_ms":2e15}"#), InvalidReason::BadValue);
+        let detail = parse_event(br#"{"event_type":"x","timestamp":1,"value":-1e308}"#, MAX).unwrap_err().detail;
+        assert_eq!(detail, "value -1e308 is beyond ±1e15: a window's sum of such values cannot be kept exactly");
         let big = format!(r#"{{"event_type":"{}","timestamp":1}}"#, "x".repeat(100));
         assert_eq!(parse_event(big.as_bytes(), 50).unwrap_err().reason, InvalidReason::TooLarge);
     }

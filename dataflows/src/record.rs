@@ -179,6 +179,8 @@ pub struct DeadLetter {
     pub raw: String,
     /// Event time, when the input had a readable one.
     pub event_time: Option<u64>,
+    /// Why exactly, for invalid inputs (`timestamp … is after 9999-12-31…`, `user_id is empty`).
+    pub detail: Option<String>,
 }
 
 /// Raw text of a dead letter is cut to this many bytes for oversized inputs.
@@ -205,7 +207,14 @@ impl DeadLetter {
             by_line: kind.by_line,
             raw: String::from_utf8_lossy(cut).into_owned(),
             event_time,
+            detail: None,
         }
+    }
+
+    /// With the reason's detail.
+    pub fn because(mut self, detail: String) -> DeadLetter {
+        self.detail = Some(detail);
+        self
     }
 }
 
@@ -218,6 +227,8 @@ struct DeadLetterJson<'a> {
     position: String,
     raw: &'a str,
     event_time: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    detail: Option<&'a str>,
 }
 
 /// Encodes a dead-letter record as one line of JSON (no newline).
@@ -234,6 +245,7 @@ pub fn encode_dead_letter(letter: &DeadLetter, aggregations: &[AggregationConfig
         position,
         raw: &letter.raw,
         event_time: letter.event_time,
+        detail: letter.detail.as_deref(),
     };
     serde_json::to_string(&json).expect("a dead-letter record always serializes")
 }
@@ -286,16 +298,23 @@ mod tests {
             by_line: true,
             raw: "{\"a\":1}".into(),
             event_time: Some(1_764_230_400_123),
+            detail: None,
         };
         assert_eq!(
             encode_dead_letter(&letter, &[aggregation()]),
             r#"{"reason":"late","aggregation":"by_type_1m","source":"file","position":"line 123","raw":"{\"a\":1}","event_time":1764230400123}"#
         );
-        let invalid =
-            DeadLetter { aggregation: None, by_line: false, reason: "invalid_json".into(), event_time: None, ..letter };
+        let invalid = DeadLetter {
+            aggregation: None,
+            by_line: false,
+            reason: "invalid_json".into(),
+            event_time: None,
+            detail: Some("expected value at line 1 column 2".into()),
+            ..letter
+        };
         assert_eq!(
             encode_dead_letter(&invalid, &[]),
-            r#"{"reason":"invalid_json","source":"file","position":"partition 0 offset 123","raw":"{\"a\":1}","event_time":null}"#
+            r#"{"reason":"invalid_json","source":"file","position":"partition 0 offset 123","raw":"{\"a\":1}","event_time":null,"detail":"expected value at line 1 column 2"}"#
         );
     }
 }

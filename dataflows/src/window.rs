@@ -40,22 +40,25 @@ impl FixedWindows {
     }
 
     /// End of the last window that contains the pane starting at `pane_start`.
+    ///
+    /// Window arithmetic saturates at `u64::MAX` rather than overflow; event times stop at the
+    /// year 9999 (`event::MAX_TIMESTAMP_MS`) and window lengths at 100 years, so it never has to.
     #[inline]
     pub fn last_end_of_pane(&self, pane_start: u64) -> u64 {
-        pane_start + self.size
+        pane_start.saturating_add(self.size)
     }
 
     /// Ends of every window that contains `ts`, earliest first.
     pub fn window_ends(&self, ts: u64) -> impl Iterator<Item = u64> + use<> {
-        let first = self.pane_start(ts) + self.slide;
+        let first = self.pane_start(ts).saturating_add(self.slide);
         let slide = self.slide;
-        (0..self.panes_per_window()).map(move |k| first + k * slide)
+        (0..self.panes_per_window()).map(move |k| first.saturating_add(k.saturating_mul(slide)))
     }
 
     /// Every window `[start, end)` that contains `ts`, earliest first (start may be negative).
     pub fn windows(&self, ts: u64) -> impl Iterator<Item = (i64, u64)> + use<> {
-        let size = self.size;
-        self.window_ends(ts).map(move |end| (end as i64 - size as i64, end))
+        let size = i64::try_from(self.size).unwrap_or(i64::MAX);
+        self.window_ends(ts).map(move |end| (i64::try_from(end).unwrap_or(i64::MAX).saturating_sub(size), end))
     }
 
     /// Whether a window of this shape ends at `end`.
@@ -138,7 +141,7 @@ impl AggregationPlan {
             Shape::Fixed(w) => {
                 let pane = w.pane_start(ts);
                 Lateness {
-                    late_for_some: pane + w.slide <= watermark,
+                    late_for_some: pane.saturating_add(w.slide) <= watermark,
                     on_time_for_some: w.last_end_of_pane(pane) > watermark,
                 }
             }
@@ -252,7 +255,7 @@ impl FlushSlots {
     /// When a key of window `end` in `slot` is inserted; it is retracted one tick later.
     #[inline]
     pub fn insert_time(&self, end: u64, slot: u64) -> u64 {
-        if self.slots == 0 { end - 1 } else { end - 2 * (self.slots - slot) }
+        if self.slots == 0 { end.saturating_sub(1) } else { end.saturating_sub(2 * (self.slots - slot)) }
     }
 }
 
@@ -302,6 +305,25 @@ mod tests {
         let session = AggregationPlan { shape: Shape::Session { gap: 10 }, ..plan };
         assert!(session.lateness(99, 100).late_for_some);
         assert!(session.lateness(100, 100).on_time_for_some);
+    }
+
+    #[test]
+    fn no_timestamp_overflows_window_arithmetic() {
+        let w = FixedWindows { size: 300_000, slide: 60_000 };
+        for ts in [0, crate::event::MAX_TIMESTAMP_MS, u64::MAX] {
+            let ends: Vec<u64> = w.window_ends(ts).collect();
+            assert_eq!(ends.len(), 5, "{ts}");
+            assert!(ends.windows(2).all(|e| e[0] <= e[1]), "{ts}: {ends:?}");
+            assert!(w.windows(ts).all(|(start, end)| start < end as i64 || end > i64::MAX as u64), "{ts}");
+            let plan = AggregationPlan { index: 0, shape: Shape::Fixed(w), group_by: GroupBy::None };
+            let _ = (plan.lateness(ts, u64::MAX), plan.lateness(ts, 0), epoch_of(ts, 1_000));
+        }
+        // The last time an event may have: every window that holds it ends where it should.
+        let last = crate::event::MAX_TIMESTAMP_MS;
+        assert_eq!(w.window_ends(last).last(), Some(last - last % 60_000 + 300_000));
+        let slots = FlushSlots::new(&default_plans(), &[], 1_000);
+        assert_eq!(slots.insert_time(0, 0), 0);
+        assert!(slots.insert_time(u64::MAX, slots.count() - 1) < u64::MAX);
     }
 
     #[test]

@@ -382,9 +382,23 @@ fn validate_alerts(config: &Config, errors: &mut Vec<String>) {
 }
 
 /// Checks what serde cannot: relations between fields and limits.
+/// The longest window, gap, epoch or out-of-orderness: with event times up to the year 9999
+/// (`dataflows::event::MAX_TIMESTAMP_MS`), no window arithmetic comes near `u64::MAX`.
+const MAX_WINDOW_MS: u64 = 100 * 365 * 86_400_000;
+
 fn validate(config: &Config, errors: &mut Vec<String>) {
     let pipeline = &config.pipeline;
     let epoch = pipeline.watermark.epoch.0;
+    let watermark = &pipeline.watermark;
+    for (name, ms) in [
+        ("epoch", watermark.epoch.0),
+        ("max_out_of_orderness", watermark.max_out_of_orderness.0),
+        ("idle_timeout", watermark.idle_timeout.0),
+    ] {
+        if ms > MAX_WINDOW_MS {
+            errors.push(format!("watermark.{name}: must be at most 100 years"));
+        }
+    }
     if epoch == 0 {
         errors.push("watermark.epoch: must be at least 1ms".to_owned());
     }
@@ -427,7 +441,9 @@ fn validate(config: &Config, errors: &mut Vec<String>) {
             errors.push(format!("{path}.name: {:?} is used by an earlier aggregation", a.name));
         }
         let multiple = |what: &str, ms: u64, errors: &mut Vec<String>| {
-            if ms == 0 {
+            if ms > MAX_WINDOW_MS {
+                errors.push(format!("{path}.window.{what}: must be at most 100 years"));
+            } else if ms == 0 {
                 errors.push(format!("{path}.window.{what}: must be above 0"));
             } else if epoch > 0 && !ms.is_multiple_of(epoch) {
                 errors.push(format!(
@@ -450,6 +466,8 @@ fn validate(config: &Config, errors: &mut Vec<String>) {
             WindowConfig::Session { gap } => {
                 if gap.0 == 0 {
                     errors.push(format!("{path}.window.gap: must be above 0"));
+                } else if gap.0 > MAX_WINDOW_MS {
+                    errors.push(format!("{path}.window.gap: must be at most 100 years"));
                 }
             }
         }
@@ -592,6 +610,22 @@ anomalies:
         let env = vec![("RTSA__AGGREGATIONS__7__NAME".to_owned(), "x".to_owned())];
         let errors = load_str(text, env).unwrap_err().0;
         assert!(errors[0].starts_with("RTSA__AGGREGATIONS__7__NAME: index 7"), "{errors:?}");
+    }
+
+    #[test]
+    fn durations_beyond_a_hundred_years_are_refused() {
+        let text = r#"
+watermark: { max_out_of_orderness: 1000y }
+aggregations:
+  - { name: a, window: { kind: tumbling, size: 200y } }
+  - { name: b, window: { kind: session, gap: 300y } }
+"#;
+        let errors = load_str(text, no_env()).unwrap_err().0;
+        for path in ["watermark.max_out_of_orderness", "aggregations[0].window.size", "aggregations[1].window.gap"] {
+            assert!(errors.contains(&format!("{path}: must be at most 100 years")), "{path}: {errors:#?}");
+        }
+        let text = "watermark: { max_future_skew: off }\naggregations: [ { name: a, window: { kind: tumbling, size: 1m } } ]\n";
+        assert_eq!(load_str(text, no_env()).unwrap().pipeline.watermark.max_future_skew, crate::config::OrOff(None));
     }
 
     #[test]

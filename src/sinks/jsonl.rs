@@ -104,6 +104,7 @@ mod tests {
             by_line: true,
             raw: "{".into(),
             event_time: None,
+            detail: None,
         }
     }
 

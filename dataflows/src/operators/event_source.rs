@@ -10,7 +10,7 @@ use crate::control::{Counters, RunControl};
 use crate::event::{Event, parse_event};
 use crate::record::{DeadLetter, Position};
 use crate::source::{Partition, PartitionPosition, Poll, SourceKind};
-use crate::spec::{EngineConfig, WatermarkConfig};
+use crate::spec::{EngineConfig, Millis, WatermarkConfig};
 use crate::window::{AggregationPlan, epoch_of};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -82,6 +82,8 @@ pub struct SourceState {
     engine: EngineConfig,
     out_of_orderness: u64,
     epoch: u64,
+    /// How far ahead of the wall clock an event may be stamped (`None`: any time).
+    max_future_skew: Option<u64>,
     /// Events read, by the time they are sent at.
     pending: BTreeMap<u64, Vec<Event>>,
     letters: Vec<DeadLetter>,
@@ -100,6 +102,9 @@ impl SourceState {
         let budget = self.engine.max_events_per_step.get().div_ceil(count.max(1));
         let (kind, out_of_orderness, epoch, max_bytes) =
             (self.kind, self.out_of_orderness, self.epoch, self.engine.max_event_bytes.get());
+        // The latest acceptable event time, from the wall clock once per step.
+        let skew = self.max_future_skew.unwrap_or(0);
+        let latest = self.max_future_skew.map(|skew| crate::control::wall_clock_ms().saturating_add(skew));
         for step in 0..count {
             let partition = &mut self.partitions[(self.next_partition + step) % count];
             if partition.finished {
@@ -118,7 +123,21 @@ impl SourceState {
                     Err(invalid) => {
                         Counters::add(&control.counters.invalid_events, 1);
                         tracing::debug!(reason = invalid.reason.as_str(), detail = %invalid.detail, "invalid event");
-                        letters.push(DeadLetter::new(kind, position, invalid.reason.as_str(), None, bytes, None));
+                        let letter = DeadLetter::new(kind, position, invalid.reason.as_str(), None, bytes, None);
+                        letters.push(letter.because(invalid.detail));
+                    }
+                    Ok(event) if latest.is_some_and(|latest| event.timestamp > latest) => {
+                        // A broken clock: the event must not advance the watermark.
+                        Counters::add(&control.counters.invalid_events, 1);
+                        let ahead = event.timestamp.saturating_sub(latest.unwrap_or(0).saturating_sub(skew));
+                        let detail = format!(
+                            "timestamp {} is {:.0} s ahead of the wall clock (watermark.max_future_skew {})",
+                            event.timestamp,
+                            ahead as f64 / 1000.0,
+                            Millis(skew)
+                        );
+                        let at = Some(event.timestamp);
+                        letters.push(DeadLetter::new(kind, position, "future", None, bytes, at).because(detail));
                     }
                     Ok(mut event) => {
                         event.watermark = judged_against;
@@ -282,6 +301,7 @@ pub fn event_source<'s>(scope: Scope<'s, u64>, spec: EventSourceSpec) -> SourceS
             engine,
             out_of_orderness,
             epoch,
+            max_future_skew: watermark.max_future_skew.0.map(|skew| skew.0),
             pending: BTreeMap::new(),
             letters: Vec::new(),
             next_partition: 0,
@@ -293,8 +313,8 @@ pub fn event_source<'s>(scope: Scope<'s, u64>, spec: EventSourceSpec) -> SourceS
             let now = Instant::now();
             let stopping = control.stop_requested();
             // Backpressure: do not read further while the sinks lag too far behind.
-            let lagging =
-                sinks_probe.with_frontier(|f| f.first().is_some_and(|done| *event_cap.time() > done + max_ahead));
+            let lagging = sinks_probe
+                .with_frontier(|f| f.first().is_some_and(|done| *event_cap.time() > done.saturating_add(max_ahead)));
             if lagging && !stopping {
                 activator.activate_after(BACKPRESSURE_INTERVAL);
                 return;
@@ -387,6 +407,7 @@ mod tests {
             r#"{"event_type":"a","timestamp":10000}"#,
             "{broken",
             r#"{"event_type":"a","timestamp":20000}"#,
+            r#"{"event_type":"a","timestamp":253402300799999}"#,
             r#"{"event_type":"a","timestamp":1000}"#,
         ] {
             lines.push(line.as_bytes());
@@ -413,6 +434,7 @@ mod tests {
             },
             out_of_orderness: 2_000,
             epoch: 1_000,
+            max_future_skew: Some(3_600_000),
             pending: BTreeMap::new(),
             letters: Vec::new(),
             next_partition: 0,
@@ -422,13 +444,14 @@ mod tests {
         state.read(0, Instant::now(), &control);
         assert!(state.all_finished());
         let reasons: Vec<&str> = state.letters.iter().map(|l| l.reason.as_str()).collect();
-        assert_eq!(reasons, vec!["invalid_json", "late"], "ts 1000 is late once the watermark is 18000");
+        assert_eq!(reasons, vec!["invalid_json", "future", "late"], "ts 1000 is late once the watermark is 18000");
+        assert!(state.letters[1].detail.as_deref().is_some_and(|d| d.contains("ahead of the wall clock")));
         assert_eq!(state.pending.values().map(Vec::len).sum::<usize>(), 2);
         assert_eq!(
             state.snapshot(),
             vec![PartitionSnapshot {
                 index: 3,
-                position: PartitionPosition { next: 4, lines: 0 },
+                position: PartitionPosition { next: 5, lines: 0 },
                 max_timestamp: Some(20_000)
             }]
         );
@@ -437,7 +460,7 @@ mod tests {
             None,
             "finished partitions are not active"
         );
-        assert_eq!(state.seen_watermark(), 18_000);
+        assert_eq!(state.seen_watermark(), 18_000, "the event from the year 9999 moved no watermark");
         assert!(state.tell(18_000) && !state.tell(18_500) && state.tell(19_000));
     }
 

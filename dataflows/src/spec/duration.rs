@@ -62,9 +62,47 @@ impl serde::Serialize for Millis {
     }
 }
 
+/// A duration that can be switched off: `"off"` in YAML, else a humane duration.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct OrOff(pub Option<Millis>);
+
+impl fmt::Display for OrOff {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            Some(ms) => ms.fmt(f),
+            None => f.write_str("off"),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for OrOff {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        if text.trim() == "off" {
+            return Ok(OrOff(None));
+        }
+        Millis::parse(&text).map(|ms| OrOff(Some(ms))).map_err(serde::de::Error::custom)
+    }
+}
+
+impl serde::Serialize for OrOff {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.to_string())
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use super::Millis;
+    use super::{Millis, OrOff};
+
+    #[test]
+    fn a_duration_or_off() {
+        let read = |text: &str| serde_json::from_value::<OrOff>(serde_json::Value::String(text.into()));
+        assert_eq!(read("1h").unwrap(), OrOff(Some(Millis(3_600_000))));
+        assert_eq!(read("off").unwrap(), OrOff(None));
+        assert!(read("never").is_err());
+        assert_eq!(OrOff(None).to_string(), "off");
+    }
 
     #[test]
     fn parses_humane_durations() {

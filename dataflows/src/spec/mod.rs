@@ -11,7 +11,7 @@ pub use anomalies::{
     RareSequenceRule, RouteConfig, RuleKind, SeedConditions, SeedLevels, Severity, SinkKind, Status, ThresholdRule,
     ZscoreRule,
 };
-pub use duration::{InvalidDuration, Millis};
+pub use duration::{InvalidDuration, Millis, OrOff};
 
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -44,6 +44,10 @@ pub struct WatermarkConfig {
     /// Granularity of the engine's timely timestamps; window sizes and slides must be multiples.
     #[serde(default = "default_epoch")]
     pub epoch: Millis,
+    /// An event stamped further than this ahead of the wall clock when it is read is a dead
+    /// letter (`future`) and never advances a watermark; `off` accepts any time up to 9999.
+    #[serde(default = "default_max_future_skew")]
+    pub max_future_skew: OrOff,
 }
 
 impl Default for WatermarkConfig {
@@ -52,6 +56,7 @@ impl Default for WatermarkConfig {
             max_out_of_orderness: default_max_out_of_orderness(),
             idle_timeout: default_idle_timeout(),
             epoch: default_epoch(),
+            max_future_skew: default_max_future_skew(),
         }
     }
 }
@@ -64,6 +69,9 @@ fn default_idle_timeout() -> Millis {
 }
 fn default_epoch() -> Millis {
     Millis(1_000)
+}
+fn default_max_future_skew() -> OrOff {
+    OrOff(Some(Millis(3_600_000)))
 }
 
 /// The `engine:` section: run-time limits.
