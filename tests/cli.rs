@@ -309,3 +309,50 @@ sinks:
     assert_eq!(counted + late_by_type, 20_000, "every valid event is counted or late");
     assert!(metrics.iter().all(|m| m["key"] != "" && m["value"]["sum"].as_f64().is_none_or(|s| s.abs() < 1e12)));
 }
+
+#[test]
+fn a_stop_that_cannot_flush_ends_within_the_shutdown_timeout_and_says_what_was_lost() {
+    // A webhook that accepts connections and never answers: its alerts cannot be delivered, and
+    // closing the channel would wait for every retry.
+    let black_hole = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/alerts", black_hole.local_addr().unwrap());
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for stream in black_hole.incoming().flatten() {
+            held.push(stream);
+        }
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("stuck.yaml");
+    std::fs::write(
+        &path,
+        format!(
+            r#"
+source: {{ kind: generator, rate: 2000, partitions: 2 }}
+engine: {{ shutdown_timeout: 2s, status_interval: 0s }}
+aggregations:
+  - {{ name: t, window: {{ kind: tumbling, size: 1m }}, group_by: event_type }}
+anomalies:
+  - {{ kind: event, name: every_login, event_type: login, group_by: user_id, cooldown: 0s }}
+sinks:
+  metrics: []
+  alerts: [ {{ kind: webhook, url: "{url}", timeout: 5s, retries: 5 }} ]
+  dead_letter: {{ kind: jsonl, path: {dead} }}
+"#,
+            dead = dir.path().join("dead.jsonl").display()
+        ),
+    )
+    .unwrap();
+    let child =
+        rtsa().args(["run", "--config"]).arg(&path).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(1_500));
+    let _ = std::process::Command::new("kill").args(["-INT", &child.id().to_string()]).status();
+    let stopped = std::time::Instant::now();
+    let out = child.wait_with_output().unwrap();
+    let took = stopped.elapsed();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(took < std::time::Duration::from_secs(10), "took {took:?} to stop");
+    assert!(stderr.contains("did not finish within 2s (engine.shutdown_timeout)"), "{stderr}");
+    assert!(stderr.contains("alerts still queued for delivery"), "{stderr}");
+}

@@ -22,6 +22,8 @@ pub struct Counters {
     pub alerts: AtomicU64,
     /// Alerts a channel could not deliver (queue full, or delivery failed for good).
     pub alerts_undelivered: AtomicU64,
+    /// Alerts waiting in a channel's queue for delivery.
+    pub alerts_queued: AtomicU64,
 }
 
 impl Counters {

@@ -31,8 +31,24 @@ pub struct RunArgs {
     pub hostfile: Option<PathBuf>,
 }
 
-/// A signal handler: the first SIGINT/SIGTERM drains, one more a second later exits at once.
-fn on_signals(control: Arc<RunControl>) -> Result<(), Error> {
+/// What a stop that ran out of time leaves behind, for its last words.
+fn unfinished(control: &RunControl, timeout: Duration) -> String {
+    let c = &control.counters;
+    let queued = Counters::get(&c.alerts_queued);
+    format!(
+        "the stop did not finish within {} (engine.shutdown_timeout): {} events read; {} metrics records, {} dead letters and {} alerts written; {}windows still open and records not yet written are lost",
+        crate::config::Millis(timeout.as_millis() as u64),
+        Counters::get(&c.events_in),
+        Counters::get(&c.metrics_records),
+        Counters::get(&c.dead_letters),
+        Counters::get(&c.alerts),
+        if queued > 0 { format!("{queued} alerts still queued for delivery, ") } else { String::new() },
+    )
+}
+
+/// A signal handler: the first SIGINT/SIGTERM drains, and the process exits 1 if that takes
+/// longer than `shutdown_timeout`; one more signal a second later exits at once.
+fn on_signals(control: Arc<RunControl>, shutdown_timeout: Duration) -> Result<(), Error> {
     let first_signal = std::sync::Mutex::new(None::<Instant>);
     ctrlc::set_handler(move || {
         let mut first = first_signal.lock().unwrap_or_else(|p| p.into_inner());
@@ -47,6 +63,12 @@ fn on_signals(control: Arc<RunControl>) -> Result<(), Error> {
         *first = Some(Instant::now());
         eprintln!("rtsa: stopping: draining, flushing open windows (Ctrl-C again to exit at once)");
         control.request_stop();
+        let watched = control.clone();
+        std::thread::spawn(move || {
+            std::thread::sleep(shutdown_timeout);
+            eprintln!("rtsa: error: {}", unfinished(&watched, shutdown_timeout));
+            std::process::exit(1);
+        });
     })
     .map_err(|e| Error::Run(format!("cannot install the signal handler: {e}")))
 }
@@ -60,7 +82,7 @@ pub fn run(args: RunArgs) -> Result<ExitCode, Error> {
     };
     let options = RunOptions { workers: usize::from(args.workers), cluster };
     let control = Arc::new(RunControl::default());
-    on_signals(control.clone())?;
+    on_signals(control.clone(), config.pipeline.engine.shutdown_timeout.as_duration())?;
     if args.config.is_none() {
         eprintln!(
             "rtsa: running the embedded default: generator → 4 aggregations → console and ./rtsa-out/*.jsonl (Ctrl-C to stop)"

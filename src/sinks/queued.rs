@@ -40,6 +40,15 @@ pub trait Deliver: Send + 'static {
     fn deliver(&mut self, key: &str, body: &str) -> Result<(), DeliveryError>;
 }
 
+/// Counts an alert out of the queue when its delivery ends, however it ends.
+struct Dequeued<'a>(&'a RunControl);
+
+impl Drop for Dequeued<'_> {
+    fn drop(&mut self) {
+        self.0.counters.alerts_queued.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
 /// The sending side of a queued channel.
 pub struct QueuedChannel {
     name: String,
@@ -75,6 +84,7 @@ impl QueuedChannel {
             .name(format!("rtsa-{name}"))
             .spawn(move || {
                 for (key, body) in receiver {
+                    let _delivered = Dequeued(&counter);
                     let mut wait = retry.backoff;
                     let mut attempt = 0u32;
                     loop {
@@ -103,7 +113,7 @@ impl QueuedChannel {
     pub fn offer(&self, key: &str, body: &str) {
         let Some(sender) = &self.sender else { return };
         match sender.try_send((key.to_owned(), body.to_owned())) {
-            Ok(()) => {}
+            Ok(()) => Counters::add(&self.control.counters.alerts_queued, 1),
             Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
                 Counters::add(&self.control.counters.alerts_undelivered, 1);
                 tracing::error!(channel = %self.name, %key, "alert channel queue full; alert dropped");

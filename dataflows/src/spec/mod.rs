@@ -98,6 +98,10 @@ pub struct EngineConfig {
     /// When workers tell each other their progress.
     #[serde(default)]
     pub progress: ProgressMode,
+    /// After SIGINT/SIGTERM, the longest the engine takes to drain and flush before it gives up,
+    /// says what it could not flush and exits 1.
+    #[serde(default = "default_shutdown_timeout")]
+    pub shutdown_timeout: Millis,
 }
 
 /// `engine.progress`: when timely workers exchange progress.
@@ -122,6 +126,7 @@ impl Default for EngineConfig {
             pin_workers: default_pin_workers(),
             status_interval: default_status_interval(),
             progress: ProgressMode::default(),
+            shutdown_timeout: default_shutdown_timeout(),
         }
     }
 }
@@ -137,6 +142,9 @@ fn default_max_inflight_epochs() -> NonZeroU64 {
 }
 fn default_pin_workers() -> bool {
     true
+}
+fn default_shutdown_timeout() -> Millis {
+    Millis(30_000)
 }
 fn default_status_interval() -> Millis {
     Millis(30_000)
