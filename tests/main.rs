@@ -5,6 +5,7 @@ mod cli;
 mod cluster;
 mod config_files;
 mod engine;
+mod generative;
 mod kafka;
 mod reference;
 mod util;

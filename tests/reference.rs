@@ -80,16 +80,18 @@ fn parse(line: &[u8]) -> Option<RefEvent> {
     if latency.is_some_and(|l| l < 0.0) {
         return None;
     }
+    let value = opt_num("value")?;
+    // CONTRACT 2 and the README: values beyond ±1e15, times after 9999 and empty names are invalid.
+    let too_long = latency.is_some_and(|l| l > 1e12);
+    if too_long || [latency, value].iter().flatten().any(|v| v.abs() > 1e15) || ts > 253_402_300_799_999 {
+        return None;
+    }
+    let (user, session) = (opt_str("user_id")?, opt_str("session_id")?);
+    if event_type.is_empty() || user.as_deref() == Some("") || session.as_deref() == Some("") {
+        return None;
+    }
     let status = opt_str("status")?;
-    Some(RefEvent {
-        ts,
-        event_type,
-        user: opt_str("user_id")?,
-        session: opt_str("session_id")?,
-        latency,
-        value: opt_num("value")?,
-        error: status.as_deref() == Some("error"),
-    })
+    Some(RefEvent { ts, event_type, user, session, latency, value, error: status.as_deref() == Some("error") })
 }
 
 fn key_of(e: &RefEvent, group_by: &str) -> Option<String> {
@@ -201,6 +203,53 @@ pub fn nearest_rank(sorted: &[f64], p: f64) -> f64 {
     sorted[rank - 1]
 }
 
+/// The exactly rounded sum of floats (Shewchuk's algorithm, as Python's `math.fsum`): partial
+/// sums kept as non-overlapping floats, so cancellation loses nothing.
+pub fn exact_sum(values: &[f64]) -> f64 {
+    let mut partials: Vec<f64> = Vec::new();
+    for &v in values {
+        let mut x = v;
+        let mut kept = 0;
+        for i in 0..partials.len() {
+            let mut y = partials[i];
+            if x.abs() < y.abs() {
+                std::mem::swap(&mut x, &mut y);
+            }
+            let hi = x + y;
+            let lo = y - (hi - x);
+            if lo != 0.0 {
+                partials[kept] = lo;
+                kept += 1;
+            }
+            x = hi;
+        }
+        partials.truncate(kept);
+        partials.push(x);
+    }
+    // Round the partials, largest first, to the nearest float (half-even across partials).
+    let Some(mut hi) = partials.pop() else { return 0.0 };
+    let mut lo = 0.0;
+    while let Some(y) = partials.pop() {
+        let x = hi;
+        hi = x + y;
+        let yr = hi - x;
+        lo = y - yr;
+        if lo != 0.0 {
+            break;
+        }
+    }
+    if let Some(&next) = partials.last()
+        && ((lo < 0.0 && next < 0.0) || (lo > 0.0 && next > 0.0))
+    {
+        let y = lo * 2.0;
+        let x = hi + y;
+        if y == x - hi {
+            hi = x;
+        }
+    }
+    hi
+}
+
 fn close(a: f64, b: f64, relative: f64) -> bool {
     (a - b).abs() <= relative * a.abs().max(b.abs()).max(1e-300)
 }
@@ -258,7 +307,7 @@ pub fn compare(records: &[Value], expected: &Outcome) -> Vec<String> {
                 &l["max"],
                 lat[lat.len() - 1].to_string(),
             );
-            let mean = lat.iter().sum::<f64>() / lat.len() as f64;
+            let mean = exact_sum(&lat) / lat.len() as f64;
             check("latency.mean", close(l["mean"].as_f64().unwrap_or(-1.0), mean, 1e-9), &l["mean"], mean.to_string());
             for p in [50.0, 90.0, 95.0, 99.0] {
                 let exact = nearest_rank(&lat, p);
@@ -275,7 +324,7 @@ pub fn compare(records: &[Value], expected: &Outcome) -> Vec<String> {
             x.values.len().to_string(),
         );
         if !x.values.is_empty() {
-            let sum: f64 = x.values.iter().sum();
+            let sum = exact_sum(&x.values);
             let min = x.values.iter().copied().fold(f64::INFINITY, f64::min);
             let max = x.values.iter().copied().fold(f64::NEG_INFINITY, f64::max);
             check("value.sum", close(v["sum"].as_f64().unwrap_or(f64::NAN), sum, 1e-9), &v["sum"], sum.to_string());

@@ -163,6 +163,10 @@ pub const MAX_TIMESTAMP_MS: u64 = 253_402_300_799_999;
 /// to 1e15 a window's sum stays exact for more than 10^11 events; a larger value would saturate.
 pub const MAX_ABS_VALUE: f64 = 1e15;
 
+/// The longest `latency_ms` accepted (about 31 years): percentile buckets (3 significant digits
+/// over nanoseconds) reach 2^62 ns, 4.6e12 ms; a longer latency would be bucketed wrong.
+pub const MAX_LATENCY_MS: f64 = 1e12;
+
 /// Parses one input (a line or a message) into an event, or says why it is invalid.
 pub fn parse_event(bytes: &[u8], max_bytes: usize) -> Result<Event, Invalid> {
     if bytes.len() > max_bytes {
@@ -177,6 +181,12 @@ pub fn parse_event(bytes: &[u8], max_bytes: usize) -> Result<Event, Invalid> {
     }
     if raw.latency_ms.is_some_and(|l| l < 0.0) {
         return Err(Invalid::new(InvalidReason::BadValue, "latency_ms is negative"));
+    }
+    if let Some(l) = raw.latency_ms.filter(|l| *l > MAX_LATENCY_MS) {
+        return Err(Invalid::new(
+            InvalidReason::BadValue,
+            format!("latency_ms {l:e} is beyond 1e12 ms: its percentile bucket could not be kept to 3 digits"),
+        ));
     }
     for (name, number) in [("latency_ms", raw.latency_ms), ("value", raw.value)] {
         if let Some(v) = number.filter(|v| v.abs() > MAX_ABS_VALUE) {
@@ -321,7 +331,7 @@ mod tests {
         assert_eq!(reason(br#"{"event_type":"x","user_id":"","timestamp":1}"#), InvalidReason::BadValue);
         assert_eq!(reason(br#"{"event_type":"x","session_id":"","timestamp":1}"#), InvalidReason::BadValue);
         assert_eq!(reason(br#"{"event_type":"x","timestamp":1,"value":-1e308}"#), InvalidReason::BadValue);
-        assert_eq!(reason(br#"{"event_type":"x","timestamp":1,"latency_ms":2e15}"#), InvalidReason::BadValue);
+        assert_eq!(reason(br#"{"event_type":"x","timestamp":1,"latency_ms":2e12}"#), InvalidReason::BadValue);
         let detail = parse_event(br#"{"event_type":"x","timestamp":1,"value":-1e308}"#, MAX).unwrap_err().detail;
         assert_eq!(detail, "value -1e308 is beyond ±1e15: a window's sum of such values cannot be kept exactly");
         let big = format!(r#"{{"event_type":"{}","timestamp":1}}"#, "x".repeat(100));

@@ -265,6 +265,15 @@ impl WindowResult {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_longest_accepted_latency_is_bucketed_within_a_tenth_of_a_percent() {
+        // Pins the bound of event::MAX_LATENCY_MS: buckets reach 2^62 ns (4.6e12 ms).
+        for latency in [crate::event::MAX_LATENCY_MS, 0.0, 1e-6, 0.001, 87.5] {
+            let back = bucket_latency_ms(latency_bucket(latency));
+            assert!((back - latency).abs() <= 0.001 * latency.max(1e-6), "{latency} -> {back}");
+        }
+    }
     use rand::rngs::SmallRng;
     use rand::{Rng, SeedableRng};
     use rand_distr::{Distribution, LogNormal};
