@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Local services for tests and development (CONTRACT section 9).
 #
-#   scripts/services.sh start   install what is missing, start every service on 127.0.0.1 (idempotent),
+#   scripts/services.sh start   install what is missing, start every service on 127.0.0.1 (idempotent):
+#                               Redis, InfluxDB 1.x, VictoriaMetrics (the InfluxDB v2 write API), tansu;
 #                               write target/services.env (export NAME=value lines)
 #   scripts/services.sh stop    stop what `start` started, by PID
 #   scripts/services.sh status  show what is running
@@ -15,6 +16,9 @@ env_file="$root/target/services.env"
 cache="${RTSA_CACHE:-$HOME/.cache/rtsa}"
 redis_port="${RTSA_REDIS_PORT:-16379}"
 kafka_port="${RTSA_KAFKA_PORT:-19092}"
+influxdb_port="${RTSA_INFLUXDB_PORT:-18086}"
+influxdb_rpc_port="${RTSA_INFLUXDB_RPC_PORT:-18088}"
+victoria_port="${RTSA_VICTORIA_PORT:-18428}"
 tansu="$cache/tansu/bin/tansu"
 venv="$cache/venv"
 
@@ -56,6 +60,47 @@ start_redis() {
   log "redis on 127.0.0.1:$redis_port"
 }
 
+start_influxdb() { # InfluxDB 1.x (Debian's influxdb): /write, /query
+  if running influxdb; then return 0; fi
+  apt_install influxdb
+  mkdir -p "$data/influxdb"
+  cat >"$data/influxdb.conf" <<CONF
+reporting-disabled = true
+bind-address = "127.0.0.1:$influxdb_rpc_port"
+[meta]
+  dir = "$data/influxdb/meta"
+[data]
+  dir = "$data/influxdb/data"
+  wal-dir = "$data/influxdb/wal"
+  query-log-enabled = false
+[http]
+  enabled = true
+  bind-address = "127.0.0.1:$influxdb_port"
+  log-enabled = false
+[ifql]
+  enabled = false
+[monitor]
+  store-enabled = false
+[continuous_queries]
+  enabled = false
+CONF
+  /usr/bin/influxd -config "$data/influxdb.conf" >"$data/influxdb.log" 2>&1 &
+  echo $! >"$data/influxdb.pid"
+  wait_for_port influxdb "$influxdb_port"
+  log "influxdb (1.x API) on 127.0.0.1:$influxdb_port"
+}
+
+start_victoria_metrics() { # takes the InfluxDB v2 write API (/api/v2/write); read back with /api/v1/export
+  if running victoria-metrics; then return 0; fi
+  apt_install victoria-metrics
+  mkdir -p "$data/victoria-metrics"
+  /usr/bin/victoria-metrics -httpListenAddr "127.0.0.1:$victoria_port" -storageDataPath "$data/victoria-metrics" \
+    -retentionPeriod 100y -search.latencyOffset 0s -search.disableCache -loggerLevel WARN >"$data/victoria-metrics.log" 2>&1 &
+  echo $! >"$data/victoria-metrics.pid"
+  wait_for_port victoria-metrics "$victoria_port"
+  log "victoria-metrics (InfluxDB v2 write API) on 127.0.0.1:$victoria_port"
+}
+
 install_tansu() { # the Kafka-protocol broker, built once per machine (20-35 minutes)
   [[ -x "$tansu" ]] && return 0
   log "building the tansu Kafka broker from crates.io into $cache/tansu (once per machine, 20-35 minutes)"
@@ -88,6 +133,8 @@ export RTSA_REDIS_URL=redis://127.0.0.1:$redis_port
 export RTSA_KAFKA_BROKERS=127.0.0.1:$kafka_port
 export RTSA_PYTHON=$venv/bin/python
 export RTSA_TANSU=$tansu
+export RTSA_INFLUXDB_V1_URL=http://127.0.0.1:$influxdb_port
+export RTSA_INFLUXDB_V2_URL=http://127.0.0.1:$victoria_port
 ENV
 }
 
@@ -108,6 +155,8 @@ case "${1:-}" in
   start)
     mkdir -p "$data" "$cache"
     start_redis
+    start_influxdb
+    start_victoria_metrics
     start_kafka
     install_python_clients
     write_env
@@ -115,10 +164,12 @@ case "${1:-}" in
     ;;
   stop)
     stop_one redis
+    stop_one influxdb
+    stop_one victoria-metrics
     stop_one tansu
     ;;
   status)
-    for s in redis tansu; do
+    for s in redis influxdb victoria-metrics tansu; do
       if running "$s"; then echo "$s: running (pid $(cat "$data/$s.pid"))"; else echo "$s: stopped"; fi
     done
     ;;

@@ -5,9 +5,10 @@
 
 use super::{
     AggregationConfig, AlertsConfig, AnomalyConfig, Config, ConsoleSinkConfig, EngineConfig, EventRule,
-    FileSourceConfig, GeneratorConfig, GroupBy, JsonlSinkConfig, KafkaConfig, KafkaSinkConfig, KafkaSourceConfig,
-    Levels, PatternRule, Pipeline, RareSequenceRule, RedisSinkConfig, SinkConfig, SinkRole, SinksConfig, SourceConfig,
-    StdinSourceConfig, ThresholdRule, WatermarkConfig, WebhookSinkConfig, WindowConfig, ZscoreRule,
+    FileSourceConfig, GeneratorConfig, GroupBy, InfluxApi, InfluxSinkConfig, JsonlSinkConfig, KafkaConfig,
+    KafkaSinkConfig, KafkaSourceConfig, Levels, PatternRule, Pipeline, RareSequenceRule, RedisSinkConfig, SinkConfig,
+    SinkRole, SinksConfig, SourceConfig, StdinSourceConfig, ThresholdRule, WatermarkConfig, WebhookSinkConfig,
+    WindowConfig, ZscoreRule,
 };
 use serde::de::DeserializeOwned;
 use serde_yaml_ng::{Mapping, Value};
@@ -145,6 +146,7 @@ impl KindTagged for SinkConfig {
             "kafka" => fails::<KafkaSinkConfig>(body, path, errors),
             "redis" => fails::<RedisSinkConfig>(body, path, errors),
             "webhook" => fails::<WebhookSinkConfig>(body, path, errors),
+            "influxdb" => fails::<InfluxSinkConfig>(body, path, errors),
             _ => false,
         }
     }
@@ -486,6 +488,26 @@ fn validate(config: &Config, errors: &mut Vec<String>) {
             && k.topic.as_deref().is_some_and(|t| t.trim().is_empty())
         {
             errors.push(format!("{path}.topic: must not be empty"));
+        }
+        if let SinkConfig::Influxdb(i) = sink {
+            if !(i.url.starts_with("http://") || i.url.starts_with("https://")) {
+                errors.push(format!("{path}.url: must start with http:// or https://"));
+            }
+            let misplaced = match i.api {
+                InfluxApi::V1 => {
+                    [("org", i.org.is_some()), ("bucket", i.bucket.is_some()), ("token_env", i.token_env.is_some())]
+                }
+                InfluxApi::V2 => [
+                    ("database", i.database.is_some()),
+                    ("username", i.username.is_some()),
+                    ("password_env", i.password_env.is_some()),
+                ],
+            };
+            for (field, set) in misplaced {
+                if set {
+                    errors.push(format!("{path}.{field}: not a setting of api {}", i.api.as_str()));
+                }
+            }
         }
         if let SinkConfig::Jsonl(j) = sink {
             if j.path.as_os_str().is_empty() {

@@ -339,15 +339,105 @@ pub enum SinkConfig {
     Redis(RedisSinkConfig),
     /// Alerts only: HTTP POST of each alert's JSON.
     Webhook(WebhookSinkConfig),
+    /// Metrics records, alerts and the engine's counters as InfluxDB points.
+    Influxdb(InfluxSinkConfig),
 }
 
-/// `kind: redis` (alert sinks).
+/// `kind: influxdb`: InfluxDB 1.x (`api: v1`) or 2.x (`api: v2`, or anything that takes its write
+/// API, such as VictoriaMetrics).
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct InfluxSinkConfig {
+    /// Which write API.
+    pub api: InfluxApi,
+    /// The server, `http://host:port`.
+    pub url: String,
+    /// v1: the database (default `rtsa`).
+    #[serde(default)]
+    pub database: Option<String>,
+    /// v1: the user, if the server has authentication on.
+    #[serde(default)]
+    pub username: Option<String>,
+    /// v1: the environment variable holding the user's password.
+    #[serde(default)]
+    pub password_env: Option<String>,
+    /// v2: the organisation (default `rtsa`).
+    #[serde(default)]
+    pub org: Option<String>,
+    /// v2: the bucket (default `rtsa`).
+    #[serde(default)]
+    pub bucket: Option<String>,
+    /// v2: the environment variable holding the API token (`Authorization: Token …`).
+    #[serde(default)]
+    pub token_env: Option<String>,
+    /// Measurement of metrics records.
+    #[serde(default = "default_measurement")]
+    pub measurement: String,
+    /// Measurement of alerts (when the sink is an alert channel).
+    #[serde(default = "default_alerts_measurement")]
+    pub alerts_measurement: String,
+    /// Whether a metrics sink also writes the engine's counters (`rtsa_engine`) every
+    /// `engine.metrics_interval` and at the end.
+    #[serde(default = "default_true")]
+    pub engine_metrics: bool,
+    /// Lines per write.
+    #[serde(default = "default_influx_batch")]
+    pub batch_size: std::num::NonZeroUsize,
+    /// The longest a line waits for its batch to fill.
+    #[serde(default = "default_influx_linger")]
+    pub linger: Millis,
+    /// Timeout of one write.
+    #[serde(default = "default_webhook_timeout")]
+    pub timeout: Millis,
+}
+
+/// `api` of an InfluxDB sink.
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum InfluxApi {
+    /// `/write?db=…`.
+    V1,
+    /// `/api/v2/write?org=…&bucket=…`.
+    V2,
+}
+
+impl InfluxApi {
+    /// As written in configs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            InfluxApi::V1 => "v1",
+            InfluxApi::V2 => "v2",
+        }
+    }
+}
+
+fn default_measurement() -> String {
+    "rtsa_metrics".to_owned()
+}
+fn default_alerts_measurement() -> String {
+    "rtsa_alerts".to_owned()
+}
+fn default_influx_batch() -> std::num::NonZeroUsize {
+    std::num::NonZeroUsize::new(5_000).unwrap_or(std::num::NonZeroUsize::MIN)
+}
+fn default_influx_linger() -> Millis {
+    Millis(1_000)
+}
+
+/// `kind: redis`: as an alert channel, a capped stream and a pub/sub channel; as a metrics sink,
+/// the latest window of every (aggregation, key) as a hash (CONTRACT 4.2).
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct RedisSinkConfig {
     /// `redis://host:port[/db]`; default: `$RTSA_REDIS_URL`, else `redis://127.0.0.1:6379`.
     #[serde(default)]
     pub url: Option<String>,
+    /// Metrics: hashes live at `{key_prefix}:metrics:{aggregation}:{key}`.
+    #[serde(default = "default_key_prefix")]
+    pub key_prefix: String,
+    /// Metrics: each hash expires this long after its last write.
+    #[serde(default = "default_redis_ttl")]
+    pub ttl: Millis,
     /// Stream alerts are appended to.
     #[serde(default = "default_redis_stream")]
     pub stream: String,
@@ -395,6 +485,12 @@ pub struct WebhookSinkConfig {
     pub queue: usize,
 }
 
+fn default_key_prefix() -> String {
+    "rtsa".to_owned()
+}
+fn default_redis_ttl() -> Millis {
+    Millis(3_600_000)
+}
 fn default_redis_stream() -> String {
     "rtsa:alerts".to_owned()
 }
@@ -426,6 +522,7 @@ impl SinkConfig {
             SinkConfig::Kafka(_) => SinkKind::Kafka,
             SinkConfig::Redis(_) => SinkKind::Redis,
             SinkConfig::Webhook(_) => SinkKind::Webhook,
+            SinkConfig::Influxdb(_) => SinkKind::Influxdb,
         }
     }
 
@@ -433,7 +530,8 @@ impl SinkConfig {
     pub fn takes(&self, role: SinkRole) -> bool {
         match self {
             SinkConfig::Jsonl(_) | SinkConfig::Console(_) | SinkConfig::Kafka(_) => true,
-            SinkConfig::Redis(_) | SinkConfig::Webhook(_) => role == SinkRole::Alerts,
+            SinkConfig::Redis(_) | SinkConfig::Influxdb(_) => role != SinkRole::DeadLetters,
+            SinkConfig::Webhook(_) => role == SinkRole::Alerts,
         }
     }
 }
@@ -498,6 +596,7 @@ impl fmt::Display for SinkConfig {
             SinkConfig::Kafka(c) => write!(f, "kafka topic {}", c.topic.as_deref().unwrap_or("(the default)")),
             SinkConfig::Redis(c) => write!(f, "redis stream {} and channel {}", c.stream, c.channel),
             SinkConfig::Webhook(c) => write!(f, "webhook {}", c.url),
+            SinkConfig::Influxdb(c) => write!(f, "influxdb {} ({})", c.url, c.api.as_str()),
             SinkConfig::Console(c) => {
                 write!(f, "console{}", if c.json { " (json)" } else { "" })?;
                 if !c.aggregations.is_empty() {

@@ -7,11 +7,14 @@
 //! | `jsonl.rs` | JSON lines appended to a file; truncated to a checkpoint's length on resume |
 //! | `console.rs` | readable or JSON lines on standard output |
 //! | `kafka.rs` | one message per record, keyed; the producer's delivery reports |
-//! | `redis.rs` | alerts: `XADD` + `PUBLISH`, once per alert id |
+//! | `redis.rs` (alerts) | `XADD` + `PUBLISH`, once per alert id |
 //! | `webhook.rs` | alerts: HTTP POST with an idempotency key and an HMAC signature |
+//! | `influxdb/` | metrics, alerts and engine counters as line protocol (`line_protocol.rs`), batched, gzipped, retried |
+//! | `redis.rs` (metrics) | the latest window per (aggregation, key) as a hash with a TTL |
 //! | `queued.rs` | delivery from a bounded queue on a thread of its own (Redis, webhooks) |
 
 pub mod console;
+pub mod influxdb;
 pub mod jsonl;
 pub mod kafka;
 pub mod queued;
@@ -42,6 +45,11 @@ pub fn open(
         SinkConfig::Console(c) => Box::new(console::ConsoleSink::new(c.json, &c.aggregations, aggregations)),
         SinkConfig::Kafka(k) => {
             Box::new(kafka::KafkaSink::open(&config.kafka, &config.topic_of(role, k), aggregations)?)
+        }
+        SinkConfig::Redis(r) if role == SinkRole::Metrics => Box::new(redis::RedisMetricsSink::open(r, aggregations)?),
+        SinkConfig::Influxdb(i) => {
+            let engine = (role == SinkRole::Metrics).then(|| config.pipeline.engine.metrics_interval.as_duration());
+            Box::new(influxdb::InfluxSink::open(i, aggregations, engine, control.clone())?)
         }
         SinkConfig::Redis(r) => {
             let retry = queued::Retry {

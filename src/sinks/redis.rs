@@ -1,10 +1,21 @@
 //! Redis as an alert channel: `XADD` to a capped stream and `PUBLISH` on a channel, once per
 //! alert id (a `SET NX` guard in the same script), so a replay overwrites nothing and adds
 //! nothing. Connection failures are retried with backoff until the alert is delivered.
+//!
+//! Redis as a metrics sink (CONTRACT 4.2): the latest window of every (aggregation, key) as a
+//! hash at `{key_prefix}:metrics:{aggregation}:{key}`, the record's fields flattened, its TTL
+//! renewed on every write; a script compares `window_start`, so an older window never replaces
+//! a newer one (a replay, or sliding windows arriving out of order). A batch is one pipeline;
+//! while Redis is away the sink retries with backoff and holds the pipeline back.
 
 use super::queued::{Deliver, DeliveryError};
 use crate::config::RedisSinkConfig;
-use dataflows::sink::SinkError;
+use dataflows::control::wall_clock_ms;
+use dataflows::record::WindowRecord;
+use dataflows::sink::{Sink, SinkError};
+use dataflows::spec::{AggregationConfig, SinkKind};
+use std::sync::Arc;
+use std::time::Duration;
 
 const SCRIPT: &str = r"
 if redis.call('SET', KEYS[1], '1', 'NX', 'PX', ARGV[3]) then
@@ -32,20 +43,159 @@ pub fn redis_url(config: &RedisSinkConfig) -> String {
         .unwrap_or_else(|| "redis://127.0.0.1:6379".to_owned())
 }
 
+/// A client for the sink's server (it connects lazily), with the password of `password_env`.
+fn client(config: &RedisSinkConfig) -> Result<redis::Client, SinkError> {
+    let url = redis_url(config);
+    let unusable = |reason: String| SinkError::Unsupported { what: format!("redis {url}"), reason };
+    let mut info: redis::ConnectionInfo = url.as_str().parse().map_err(|e| unusable(format!("bad url: {e}")))?;
+    if let Some(variable) = &config.password_env {
+        let password = std::env::var(variable)
+            .map_err(|_| unusable(format!("environment variable {variable} (password_env) is not set")))?;
+        let settings = info.redis_settings().clone().set_password(password);
+        info = info.set_redis_settings(settings);
+    }
+    redis::Client::open(info).map_err(|e| unusable(e.to_string()))
+}
+
 impl RedisChannel {
     /// A channel for `config` (connects lazily).
     pub fn open(config: &RedisSinkConfig) -> Result<RedisChannel, SinkError> {
-        let url = redis_url(config);
-        let unusable = |reason: String| SinkError::Unsupported { what: format!("redis {url}"), reason };
-        let mut info: redis::ConnectionInfo = url.as_str().parse().map_err(|e| unusable(format!("bad url: {e}")))?;
-        if let Some(variable) = &config.password_env {
-            let password = std::env::var(variable)
-                .map_err(|_| unusable(format!("environment variable {variable} (password_env) is not set")))?;
-            let settings = info.redis_settings().clone().set_password(password);
-            info = info.set_redis_settings(settings);
+        Ok(RedisChannel {
+            client: client(config)?,
+            connection: None,
+            script: redis::Script::new(SCRIPT),
+            config: config.clone(),
+        })
+    }
+}
+
+/// Writes a window's hash unless the stored one is of a later window; renews the TTL.
+const LATEST_WINDOW: &str = r"
+local current = redis.call('HGET', KEYS[1], 'window_start')
+if current and tonumber(current) > tonumber(ARGV[1]) then
+  return 0
+end
+redis.call('DEL', KEYS[1])
+redis.call('HSET', KEYS[1], unpack(ARGV, 3))
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+return 1
+";
+
+/// The hash of a metrics record: the record's fields flattened (a null statistic left out).
+pub fn hash_fields(
+    record: &WindowRecord,
+    aggregation: &AggregationConfig,
+    emitted_at: u64,
+) -> Vec<(&'static str, String)> {
+    let (key, result) = record;
+    let s = &result.scalar;
+    let mut fields = vec![
+        ("aggregation", aggregation.name.clone()),
+        ("window", aggregation.window.kind_name().to_owned()),
+        ("group_by", aggregation.group_by.field_name().to_owned()),
+        ("key", key.key.to_string()),
+        ("window_start", key.start.to_string()),
+        ("window_end", key.end.to_string()),
+        ("count", s.count.to_string()),
+        ("error_count", s.errors.to_string()),
+        ("error_rate", (if s.count > 0 { 100.0 * s.errors as f64 / s.count as f64 } else { 0.0 }).to_string()),
+        ("unique_users", result.unique_users.to_string()),
+        ("latency_count", s.latency.count.to_string()),
+    ];
+    let l = &s.latency;
+    if l.count > 0 {
+        fields.push(("latency_min", l.min.get().to_string()));
+        fields.push(("latency_max", l.max.get().to_string()));
+        fields.push(("latency_mean", (l.sum.to_f64() / l.count as f64).to_string()));
+        if let Some(p) = result.latency_percentiles() {
+            for (name, value) in ["latency_p50", "latency_p90", "latency_p95", "latency_p99"].into_iter().zip(p) {
+                fields.push((name, value.to_string()));
+            }
         }
-        let client = redis::Client::open(info).map_err(|e| unusable(e.to_string()))?;
-        Ok(RedisChannel { client, connection: None, script: redis::Script::new(SCRIPT), config: config.clone() })
+    }
+    let v = &s.value;
+    fields.push(("value_count", v.count.to_string()));
+    if v.count > 0 {
+        fields.push(("value_sum", v.sum.to_f64().to_string()));
+        fields.push(("value_mean", (v.sum.to_f64() / v.count as f64).to_string()));
+        fields.push(("value_min", v.min.get().to_string()));
+        fields.push(("value_max", v.max.get().to_string()));
+    }
+    fields.push(("emitted_at", emitted_at.to_string()));
+    fields
+}
+
+/// The latest window per (aggregation, key) as Redis hashes.
+pub struct RedisMetricsSink {
+    client: redis::Client,
+    connection: Option<redis::Connection>,
+    prefix: String,
+    ttl_ms: u64,
+    aggregations: Arc<Vec<AggregationConfig>>,
+    name: String,
+}
+
+impl RedisMetricsSink {
+    /// A sink for `config` (connects on the first write).
+    pub fn open(
+        config: &RedisSinkConfig,
+        aggregations: Arc<Vec<AggregationConfig>>,
+    ) -> Result<RedisMetricsSink, SinkError> {
+        let name = format!("redis {}", redis_url(config).split('@').next_back().unwrap_or_default());
+        Ok(RedisMetricsSink {
+            client: client(config)?,
+            connection: None,
+            prefix: config.key_prefix.clone(),
+            ttl_ms: config.ttl.0.max(1),
+            aggregations,
+            name,
+        })
+    }
+
+    fn write_once(&mut self, batch: &[WindowRecord], emitted_at: u64) -> redis::RedisResult<()> {
+        if self.connection.is_none() {
+            self.connection = Some(self.client.get_connection_with_timeout(Duration::from_secs(5))?);
+        }
+        let mut pipe = redis::pipe();
+        for record in batch {
+            let aggregation = &self.aggregations[usize::from(record.0.aggregation)];
+            let key = format!("{}:metrics:{}:{}", self.prefix, aggregation.name, record.0.key);
+            let command = pipe.cmd("EVAL").arg(LATEST_WINDOW).arg(1).arg(key).arg(record.0.start).arg(self.ttl_ms);
+            for (field, value) in hash_fields(record, aggregation, emitted_at) {
+                command.arg(field).arg(value);
+            }
+            command.ignore();
+        }
+        let Some(connection) = self.connection.as_mut() else { return Ok(()) };
+        pipe.query::<()>(connection)
+    }
+}
+
+impl Sink for RedisMetricsSink {
+    fn kind(&self) -> SinkKind {
+        SinkKind::Redis
+    }
+    fn write_metrics(&mut self, batch: &[WindowRecord]) -> Result<(), SinkError> {
+        let emitted_at = wall_clock_ms();
+        let mut backoff = Duration::from_millis(100);
+        loop {
+            match self.write_once(batch, emitted_at) {
+                Ok(()) => return Ok(()),
+                Err(e) if e.kind() == redis::ErrorKind::AuthenticationFailed || e.code() == Some("NOPERM") => {
+                    return Err(SinkError::service(format!("{} metrics sink", self.name), e, false));
+                }
+                Err(e) => {
+                    // Connection lost, server away or loading: try again, holding the pipeline back.
+                    tracing::warn!(sink = %self.name, error = %e, ?backoff, "redis metrics write failed; retrying");
+                    self.connection = None;
+                    std::thread::sleep(backoff);
+                    backoff = (backoff * 2).min(Duration::from_secs(10));
+                }
+            }
+        }
+    }
+    fn flush(&mut self) -> Result<(), SinkError> {
+        Ok(())
     }
 }
 

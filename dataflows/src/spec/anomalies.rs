@@ -204,6 +204,8 @@ metric_names! {
         Redis = "redis",
         /// An HTTP endpoint.
         Webhook = "webhook",
+        /// InfluxDB (1.x or 2.x write API).
+        Influxdb = "influxdb",
     }
 }
 

@@ -98,6 +98,10 @@ pub struct EngineConfig {
     /// When workers tell each other their progress.
     #[serde(default)]
     pub progress: ProgressMode,
+    /// How often the engine's own counters go to the InfluxDB sinks that write them
+    /// (`engine_metrics`), besides once at the end of a run.
+    #[serde(default = "default_metrics_interval")]
+    pub metrics_interval: Millis,
     /// After SIGINT/SIGTERM, the longest the engine takes to drain and flush before it gives up,
     /// says what it could not flush and exits 1.
     #[serde(default = "default_shutdown_timeout")]
@@ -127,6 +131,7 @@ impl Default for EngineConfig {
             status_interval: default_status_interval(),
             progress: ProgressMode::default(),
             shutdown_timeout: default_shutdown_timeout(),
+            metrics_interval: default_metrics_interval(),
         }
     }
 }
@@ -142,6 +147,9 @@ fn default_max_inflight_epochs() -> NonZeroU64 {
 }
 fn default_pin_workers() -> bool {
     true
+}
+fn default_metrics_interval() -> Millis {
+    Millis(10_000)
 }
 fn default_shutdown_timeout() -> Millis {
     Millis(30_000)
