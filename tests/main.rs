@@ -6,6 +6,7 @@ mod cluster;
 mod config_files;
 mod engine;
 mod generative;
+mod grafana;
 mod influxdb;
 mod kafka;
 mod reference;

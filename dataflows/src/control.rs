@@ -24,6 +24,9 @@ pub struct Counters {
     pub alerts_undelivered: AtomicU64,
     /// Alerts waiting in a channel's queue for delivery.
     pub alerts_queued: AtomicU64,
+    /// How many epochs the sources have read ahead of what the sinks have written (a gauge:
+    /// the latest any source saw; `engine.max_inflight_epochs` caps it).
+    pub backpressure_epochs: AtomicU64,
 }
 
 impl Counters {
@@ -31,6 +34,11 @@ impl Counters {
     #[inline]
     pub fn add(counter: &AtomicU64, n: u64) {
         counter.fetch_add(n, Ordering::Relaxed);
+    }
+    /// Sets a gauge.
+    #[inline]
+    pub fn set(gauge: &AtomicU64, value: u64) {
+        gauge.store(value, Ordering::Relaxed);
     }
     /// Reads a counter.
     pub fn get(counter: &AtomicU64) -> u64 {

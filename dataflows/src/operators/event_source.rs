@@ -313,8 +313,9 @@ pub fn event_source<'s>(scope: Scope<'s, u64>, spec: EventSourceSpec) -> SourceS
             let now = Instant::now();
             let stopping = control.stop_requested();
             // Backpressure: do not read further while the sinks lag too far behind.
-            let lagging = sinks_probe
-                .with_frontier(|f| f.first().is_some_and(|done| *event_cap.time() > done.saturating_add(max_ahead)));
+            let ahead = sinks_probe.with_frontier(|f| f.first().map(|done| event_cap.time().saturating_sub(*done)));
+            Counters::set(&control.counters.backpressure_epochs, ahead.unwrap_or(0) / epoch.max(1));
+            let lagging = ahead.is_some_and(|ahead| ahead > max_ahead);
             if lagging && !stopping {
                 activator.activate_after(BACKPRESSURE_INTERVAL);
                 return;

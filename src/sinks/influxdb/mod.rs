@@ -146,6 +146,20 @@ fn without_query(text: &str) -> String {
     }
 }
 
+/// This process's resident set size (`VmRSS`), if the system says.
+fn resident_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let kb = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse::<u64>()
+        .ok()?;
+    Some(kb * 1024)
+}
+
 /// The engine's own counters as a point (CONTRACT 4.1, `rtsa_engine`).
 fn engine_line(control: &RunControl, process: usize) -> String {
     let c = &control.counters;
@@ -160,6 +174,10 @@ fn engine_line(control: &RunControl, process: usize) -> String {
         ("alerts_total", int(&c.alerts)),
         ("alerts_undelivered_total", int(&c.alerts_undelivered)),
     ];
+    fields.push(("backpressure_epochs", int(&c.backpressure_epochs)));
+    if let Some(rss) = resident_bytes() {
+        fields.push(("memory_rss_bytes", Field::Int(rss as i64)));
+    }
     if let Some(watermark) = control.watermarks.min() {
         fields.push(("watermark_ms", Field::Int(watermark as i64)));
         fields.push(("watermark_lag_seconds", Field::Float(now.saturating_sub(watermark) as f64 / 1000.0)));
