@@ -54,6 +54,9 @@ pub struct BenchArgs {
     /// per-minute windows of the embedded default close together with the benchmark's own.
     #[arg(long, default_value_t = 65)]
     pub seconds: u64,
+    /// Write to the config's sinks (an InfluxDB or Redis sink, say) instead of only counting.
+    #[arg(long)]
+    pub sinks: bool,
 }
 
 /// The final line of `rtsa bench` (CONTRACT section 8).
@@ -236,7 +239,8 @@ pub fn bench(args: &BenchArgs) -> Result<ExitCode, Error> {
     let control = Arc::new(RunControl::default());
     let options = RunOptions { workers: usize::from(args.workers), cluster: None };
     let source = Arc::new(MemorySource::new(partitions));
-    let summary = run::run(Arc::new(config), &options, source, Output::Count, control.clone())?;
+    let output = if args.sinks { Output::Configured } else { Output::Count };
+    let summary = run::run(Arc::new(config), &options, source, output, control.clone())?;
     let seconds = summary.elapsed.as_secs_f64();
     let events = Counters::get(&control.counters.events_in);
     eprintln!(
