@@ -9,5 +9,6 @@ mod generative;
 mod grafana;
 mod influxdb;
 mod kafka;
+mod redis_security;
 mod reference;
 mod util;

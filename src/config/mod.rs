@@ -450,9 +450,14 @@ pub struct RedisSinkConfig {
     /// How long an alert id is remembered, so that a replay does not add it again.
     #[serde(default = "default_redis_dedup_ttl")]
     pub dedup_ttl: Millis,
-    /// Environment variable holding the password, if any.
+    /// Environment variable holding the password, if any (the user, for an ACL user, goes in
+    /// the URL: `redis://alice@host:6379`).
     #[serde(default)]
     pub password_env: Option<String>,
+    /// With a `rediss://` URL: the CA certificate (PEM) the server's certificate must chain to
+    /// (default: the system's roots).
+    #[serde(default)]
+    pub tls_ca_file: Option<PathBuf>,
     /// Alerts waiting for delivery before new ones are dropped (and counted).
     #[serde(default = "default_channel_queue")]
     pub queue: usize,

@@ -43,18 +43,63 @@ pub fn redis_url(config: &RedisSinkConfig) -> String {
         .unwrap_or_else(|| "redis://127.0.0.1:6379".to_owned())
 }
 
-/// A client for the sink's server (it connects lazily), with the password of `password_env`.
+/// A Redis URL without its credentials, for messages.
+pub fn display_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => format!("{}{}", &url[..scheme + 3], &url[at + 1..]),
+        _ => url.to_owned(),
+    }
+}
+
+/// Whether a Redis error is a refusal a retry will not mend: of the credentials, or of the
+/// server's TLS certificate (not signed by the CA trusted, not for this host name).
+pub fn is_refusal(e: &redis::RedisError) -> bool {
+    e.kind() == redis::ErrorKind::AuthenticationFailed
+        || matches!(e.code(), Some("NOPERM" | "NOAUTH" | "WRONGPASS"))
+        || e.to_string().contains("certificate")
+}
+
+/// A client for the sink's server, with the password of `password_env` and, for `rediss://`,
+/// the CA of `tls_ca_file`. It tries one connection: a refused password is an error now (the
+/// run stops before it reads anything); a server that is away is not (writes retry).
 fn client(config: &RedisSinkConfig) -> Result<redis::Client, SinkError> {
     let url = redis_url(config);
-    let unusable = |reason: String| SinkError::Unsupported { what: format!("redis {url}"), reason };
-    let mut info: redis::ConnectionInfo = url.as_str().parse().map_err(|e| unusable(format!("bad url: {e}")))?;
+    let shown = display_url(&url);
+    let unusable = |reason: String| SinkError::Unsupported { what: format!("redis {shown}"), reason };
+    let mut info: redis::ConnectionInfo =
+        url.as_str().parse().map_err(|e: redis::RedisError| unusable(format!("bad url: {:?}", e.kind())))?;
     if let Some(variable) = &config.password_env {
         let password = std::env::var(variable)
             .map_err(|_| unusable(format!("environment variable {variable} (password_env) is not set")))?;
         let settings = info.redis_settings().clone().set_password(password);
         info = info.set_redis_settings(settings);
     }
-    redis::Client::open(info).map_err(|e| unusable(e.to_string()))
+    let client = match &config.tls_ca_file {
+        Some(path) if url.starts_with("rediss://") => {
+            let root_cert =
+                std::fs::read(path).map_err(|e| unusable(format!("tls_ca_file {}: {e}", path.display())))?;
+            redis::Client::build_with_tls(info, redis::TlsCertificates { client_tls: None, root_cert: Some(root_cert) })
+        }
+        Some(_) => return Err(unusable("tls_ca_file is set but the url is not rediss://".to_owned())),
+        None => redis::Client::open(info),
+    }
+    .map_err(|e| unusable(e.to_string()))?;
+    match client.get_connection_with_timeout(Duration::from_secs(3)) {
+        Err(e) if is_refusal(&e) => {
+            let what = if e.to_string().contains("certificate") {
+                "its TLS certificate is not trusted"
+            } else {
+                "the server refused the credentials"
+            };
+            Err(SinkError::service(format!("redis {shown}"), format!("{what}: {e}"), false))
+        }
+        Err(e) if e.is_connection_refusal() || e.is_timeout() || e.is_io_error() => {
+            tracing::warn!(redis = %shown, error = %e, "redis is not reachable yet; writes will retry");
+            Ok(client)
+        }
+        Err(e) => Err(SinkError::service(format!("redis {shown}"), e, false)),
+        Ok(_) => Ok(client),
+    }
 }
 
 impl RedisChannel {
@@ -141,7 +186,7 @@ impl RedisMetricsSink {
         config: &RedisSinkConfig,
         aggregations: Arc<Vec<AggregationConfig>>,
     ) -> Result<RedisMetricsSink, SinkError> {
-        let name = format!("redis {}", redis_url(config).split('@').next_back().unwrap_or_default());
+        let name = format!("redis {}", display_url(&redis_url(config)));
         Ok(RedisMetricsSink {
             client: client(config)?,
             connection: None,
@@ -181,7 +226,7 @@ impl Sink for RedisMetricsSink {
         loop {
             match self.write_once(batch, emitted_at) {
                 Ok(()) => return Ok(()),
-                Err(e) if e.kind() == redis::ErrorKind::AuthenticationFailed || e.code() == Some("NOPERM") => {
+                Err(e) if is_refusal(&e) => {
                     return Err(SinkError::service(format!("{} metrics sink", self.name), e, false));
                 }
                 Err(e) => {
@@ -202,10 +247,14 @@ impl Sink for RedisMetricsSink {
 impl Deliver for RedisChannel {
     fn deliver(&mut self, key: &str, body: &str) -> Result<(), DeliveryError> {
         if self.connection.is_none() {
-            let connection = self
-                .client
-                .get_connection_with_timeout(std::time::Duration::from_secs(5))
-                .map_err(|e| DeliveryError::transient(format!("connect: {e}")))?;
+            let connection =
+                self.client.get_connection_with_timeout(std::time::Duration::from_secs(5)).map_err(|e| {
+                    if is_refusal(&e) {
+                        DeliveryError::permanent(format!("the server refused the credentials: {e}"))
+                    } else {
+                        DeliveryError::transient(format!("connect: {e}"))
+                    }
+                })?;
             self.connection = Some(connection);
         }
         let Some(connection) = self.connection.as_mut() else {
@@ -223,7 +272,19 @@ impl Deliver for RedisChannel {
             .invoke(connection);
         result.map(|_| ()).map_err(|e| {
             self.connection = None;
-            DeliveryError::transient(e)
+            if is_refusal(&e) { DeliveryError::permanent(e) } else { DeliveryError::transient(e) }
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_are_shown_without_their_credentials() {
+        assert_eq!(display_url("redis://alice:s3cret@127.0.0.1:6379/0"), "redis://127.0.0.1:6379/0");
+        assert_eq!(display_url("rediss://:pw@localhost:6380"), "rediss://localhost:6380");
+        assert_eq!(display_url("redis://127.0.0.1:6379"), "redis://127.0.0.1:6379");
     }
 }
