@@ -47,14 +47,41 @@ pub fn producer_config(kafka: &KafkaConfig) -> ClientConfig {
     config
 }
 
-/// The number of partitions of `topic`, or a readable error.
-pub fn partition_count(kafka: &KafkaConfig, topic: &str) -> Result<u32, Error> {
+/// The brokers' metadata (of `topic`, or of every topic), asked again with backoff while they
+/// cannot be reached, for at most `kafka.connect_timeout`; then a clear error.
+fn metadata(kafka: &KafkaConfig, topic: Option<&str>) -> Result<rdkafka::metadata::Metadata, Error> {
     let brokers = &kafka.bootstrap_servers;
     let consumer: BaseConsumer =
         client_config(kafka).create().map_err(|e| Error::kafka(brokers, format!("cannot create a client: {e}")))?;
-    let metadata = consumer
-        .fetch_metadata(Some(topic), METADATA_TIMEOUT)
-        .map_err(|e| Error::kafka(brokers, format!("cannot read metadata of topic {topic}: {e}")))?;
+    let limit = kafka.connect_timeout.as_duration();
+    let deadline = std::time::Instant::now() + limit;
+    let mut backoff = Duration::from_millis(200);
+    loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        match consumer.fetch_metadata(topic, left.clamp(Duration::from_millis(100), METADATA_TIMEOUT)) {
+            Ok(metadata) => return Ok(metadata),
+            Err(e) if std::time::Instant::now() + backoff < deadline => {
+                tracing::warn!(%brokers, error = %e, "kafka brokers not reachable yet; retrying");
+                std::thread::sleep(backoff);
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+            }
+            Err(e) => {
+                return Err(Error::kafka(
+                    brokers,
+                    format!(
+                        "not reachable within {} (kafka.connect_timeout): {e}",
+                        crate::config::Millis(limit.as_millis() as u64)
+                    ),
+                ));
+            }
+        }
+    }
+}
+
+/// The number of partitions of `topic`, or a readable error.
+pub fn partition_count(kafka: &KafkaConfig, topic: &str) -> Result<u32, Error> {
+    let brokers = &kafka.bootstrap_servers;
+    let metadata = metadata(kafka, Some(topic))?;
     let topic_metadata = metadata
         .topics()
         .iter()
@@ -74,12 +101,7 @@ pub fn partition_count(kafka: &KafkaConfig, topic: &str) -> Result<u32, Error> {
 
 /// The topics that exist on the brokers.
 pub fn existing_topics(kafka: &KafkaConfig) -> Result<BTreeSet<String>, Error> {
-    let brokers = &kafka.bootstrap_servers;
-    let consumer: BaseConsumer =
-        client_config(kafka).create().map_err(|e| Error::kafka(brokers, format!("cannot create a client: {e}")))?;
-    let metadata = consumer
-        .fetch_metadata(None, METADATA_TIMEOUT)
-        .map_err(|e| Error::kafka(brokers, format!("cannot read the topics: {e}")))?;
+    let metadata = metadata(kafka, None)?;
     Ok(metadata.topics().iter().filter(|t| t.error().is_none()).map(|t| t.name().to_owned()).collect())
 }
 

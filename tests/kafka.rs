@@ -564,3 +564,34 @@ fn missing_output_topics_are_created_before_the_first_record() {
     assert!(outputs.iter().all(|t| stderr.contains(t.as_str())), "{stderr}");
     assert_eq!(committed(&events, &group), vec![0, 0], "no input was read");
 }
+
+#[test]
+fn brokers_that_cannot_be_reached_are_retried_then_a_clear_error() {
+    crate::services_or_skip!();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("unreachable.yaml");
+    let nobody = crate::util::free_port();
+    std::fs::write(
+        &path,
+        format!(
+            r#"
+source: {{ kind: kafka, topic: events }}
+kafka: {{ bootstrap_servers: "127.0.0.1:{nobody}", connect_timeout: 3s }}
+aggregations: [ {{ name: t, window: {{ kind: tumbling, size: 1m }} }} ]
+sinks: {{ metrics: [], dead_letter: {{ kind: jsonl, path: {dead} }} }}
+"#,
+            dead = dir.path().join("dead.jsonl").display()
+        ),
+    )
+    .unwrap();
+    let started = std::time::Instant::now();
+    let out = rtsa().args(["run", "--config"]).arg(&path).output().unwrap();
+    let took = started.elapsed();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(took >= std::time::Duration::from_secs(2) && took < std::time::Duration::from_secs(20), "took {took:?}");
+    assert!(
+        stderr.contains(&format!("kafka 127.0.0.1:{nobody}: not reachable within 3s (kafka.connect_timeout)")),
+        "{stderr}"
+    );
+}

@@ -230,6 +230,10 @@ pub struct KafkaConfig {
     /// Extra librdkafka properties for every client (for example `fetch.max.bytes`).
     #[serde(default)]
     pub properties: std::collections::BTreeMap<String, String>,
+    /// How long rtsa keeps asking brokers that cannot be reached at start before it gives up
+    /// (exit 1).
+    #[serde(default = "default_connect_timeout")]
+    pub connect_timeout: Millis,
     /// Topic of alert records: what an alert Kafka sink without `topic:` writes to.
     #[serde(default = "default_alerts_topic")]
     pub alerts_topic: String,
@@ -243,6 +247,7 @@ impl Default for KafkaConfig {
             replication_factor: default_replication_factor(),
             idempotence: true,
             create_topics: true,
+            connect_timeout: default_connect_timeout(),
             compression: Compression::default(),
             properties: Default::default(),
             alerts_topic: default_alerts_topic(),
@@ -258,6 +263,9 @@ fn default_replication_factor() -> NonZeroU32 {
 }
 fn default_true() -> bool {
     true
+}
+fn default_connect_timeout() -> Millis {
+    Millis(30_000)
 }
 
 /// `kafka.compression`: how produced batches are compressed.
