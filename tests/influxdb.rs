@@ -15,9 +15,9 @@ fn v2_url() -> String {
     std::env::var("RTSA_INFLUXDB_V2_URL").unwrap_or_default()
 }
 
+/// A database or measurement name no other test uses (InfluxQL names: no dashes).
 fn unique(name: &str) -> String {
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
-    format!("{name}_{}_{}", std::process::id(), nanos % 1_000_000_000)
+    crate::util::unique(name).replace('-', "_")
 }
 
 /// POSTs a form through plain HTTP; the answer's body.

@@ -5,7 +5,7 @@
 
 use crate::engine::{aggregations_yaml, comparable, reference_aggregations};
 use crate::reference;
-use crate::util::rtsa;
+use crate::util::{rtsa, unique};
 use serde_json::Value;
 use std::path::Path;
 use std::process::Command;
@@ -17,12 +17,6 @@ fn brokers() -> String {
 
 fn python() -> String {
     std::env::var("RTSA_PYTHON").unwrap_or_default()
-}
-
-/// A topic name no other test (or earlier run on the same broker) uses.
-fn unique(name: &str) -> String {
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
-    format!("{name}-{}-{}", std::process::id(), nanos % 1_000_000_000)
 }
 
 /// One message read back by kafka-python.

@@ -30,6 +30,13 @@ pub fn wait_for_port(port: u16, what: &str) {
     }
 }
 
+/// A name (of a topic, a database, a key prefix) that no other test, or earlier run against the
+/// same servers, uses.
+pub fn unique(name: &str) -> String {
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
+    format!("{name}-{}-{}", std::process::id(), nanos % 1_000_000_000)
+}
+
 /// The records of a JSONL file (none when it does not exist).
 pub fn read_jsonl(path: &Path) -> Vec<Value> {
     std::fs::read_to_string(path)
