@@ -154,6 +154,7 @@ stop_one() {
 case "${1:-}" in
   start)
     mkdir -p "$data" "$cache"
+    apt_install stunnel4 openssl # TLS in front of test servers, and their test certificates
     start_redis
     start_influxdb
     start_victoria_metrics

@@ -400,6 +400,63 @@ impl Drop for OwnRedis {
 }
 
 #[test]
+fn webhooks_over_https_trust_the_ca_file_and_refuse_an_unknown_certificate() {
+    crate::services_or_skip!();
+    let dir = tempfile::tempdir().unwrap();
+    crate::util::test_certificates(dir.path());
+    let plain = receiver(0);
+    let plain_port = plain.url.trim_start_matches("http://127.0.0.1:").split('/').next().unwrap().to_owned();
+    // stunnel4 in front of the plain receiver: TLS on a port of its own, with the test CA's certificate.
+    let tls_port = crate::cluster::free_port();
+    let path = |name: &str| dir.path().join(name).display().to_string();
+    std::fs::write(
+        dir.path().join("stunnel.conf"),
+        format!(
+            "foreground = yes\npid =\n[webhook]\naccept = 127.0.0.1:{tls_port}\nconnect = 127.0.0.1:{plain_port}\ncert = {}\nkey = {}\n",
+            path("server.pem"),
+            path("server.key")
+        ),
+    )
+    .unwrap();
+    let mut stunnel = std::process::Command::new("stunnel4")
+        .arg(dir.path().join("stunnel.conf"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    crate::cluster::wait_for_port(tls_port, "stunnel4");
+    let run = |ca: &str| {
+        let text = format!(
+            r#"
+aggregations:
+  - {{ name: by_type_1m, window: {{ kind: tumbling, size: 1m }}, group_by: event_type }}
+anomalies:
+  - {{ kind: event, name: fire_event, event_type: fire, group_by: user_id, severity: critical }}
+sinks:
+  metrics: []
+  alerts: [ {{ kind: webhook, url: "https://localhost:{tls_port}/alerts", retries: 2, backoff: 50ms {ca} }} ]
+  dead_letter: {{ kind: jsonl, path: {dead} }}
+"#,
+            dead = path("dead.jsonl")
+        );
+        let config = config::load_str(&text, Vec::new()).unwrap();
+        let control = Arc::new(RunControl::default());
+        let source = Arc::new(MemorySource::new(fire_events(5)));
+        run::run(Arc::new(config), &RunOptions::default(), source, Output::Configured, control.clone()).unwrap();
+        control
+    };
+    let trusted = run(&format!(", tls_ca_file: {}", path("ca.pem")));
+    assert_eq!(plain.requests.lock().unwrap().len() as u64, Counters::get(&trusted.counters.alerts));
+    assert!(Counters::get(&trusted.counters.alerts) > 0);
+    assert_eq!(Counters::get(&trusted.counters.alerts_undelivered), 0);
+    // Without the CA file the certificate is unknown: every alert undelivered, counted, no retries left hanging.
+    let untrusted = run("");
+    assert_eq!(Counters::get(&untrusted.counters.alerts_undelivered), Counters::get(&untrusted.counters.alerts));
+    let _ = stunnel.kill();
+    let _ = stunnel.wait();
+}
+
+#[test]
 fn alerts_survive_a_redis_restart_once_each() {
     crate::services_or_skip!();
     let dir = tempfile::tempdir().unwrap();

@@ -397,6 +397,9 @@ pub struct InfluxSinkConfig {
     /// Timeout of one write.
     #[serde(default = "default_webhook_timeout")]
     pub timeout: Millis,
+    /// For an `https://` URL: a CA certificate (PEM) to trust besides the system's roots.
+    #[serde(default)]
+    pub tls_ca_file: Option<PathBuf>,
 }
 
 /// `api` of an InfluxDB sink.
@@ -496,6 +499,9 @@ pub struct WebhookSinkConfig {
     /// Alerts waiting for delivery before new ones are dropped (and counted).
     #[serde(default = "default_channel_queue")]
     pub queue: usize,
+    /// For an `https://` URL: a CA certificate (PEM) to trust besides the system's roots.
+    #[serde(default)]
+    pub tls_ca_file: Option<PathBuf>,
 }
 
 fn default_key_prefix() -> String {

@@ -32,6 +32,19 @@ use dataflows::spec::SinkKind;
 use std::sync::Arc;
 use std::time::Duration;
 
+/// An HTTP client with a timeout per request, trusting the CA of `ca_file` besides the system's
+/// roots (for a server whose certificate a private CA signed).
+pub fn http_client(timeout: Duration, ca_file: Option<&std::path::Path>) -> Result<reqwest::blocking::Client, String> {
+    let mut builder = reqwest::blocking::Client::builder().timeout(timeout);
+    if let Some(path) = ca_file {
+        let pem = std::fs::read(path).map_err(|e| format!("tls_ca_file {}: {e}", path.display()))?;
+        let certificate = reqwest::Certificate::from_pem(&pem)
+            .map_err(|e| format!("tls_ca_file {}: not a PEM certificate: {e}", path.display()))?;
+        builder = builder.add_root_certificate(certificate);
+    }
+    builder.build().map_err(|e| e.to_string())
+}
+
 /// Opens one sink of `role`: the one place a sink kind meets its implementation.
 pub fn open(
     role: SinkRole,

@@ -41,10 +41,8 @@ impl WebhookChannel {
             ),
             (None, None) => None,
         };
-        let client = reqwest::blocking::Client::builder()
-            .timeout(config.timeout.as_duration())
-            .build()
-            .map_err(|e| unusable(e.to_string()))?;
+        let client =
+            super::http_client(config.timeout.as_duration(), config.tls_ca_file.as_deref()).map_err(unusable)?;
         Ok(WebhookChannel { client, url: config.url.clone(), secret })
     }
 }
@@ -60,7 +58,15 @@ impl Deliver for WebhookChannel {
         if let Some(secret) = &self.secret {
             request = request.header("X-Rtsa-Signature", signature(secret, body.as_bytes()));
         }
-        let response = request.send().map_err(DeliveryError::transient)?;
+        let response = request.send().map_err(|e| {
+            // An untrusted certificate will not become trusted on a retry.
+            let text = format!("{e:?}");
+            if text.contains("certificate") || text.contains("UnknownIssuer") {
+                DeliveryError::permanent(format!("the server's TLS certificate is not trusted: {e}"))
+            } else {
+                DeliveryError::transient(e)
+            }
+        })?;
         let status = response.status();
         if status.is_success() {
             Ok(())

@@ -88,10 +88,8 @@ impl Endpoint {
                 (format!("{base}/api/v2/write?{}", query(&pairs)), token.map(|t| format!("Token {t}")))
             }
         };
-        let client = reqwest::blocking::Client::builder()
-            .timeout(config.timeout.as_duration())
-            .build()
-            .map_err(|e| unusable(e.to_string()))?;
+        let client =
+            crate::sinks::http_client(config.timeout.as_duration(), config.tls_ca_file.as_deref()).map_err(unusable)?;
         Ok(Endpoint { client, url, authorization, name })
     }
 
