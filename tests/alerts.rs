@@ -352,50 +352,41 @@ sinks:
 
 /// A Redis server of the test's own (port, data folder, append-only file fsynced on every write),
 /// stopped by PID.
-struct OwnRedis {
-    port: u16,
-    dir: std::path::PathBuf,
-    child: Option<std::process::Child>,
-}
+/// A redis-server of the test's own: append-only with fsync always, so a kill -9 keeps its data.
+struct OwnRedis(crate::util::OwnServer);
 
 impl OwnRedis {
     fn start(dir: &Path) -> OwnRedis {
         let port = crate::cluster::free_port();
-        let mut redis = OwnRedis { port, dir: dir.to_owned(), child: None };
-        redis.restart();
-        redis
+        let port_text = port.to_string();
+        let command = crate::util::command_line([
+            std::ffi::OsStr::new("/usr/bin/redis-server"),
+            "--bind".as_ref(),
+            "127.0.0.1".as_ref(),
+            "--port".as_ref(),
+            port_text.as_ref(),
+            "--save".as_ref(),
+            "".as_ref(),
+            "--appendonly".as_ref(),
+            "yes".as_ref(),
+            "--appendfsync".as_ref(),
+            "always".as_ref(),
+            "--dir".as_ref(),
+            dir.as_os_str(),
+        ]);
+        OwnRedis(crate::util::OwnServer::start(command, port))
     }
 
     fn restart(&mut self) {
-        let binary = "/usr/bin/redis-server";
-        assert!(Path::new(binary).exists(), "{binary} is missing: run the tests with scripts/test.sh");
-        let child = std::process::Command::new(binary)
-            .args(["--bind", "127.0.0.1", "--port", &self.port.to_string(), "--save", ""])
-            .args(["--appendonly", "yes", "--appendfsync", "always", "--dir"])
-            .arg(&self.dir)
-            .stdout(std::process::Stdio::null())
-            .spawn()
-            .unwrap();
-        self.child = Some(child);
-        crate::cluster::wait_for_port(self.port, "redis-server");
+        self.0.restart();
     }
 
-    /// kill -9: connections break mid-stream, nothing is flushed beyond what was fsynced.
     fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        self.0.kill();
     }
 
     fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
-    }
-}
-
-impl Drop for OwnRedis {
-    fn drop(&mut self) {
-        self.kill();
+        format!("redis://127.0.0.1:{}", self.0.port)
     }
 }
 

@@ -2,7 +2,7 @@
 //! 1.x read back through `/query`, VictoriaMetrics (the v2 write API) through `/api/v1/export`,
 //! Redis hashes through a Redis client — each compared with the JSONL sink's records.
 
-use crate::util::{free_port, read_jsonl, rtsa, wait_for_port};
+use crate::util::{free_port, read_jsonl, rtsa};
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -331,12 +331,8 @@ sinks:
     assert!(!stderr.contains("t0ps3cret"), "the token was printed: {stderr}");
 }
 
-/// An InfluxDB 1.x of the test's own (free ports, its own data folder), stopped by PID.
-struct OwnInflux {
-    config: std::path::PathBuf,
-    port: u16,
-    child: Option<std::process::Child>,
-}
+/// An InfluxDB 1.x of the test's own (free ports, its own data folder).
+struct OwnInflux(crate::util::OwnServer);
 
 impl OwnInflux {
     fn start(dir: &Path) -> OwnInflux {
@@ -351,38 +347,16 @@ impl OwnInflux {
             ),
         )
         .unwrap();
-        let mut influx = OwnInflux { config, port, child: None };
-        influx.spawn();
-        influx
-    }
-
-    fn spawn(&mut self) {
-        let child = std::process::Command::new("/usr/bin/influxd")
-            .arg("-config")
-            .arg(&self.config)
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap();
-        self.child = Some(child);
-        wait_for_port(self.port, "influxd");
-    }
-
-    fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        let command = crate::util::command_line([
+            std::ffi::OsStr::new("/usr/bin/influxd"),
+            "-config".as_ref(),
+            config.as_os_str(),
+        ]);
+        OwnInflux(crate::util::OwnServer::start(command, port))
     }
 
     fn url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
-    }
-}
-
-impl Drop for OwnInflux {
-    fn drop(&mut self) {
-        self.kill();
+        format!("http://127.0.0.1:{}", self.0.port)
     }
 }
 
@@ -416,9 +390,9 @@ sinks:
     let run = rtsa().args(["run", "--config"]).arg(&path).stderr(std::process::Stdio::piped()).spawn().unwrap();
     // InfluxDB goes away (kill -9) for 2 s in the middle of the 5 s run, and comes back.
     std::thread::sleep(std::time::Duration::from_millis(1_500));
-    influx.kill();
+    influx.0.kill();
     std::thread::sleep(std::time::Duration::from_millis(2_000));
-    influx.spawn();
+    influx.0.restart();
     let out = run.wait_with_output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let records = read_jsonl(&dir.path().join("metrics.jsonl"));

@@ -2,31 +2,13 @@
 //! test's own (`redis-server --requirepass`, an ACL user, `--tls-port` with a test CA), a right
 //! password writes, a wrong one is a clear error at start that never shows the secret.
 
-use crate::util::{free_port, rtsa, wait_for_port};
+use crate::util::{free_port, rtsa};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 
-/// A redis-server of the test's own with extra arguments, stopped (by PID) when dropped.
-struct Server(Child);
-
-impl Server {
-    fn start(port: u16, args: &[&str]) -> Server {
-        let child = Command::new("/usr/bin/redis-server")
-            .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
-            .args(args)
-            .stdout(Stdio::null())
-            .spawn()
-            .unwrap();
-        wait_for_port(port, "redis-server");
-        Server(child)
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
+/// A redis-server of the test's own on `port` with extra arguments.
+fn server(port: u16, args: &[&str]) -> crate::util::OwnServer {
+    let base = ["/usr/bin/redis-server", "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"];
+    crate::util::OwnServer::start(crate::util::command_line(base.iter().chain(args)), port)
 }
 
 /// A config with a Redis metrics sink and a Redis alert channel at `redis` (extra keys `extra`).
@@ -63,7 +45,7 @@ fn a_password_and_an_acl_user_are_used_and_a_wrong_one_is_refused_at_once() {
     crate::services_or_skip!();
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
-    let _server = Server::start(
+    let _server = server(
         port,
         &[
             "--port",
@@ -116,7 +98,7 @@ fn rediss_with_a_ca_file_writes_over_tls() {
     crate::util::test_certificates(d);
     let port = free_port();
     let path = |name: &str| d.join(name).display().to_string();
-    let _server = Server::start(
+    let _server = server(
         port,
         &[
             "--port",

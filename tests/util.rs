@@ -182,3 +182,55 @@ pub fn test_certificates(dir: &Path) {
         "san.ext",
     ]);
 }
+
+/// A server of a test's own (a redis-server, an influxd): started from its program and
+/// arguments, waited for on its port, killed (-9, by PID) when dropped; `kill` then `restart`
+/// brings it back on the same port and data.
+pub struct OwnServer {
+    command: Vec<std::ffi::OsString>,
+    /// The port it listens on.
+    pub port: u16,
+    child: Option<std::process::Child>,
+}
+
+impl OwnServer {
+    /// Starts `command` (program first), which listens on `port`.
+    pub fn start(command: Vec<std::ffi::OsString>, port: u16) -> OwnServer {
+        let program = Path::new(&command[0]);
+        assert!(program.exists(), "{} is missing: run the tests with scripts/test.sh", program.display());
+        let mut server = OwnServer { command, port, child: None };
+        server.restart();
+        server
+    }
+
+    /// Starts it again (after `kill`).
+    pub fn restart(&mut self) {
+        let child = Command::new(&self.command[0])
+            .args(&self.command[1..])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        self.child = Some(child);
+        wait_for_port(self.port, &self.command[0].to_string_lossy());
+    }
+
+    /// kill -9: connections break mid-stream, nothing is flushed beyond what was fsynced.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for OwnServer {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A command line as `OwnServer` takes it.
+pub fn command_line<S: AsRef<std::ffi::OsStr>>(parts: impl IntoIterator<Item = S>) -> Vec<std::ffi::OsString> {
+    parts.into_iter().map(|p| p.as_ref().to_owned()).collect()
+}
