@@ -53,7 +53,8 @@ pub fn read_counted_line(reader: &mut impl BufRead, line: &mut Vec<u8>, max: usi
 }
 
 fn memchr_newline(bytes: &[u8]) -> Option<usize> {
-    bytes.iter().position(|b| *b == b'\n')
+    // SIMD search: the byte-by-byte loop was most of the line reader's share of a file run.
+    memchr::memchr(b'\n', bytes)
 }
 
 /// A JSONL file as a source of one partition.
