@@ -13,15 +13,7 @@ fn grafana(path: &str) -> std::path::PathBuf {
 /// Rows of an InfluxQL query on the test InfluxDB (plain HTTP).
 fn rows(database: &str, q: &str) -> usize {
     let url = std::env::var("RTSA_INFLUXDB_V1_URL").unwrap_or_default();
-    let body = format!("db={database}&epoch=ms&q={}", q.bytes().map(|b| format!("%{b:02X}")).collect::<String>());
-    let text = reqwest::blocking::Client::new()
-        .post(format!("{url}/query"))
-        .header("Content-Type", "application/x-www-form-urlencoded")
-        .body(body)
-        .send()
-        .unwrap()
-        .text()
-        .unwrap();
+    let text = crate::util::post_form(&format!("{url}/query"), &[("db", database), ("epoch", "ms"), ("q", q)]);
     let v: Value = serde_json::from_str(&text).unwrap();
     let result = &v["results"][0];
     assert!(result.get("error").is_none(), "{q}: {result}");

@@ -2,7 +2,7 @@
 //! 1.x read back through `/query`, VictoriaMetrics (the v2 write API) through `/api/v1/export`,
 //! Redis hashes through a Redis client — each compared with the JSONL sink's records.
 
-use crate::util::{free_port, read_jsonl, rtsa};
+use crate::util::{free_port, post_form, read_jsonl, rtsa};
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -18,27 +18,6 @@ fn v2_url() -> String {
 /// A database or measurement name no other test uses (InfluxQL names: no dashes).
 fn unique(name: &str) -> String {
     crate::util::unique(name).replace('-', "_")
-}
-
-/// POSTs a form through plain HTTP; the answer's body.
-fn post_form(url: &str, pairs: &[(&str, &str)]) -> String {
-    let encode = |text: &str| -> String {
-        text.bytes()
-            .map(|b| match b {
-                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
-                b => format!("%{b:02X}"),
-            })
-            .collect()
-    };
-    let body = pairs.iter().map(|(k, v)| format!("{}={}", encode(k), encode(v))).collect::<Vec<_>>().join("&");
-    reqwest::blocking::Client::new()
-        .post(url)
-        .header("Content-Type", "application/x-www-form-urlencoded")
-        .body(body)
-        .send()
-        .unwrap()
-        .text()
-        .unwrap()
 }
 
 /// An InfluxQL query through plain HTTP, times in ms: `(series name, columns, rows)`.

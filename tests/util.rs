@@ -37,6 +37,19 @@ pub fn unique(name: &str) -> String {
     format!("{name}-{}-{}", std::process::id(), nanos % 1_000_000_000)
 }
 
+/// POSTs a form through plain HTTP; the answer's body.
+pub fn post_form(url: &str, pairs: &[(&str, &str)]) -> String {
+    let encoded = reqwest::Url::parse_with_params("http://form/", pairs).unwrap();
+    reqwest::blocking::Client::new()
+        .post(url)
+        .header("Content-Type", "application/x-www-form-urlencoded")
+        .body(encoded.query().unwrap_or_default().to_owned())
+        .send()
+        .unwrap()
+        .text()
+        .unwrap()
+}
+
 /// The records of a JSONL file (none when it does not exist).
 pub fn read_jsonl(path: &Path) -> Vec<Value> {
     std::fs::read_to_string(path)

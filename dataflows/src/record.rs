@@ -89,7 +89,7 @@ pub fn encode_metric(record: &WindowRecord, aggregation: &AggregationConfig, emi
         key: &key.key,
         count: s.count,
         error_count: s.errors,
-        error_rate: if s.count > 0 { 100.0 * s.errors as f64 / s.count as f64 } else { 0.0 },
+        error_rate: result.error_rate(),
         unique_users: result.unique_users,
         latency_ms: LatencyJson {
             count: l.count,
@@ -123,6 +123,48 @@ pub fn dead_letter_key(letter: &DeadLetter) -> String {
     format!("{}|{}", letter.position.partition, letter.position.offset)
 }
 
+/// One statistic of a metrics record, as flat outputs write it.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Stat {
+    /// A count.
+    Int(u64),
+    /// A rate, an extreme, a mean, a sum or a percentile.
+    Float(f64),
+}
+
+/// The statistics of a metrics record flattened, named as InfluxDB fields and Redis hash fields
+/// name them (`count`, `error_rate`, `latency_p99`, `value_sum`, …, CONTRACT 4.1 and 4.2), in the
+/// contract's order; a null statistic is left out.
+pub fn flat_statistics(result: &WindowResult) -> Vec<(&'static str, Stat)> {
+    let s = &result.scalar;
+    let mut out = vec![
+        ("count", Stat::Int(s.count)),
+        ("error_count", Stat::Int(s.errors)),
+        ("error_rate", Stat::Float(result.error_rate())),
+        ("unique_users", Stat::Int(result.unique_users)),
+        ("latency_count", Stat::Int(s.latency.count)),
+    ];
+    let l = &s.latency;
+    if l.count > 0 {
+        out.push(("latency_min", Stat::Float(l.min.get())));
+        out.push(("latency_max", Stat::Float(l.max.get())));
+        out.push(("latency_mean", Stat::Float(l.sum.to_f64() / l.count as f64)));
+        if let Some(p) = result.latency_percentiles() {
+            let names = ["latency_p50", "latency_p90", "latency_p95", "latency_p99"];
+            out.extend(names.into_iter().zip(p).map(|(name, value)| (name, Stat::Float(value))));
+        }
+    }
+    let v = &s.value;
+    out.push(("value_count", Stat::Int(v.count)));
+    if v.count > 0 {
+        out.push(("value_sum", Stat::Float(v.sum.to_f64())));
+        out.push(("value_mean", Stat::Float(v.sum.to_f64() / v.count as f64)));
+        out.push(("value_min", Stat::Float(v.min.get())));
+        out.push(("value_max", Stat::Float(v.max.get())));
+    }
+    out
+}
+
 /// One readable line for the console.
 pub fn describe_metric(record: &WindowRecord, aggregation: &AggregationConfig) -> String {
     let (key, result) = record;
@@ -141,7 +183,7 @@ pub fn describe_metric(record: &WindowRecord, aggregation: &AggregationConfig) -
         aggregation.group_by.field_name(),
         key.key,
         s.count,
-        if s.count > 0 { 100.0 * s.errors as f64 / s.count as f64 } else { 0.0 },
+        result.error_rate(),
         result.unique_users
     );
     if let Some([p50, _, _, p99]) = result.latency_percentiles() {

@@ -203,10 +203,6 @@ impl<R: Record> SinkSet<R> {
     pub fn counting(control: Arc<RunControl>) -> SinkSet<R> {
         SinkSet::new(Vec::new(), control)
     }
-    /// The sinks, for a checkpoint or a resume.
-    pub fn sinks_mut(&mut self) -> &mut [Box<dyn Sink>] {
-        &mut self.sinks
-    }
 }
 
 impl SinkSet<Alert> {

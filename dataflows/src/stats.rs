@@ -246,6 +246,12 @@ pub struct WindowResult {
 }
 
 impl WindowResult {
+    /// `100 * error_count / count` (0 for an empty window).
+    pub fn error_rate(&self) -> f64 {
+        let s = &self.scalar;
+        if s.count > 0 { 100.0 * s.errors as f64 / s.count as f64 } else { 0.0 }
+    }
+
     /// Assembles a result from merged scalars, bucket counts sorted by bucket, and the user count.
     pub fn from_parts(scalar: ScalarPartial, sorted_buckets: &[(u64, u64)], unique_users: u64) -> WindowResult {
         WindowResult { scalar, unique_users, percentile_buckets: percentile_buckets(sorted_buckets) }

@@ -145,10 +145,7 @@ impl KafkaSink {
         Ok(KafkaSink { topic: KafkaTopic::open(kafka, topic)?, aggregations })
     }
 
-    fn send_all<'a>(&self, messages: impl Iterator<Item = (String, String)>) -> Result<(), SinkError>
-    where
-        Self: 'a,
-    {
+    fn send_all(&self, messages: impl Iterator<Item = (String, String)>) -> Result<(), SinkError> {
         for (key, payload) in messages {
             self.topic.send(Some(&key), payload.as_bytes())?;
         }

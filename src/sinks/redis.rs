@@ -11,7 +11,7 @@
 use super::queued::{Deliver, DeliveryError};
 use crate::config::RedisSinkConfig;
 use dataflows::control::wall_clock_ms;
-use dataflows::record::WindowRecord;
+use dataflows::record::{Stat, WindowRecord, flat_statistics};
 use dataflows::sink::{Sink, SinkError};
 use dataflows::spec::{AggregationConfig, SinkKind};
 use std::sync::Arc;
@@ -133,7 +133,6 @@ pub fn hash_fields(
     emitted_at: u64,
 ) -> Vec<(&'static str, String)> {
     let (key, result) = record;
-    let s = &result.scalar;
     let mut fields = vec![
         ("aggregation", aggregation.name.clone()),
         ("window", aggregation.window.kind_name().to_owned()),
@@ -141,31 +140,11 @@ pub fn hash_fields(
         ("key", key.key.to_string()),
         ("window_start", key.start.to_string()),
         ("window_end", key.end.to_string()),
-        ("count", s.count.to_string()),
-        ("error_count", s.errors.to_string()),
-        ("error_rate", (if s.count > 0 { 100.0 * s.errors as f64 / s.count as f64 } else { 0.0 }).to_string()),
-        ("unique_users", result.unique_users.to_string()),
-        ("latency_count", s.latency.count.to_string()),
     ];
-    let l = &s.latency;
-    if l.count > 0 {
-        fields.push(("latency_min", l.min.get().to_string()));
-        fields.push(("latency_max", l.max.get().to_string()));
-        fields.push(("latency_mean", (l.sum.to_f64() / l.count as f64).to_string()));
-        if let Some(p) = result.latency_percentiles() {
-            for (name, value) in ["latency_p50", "latency_p90", "latency_p95", "latency_p99"].into_iter().zip(p) {
-                fields.push((name, value.to_string()));
-            }
-        }
-    }
-    let v = &s.value;
-    fields.push(("value_count", v.count.to_string()));
-    if v.count > 0 {
-        fields.push(("value_sum", v.sum.to_f64().to_string()));
-        fields.push(("value_mean", (v.sum.to_f64() / v.count as f64).to_string()));
-        fields.push(("value_min", v.min.get().to_string()));
-        fields.push(("value_max", v.max.get().to_string()));
-    }
+    fields.extend(flat_statistics(result).into_iter().map(|(name, stat)| match stat {
+        Stat::Int(n) => (name, n.to_string()),
+        Stat::Float(f) => (name, f.to_string()),
+    }));
     fields.push(("emitted_at", emitted_at.to_string()));
     fields
 }

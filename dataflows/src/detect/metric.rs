@@ -13,7 +13,7 @@ pub fn metric_value(result: &WindowResult, metric: Metric) -> Option<f64> {
     match metric {
         Metric::Count => Some(s.count as f64),
         Metric::ErrorCount => Some(s.errors as f64),
-        Metric::ErrorRate => some(s.count, 100.0 * s.errors as f64 / s.count as f64),
+        Metric::ErrorRate => some(s.count, result.error_rate()),
         Metric::UniqueUsers => Some(result.unique_users as f64),
         Metric::LatencyCount => Some(l.count as f64),
         Metric::LatencyMin => some(l.count, l.min.get()),

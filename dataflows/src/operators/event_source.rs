@@ -102,9 +102,9 @@ impl SourceState {
         let budget = self.engine.max_events_per_step.get().div_ceil(count.max(1));
         let (kind, out_of_orderness, epoch, max_bytes) =
             (self.kind, self.out_of_orderness, self.epoch, self.engine.max_event_bytes.get());
-        // The latest acceptable event time, from the wall clock once per step.
-        let skew = self.max_future_skew.unwrap_or(0);
-        let latest = self.max_future_skew.map(|skew| crate::control::wall_clock_ms().saturating_add(skew));
+        // The wall clock and the latest acceptable event time, read once per step.
+        let wall = crate::control::wall_clock_ms();
+        let latest = self.max_future_skew.map(|skew| wall.saturating_add(skew));
         for step in 0..count {
             let partition = &mut self.partitions[(self.next_partition + step) % count];
             if partition.finished {
@@ -129,12 +129,11 @@ impl SourceState {
                     Ok(event) if latest.is_some_and(|latest| event.timestamp > latest) => {
                         // A broken clock: the event must not advance the watermark.
                         Counters::add(&control.counters.invalid_events, 1);
-                        let ahead = event.timestamp.saturating_sub(latest.unwrap_or(0).saturating_sub(skew));
                         let detail = format!(
                             "timestamp {} is {:.0} s ahead of the wall clock (watermark.max_future_skew {})",
                             event.timestamp,
-                            ahead as f64 / 1000.0,
-                            Millis(skew)
+                            event.timestamp.saturating_sub(wall) as f64 / 1000.0,
+                            Millis(latest.unwrap_or(wall) - wall)
                         );
                         let at = Some(event.timestamp);
                         letters.push(DeadLetter::new(kind, position, "future", None, bytes, at).because(detail));

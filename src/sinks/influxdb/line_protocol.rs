@@ -8,7 +8,7 @@
 //! by key, no empty tag value (such a tag is left out), timestamps in milliseconds.
 
 use dataflows::alerts::Alert;
-use dataflows::record::WindowRecord;
+use dataflows::record::{Stat, WindowRecord, flat_statistics};
 use dataflows::spec::AggregationConfig;
 use std::fmt::Write;
 
@@ -84,36 +84,13 @@ pub fn line(measurement: &str, tags: &[(&str, &str)], fields: &[(&str, Field)], 
 /// left out; timestamp `window_start`.
 pub fn metric_line(measurement: &str, record: &WindowRecord, aggregation: &AggregationConfig) -> String {
     let (key, result) = record;
-    let s = &result.scalar;
-    let mut fields = vec![
-        ("count", Field::Int(s.count as i64)),
-        ("error_count", Field::Int(s.errors as i64)),
-        ("error_rate", Field::Float(if s.count > 0 { 100.0 * s.errors as f64 / s.count as f64 } else { 0.0 })),
-        ("unique_users", Field::Int(result.unique_users as i64)),
-        ("latency_count", Field::Int(s.latency.count as i64)),
-    ];
-    let l = &s.latency;
-    if l.count > 0 {
-        fields.push(("latency_min", Field::Float(l.min.get())));
-        fields.push(("latency_max", Field::Float(l.max.get())));
-        fields.push(("latency_mean", Field::Float(l.sum.to_f64() / l.count as f64)));
-        if let Some([p50, p90, p95, p99]) = result.latency_percentiles() {
-            fields.extend([
-                ("latency_p50", Field::Float(p50)),
-                ("latency_p90", Field::Float(p90)),
-                ("latency_p95", Field::Float(p95)),
-                ("latency_p99", Field::Float(p99)),
-            ]);
-        }
-    }
-    let v = &s.value;
-    fields.push(("value_count", Field::Int(v.count as i64)));
-    if v.count > 0 {
-        fields.push(("value_sum", Field::Float(v.sum.to_f64())));
-        fields.push(("value_mean", Field::Float(v.sum.to_f64() / v.count as f64)));
-        fields.push(("value_min", Field::Float(v.min.get())));
-        fields.push(("value_max", Field::Float(v.max.get())));
-    }
+    let mut fields: Vec<(&str, Field)> = flat_statistics(result)
+        .into_iter()
+        .map(|(name, stat)| match stat {
+            Stat::Int(n) => (name, Field::Int(n as i64)),
+            Stat::Float(f) => (name, Field::Float(f)),
+        })
+        .collect();
     fields.push(("window_end", Field::Int(key.end as i64)));
     let tags = [
         ("aggregation", aggregation.name.as_str()),

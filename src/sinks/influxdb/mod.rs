@@ -41,7 +41,7 @@ enum Message {
 /// Where and how to post.
 struct Endpoint {
     client: reqwest::blocking::Client,
-    url: String,
+    url: reqwest::Url,
     authorization: Option<String>,
     /// The sink as errors name it (no secret in it).
     name: String,
@@ -64,30 +64,26 @@ impl Endpoint {
                 .map(|v| std::env::var(v).map_err(|_| unusable(format!("environment variable {v} ({key}) is not set"))))
                 .transpose()
         };
-        let query = |pairs: &[(&str, &str)]| {
-            pairs.iter().map(|(k, v)| format!("{k}={}", urlencode(v))).collect::<Vec<_>>().join("&")
-        };
-        let (url, authorization) = match config.api {
+        let (path, pairs, authorization) = match config.api {
             InfluxApi::V1 => {
                 let database = config.database.as_deref().unwrap_or("rtsa");
                 let password = secret(&config.password_env, "password_env")?;
-                let mut pairs = vec![("db", database), ("precision", "ms")];
-                if let Some(user) = &config.username {
-                    pairs.push(("u", user));
-                }
-                if let Some(password) = &password {
-                    pairs.push(("p", password));
-                }
-                (format!("{base}/write?{}", query(&pairs)), None)
+                let mut pairs = vec![("db", database.to_owned()), ("precision", "ms".to_owned())];
+                pairs.extend(config.username.clone().map(|user| ("u", user)));
+                pairs.extend(password.map(|password| ("p", password)));
+                ("write", pairs, None)
             }
             InfluxApi::V2 => {
                 let org = config.org.as_deref().unwrap_or("rtsa");
                 let bucket = config.bucket.as_deref().unwrap_or("rtsa");
                 let token = secret(&config.token_env, "token_env")?;
-                let pairs = [("org", org), ("bucket", bucket), ("precision", "ms")];
-                (format!("{base}/api/v2/write?{}", query(&pairs)), token.map(|t| format!("Token {t}")))
+                let pairs =
+                    vec![("org", org.to_owned()), ("bucket", bucket.to_owned()), ("precision", "ms".to_owned())];
+                ("api/v2/write", pairs, token.map(|t| format!("Token {t}")))
             }
         };
+        let url = reqwest::Url::parse_with_params(&format!("{base}/{path}"), &pairs)
+            .map_err(|e| unusable(format!("url: {e}")))?;
         let client =
             crate::sinks::http_client(config.timeout.as_duration(), config.tls_ca_file.as_deref()).map_err(unusable)?;
         Ok(Endpoint { client, url, authorization, name })
@@ -102,14 +98,15 @@ impl Endpoint {
         let body = body.finish().map_err(|e| PostError::Permanent(format!("gzip: {e}")))?;
         let mut request = self
             .client
-            .post(&self.url)
+            .post(self.url.clone())
             .header("Content-Type", "text/plain; charset=utf-8")
             .header("Content-Encoding", "gzip")
             .body(body);
         if let Some(authorization) = &self.authorization {
             request = request.header("Authorization", authorization);
         }
-        let response = request.send().map_err(|e| PostError::Transient(without_query(&e.to_string())))?;
+        // Without the URL: its query may hold the password.
+        let response = request.send().map_err(|e| PostError::Transient(e.without_url().to_string()))?;
         let status = response.status();
         if status.is_success() {
             return Ok(());
@@ -121,26 +118,6 @@ impl Endpoint {
         } else {
             Err(PostError::Permanent(reason))
         }
-    }
-}
-
-/// Percent-encodes a query value.
-fn urlencode(value: &str) -> String {
-    value
-        .bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
-            b => format!("%{b:02X}"),
-        })
-        .collect()
-}
-
-/// An error text without the URL's query (which may hold a password).
-fn without_query(text: &str) -> String {
-    match (text.find('?'), text.rfind(')')) {
-        (Some(q), Some(end)) if end > q => format!("{}{}", &text[..q], &text[end..]),
-        (Some(q), _) => text[..q].to_owned(),
-        _ => text.to_owned(),
     }
 }
 
@@ -358,11 +335,18 @@ mod tests {
     use super::*;
 
     #[test]
-    fn query_values_are_encoded_and_errors_lose_their_query() {
-        assert_eq!(urlencode("my db&x=1"), "my%20db%26x%3D1");
-        assert_eq!(
-            without_query("error sending request for url (http://h/write?db=x&p=secret)"),
-            "error sending request for url (http://h/write)"
-        );
+    fn query_values_are_encoded_and_errors_lose_the_password() {
+        let config: InfluxSinkConfig = serde_yaml_ng::from_str(
+            "{ api: v1, url: 'http://127.0.0.1:1/', database: 'my db&x', username: u, password_env: RTSA_TEST_INFLUX_PW }",
+        )
+        .unwrap();
+        // SAFETY: this test alone reads this variable.
+        unsafe { std::env::set_var("RTSA_TEST_INFLUX_PW", "s3cret") };
+        let endpoint = Endpoint::open(&config).unwrap();
+        assert_eq!(endpoint.url.as_str(), "http://127.0.0.1:1/write?db=my+db%26x&precision=ms&u=u&p=s3cret");
+        let Err(PostError::Transient(reason)) = endpoint.post(&["m f=1i 0".to_owned()]) else {
+            panic!("port 1 answers")
+        };
+        assert!(!reason.contains("s3cret"), "{reason}");
     }
 }
