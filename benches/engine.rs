@@ -68,7 +68,7 @@ fn pipeline(c: &mut Criterion) {
         group.bench_function(format!("embedded default aggregations, 100k events, {workers} workers"), |b| {
             b.iter(|| {
                 let control = Arc::new(RunControl::default());
-                let options = RunOptions { workers, cluster: None };
+                let options = RunOptions { workers, ..RunOptions::default() };
                 run::run(
                     config.clone(),
                     &options,

@@ -56,6 +56,17 @@ pub enum Error {
         /// The underlying error.
         source: std::io::Error,
     },
+    /// A checkpoint cannot be used: taken under another config (the user's to decide: exit 2),
+    /// or the store cannot be read.
+    #[error("checkpoint {name}: {what}")]
+    Checkpoint {
+        /// The pipeline's checkpoint name.
+        name: String,
+        /// What is wrong.
+        what: String,
+        /// Whether the user must decide (a changed config) rather than wait.
+        user: bool,
+    },
     /// The pipeline failed while running (its first failure, as the workers recorded it).
     #[error("{0}")]
     Run(String),
@@ -85,10 +96,13 @@ impl Error {
         match self {
             Error::Config { .. } | Error::Usage(_) => Fault::User,
             Error::Source(SourceError::Unsupported { .. }) | Error::Sink(SinkError::Unsupported { .. }) => Fault::User,
-            Error::Kafka { user: true, .. } => Fault::User,
-            Error::Source(_) | Error::Sink(_) | Error::Kafka { .. } | Error::Io { .. } | Error::Run(_) => {
-                Fault::External
-            }
+            Error::Kafka { user: true, .. } | Error::Checkpoint { user: true, .. } => Fault::User,
+            Error::Source(_)
+            | Error::Sink(_)
+            | Error::Kafka { .. }
+            | Error::Checkpoint { .. }
+            | Error::Io { .. }
+            | Error::Run(_) => Fault::External,
             Error::Internal(_) => Fault::Internal,
         }
     }
@@ -105,7 +119,7 @@ impl Error {
     /// The process exit code: 2 for bad usage or an invalid config, 1 for a failure while running.
     pub fn exit_code(&self) -> u8 {
         match self {
-            Error::Config { .. } | Error::Usage(_) => 2,
+            Error::Config { .. } | Error::Usage(_) | Error::Checkpoint { user: true, .. } => 2,
             _ => 1,
         }
     }

@@ -2,6 +2,7 @@
 //! dataflows of the [`dataflows`] crate, which hold the timely/differential graph and the pure
 //! cores. `main.rs` only parses the command line and maps the outcome to an exit code.
 
+pub mod checkpoint;
 pub mod cli;
 pub mod commands;
 pub mod config;

@@ -2,14 +2,16 @@
 //! hostfile), partition ownership (`partition % peers == worker`), sinks opened once on the
 //! worker that writes them, and the worker loop.
 
-use crate::config::{Config, ProgressMode};
+use crate::checkpoint::redis::{Cluster, Store, Writer};
+use crate::config::{CheckpointStoreKind, Config, ProgressMode};
 use crate::error::Error;
 use crate::sinks::Sinks;
 use dataflows::alerts::Alert;
+use dataflows::checkpoint::{CheckpointStore, Hooks, Restore, SinkPositions};
 use dataflows::control::RunControl;
 use dataflows::operators::batch_sink::BatchWriter;
 use dataflows::pipeline::{self, PipelineIo};
-use dataflows::source::{OwnedPartitions, Source};
+use dataflows::source::{OwnedPartitions, PartitionPosition, Source};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -32,11 +34,13 @@ pub struct RunOptions {
     pub workers: usize,
     /// Multi-process wiring, if any.
     pub cluster: Option<ClusterOptions>,
+    /// With checkpoints on: delete the pipeline's checkpoint and start over.
+    pub fresh: bool,
 }
 
 impl Default for RunOptions {
     fn default() -> Self {
-        RunOptions { workers: 1, cluster: None }
+        RunOptions { workers: 1, cluster: None, fresh: false }
     }
 }
 
@@ -67,30 +71,54 @@ pub fn run(
 ) -> Result<RunSummary, Error> {
     let timely_config = timely_config(options, config.pipeline.engine.progress)?;
     let writes_here = options.cluster.as_ref().is_none_or(|c| c.process == 0);
+    let workers_here = options.workers.max(1);
+    let process = options.cluster.as_ref().map_or(0, |c| c.process);
+    let peers = workers_here * options.cluster.as_ref().map_or(1, |c| c.processes);
+    let checkpoints = match (&output, config.checkpoint.store) {
+        (Output::Configured, CheckpointStoreKind::Redis) => {
+            let Some(prepared) = Prepared::start(&config, options, process, peers, &control)? else {
+                return Ok(RunSummary { elapsed: Duration::ZERO });
+            };
+            Some(prepared)
+        }
+        _ => None,
+    };
     let sinks: Option<Writers> = match output {
         _ if !writes_here => None,
         Output::Count => Some(Writers::counting(&control)),
         Output::CountWithAlerts(alerts) => Some(Writers { alerts, ..Writers::counting(&control) }),
         Output::Configured => {
             crate::kafka::ensure_output_topics(&config)?;
-            Some(Writers::of(crate::sinks::open_all(&config, &control)?))
+            let mut sinks = crate::sinks::open_all(&config, &control)?;
+            if let Some(positions) = checkpoints.as_ref().and_then(|c| c.sinks.as_ref()) {
+                sinks.metrics.resume(&positions.metrics)?;
+                sinks.alerts.resume(&positions.alerts)?;
+                sinks.dead_letters.resume(&positions.dead_letters)?;
+            }
+            Some(Writers::of(sinks))
         }
     };
+    let writer = checkpoints.as_ref().map(|c| c.writer.clone());
+    let restores = Arc::new(Mutex::new(checkpoints.map(|c| c.restores).unwrap_or_default()));
     let writers = Arc::new(Mutex::new(sinks));
+    let config_checkpoint = config.checkpoint.clone();
     let kind = source.kind();
     let partition_count = source.partition_count();
 
     let started = Instant::now();
     let worker_control = control.clone();
-    let workers_here = options.workers.max(1);
+    let store = writer.clone();
     let guards = timely::execute(timely_config, move |worker| {
         let index = worker.index();
         if config.pipeline.engine.pin_workers {
             pin_worker(index, workers_here);
         }
         let peers = worker.peers();
+        let restore = restores.lock().ok().and_then(|mut r| r.get_mut(index % workers_here).and_then(Option::take));
+        let restore = restore.unwrap_or_default();
+        let from: Vec<(u32, PartitionPosition)> = restore.partitions.iter().map(|p| (p.index, p.position)).collect();
         let owned: Vec<u32> = (0..partition_count).filter(|p| *p as usize % peers == index).collect();
-        let partitions: OwnedPartitions = source.open(&owned, &[]).unwrap_or_else(|e| {
+        let partitions: OwnedPartitions = source.open(&owned, &from).unwrap_or_else(|e| {
             worker_control.fail(format!("cannot open the source: {e}"));
             Vec::new()
         });
@@ -104,18 +132,122 @@ pub fn run(
             alerts: writers.alerts,
         };
         let control = worker_control.clone();
-        worker.dataflow::<u64, _, _>(|scope| pipeline::build(scope, &config.pipeline, io, control));
-        while worker.step_or_park(Some(Duration::from_millis(50))) {}
+        let checkpoints = store.clone().map(|store| pipeline::Checkpoints {
+            store: store as Arc<dyn CheckpointStore>,
+            hooks: Hooks::on(Some(restore.state), restore.time),
+            partitions: restore.partitions,
+            lookahead_epochs: config.checkpoint.lookahead_epochs.get(),
+        });
+        let gate = worker.dataflow::<u64, _, _>(|scope| pipeline::build(scope, &config.pipeline, io, control, checkpoints));
+        while worker.step_or_park(Some(Duration::from_millis(50))) {
+            // With checkpoints, a stop ends at its checkpoint and a failure at once: neither
+            // drains, so no window that is not complete is written.
+            let Some(gate) = &gate else { continue };
+            if worker_control.failure().is_some() {
+                break;
+            }
+            if gate.final_checkpoint().is_some_and(|at| store.as_ref().is_some_and(|s| s.completed(at))) {
+                break;
+            }
+        }
+        for dataflow in worker.installed_dataflows() {
+            worker.drop_dataflow(dataflow);
+        }
     })
     .map_err(|e| Error::Run(format!("cannot start the workers: {e}")))?;
     for result in guards.join() {
         result.map_err(|e| Error::Internal(format!("a worker failed: {e}")))?;
     }
     let elapsed = started.elapsed();
-    match control.failure() {
-        Some(failure) => Err(Error::Run(failure)),
-        None => Ok(RunSummary { elapsed }),
+    if let Some(failure) = control.failure() {
+        return Err(Error::Run(failure));
     }
+    if let Some(writer) = writer {
+        if control.stop_requested() {
+            writer.drain();
+            eprintln!("rtsa: stopped at checkpoint {}; a restart continues from there", writer.newest());
+        } else if writes_here {
+            // All input read and written: a later run has nothing to do.
+            crate::checkpoint::redis::Store::open(&config_checkpoint)?.finish(&writer)?;
+        } else {
+            writer.drain();
+        }
+    }
+    Ok(RunSummary { elapsed })
+}
+
+/// A run's checkpoints, prepared before the workers start.
+struct Prepared {
+    writer: Arc<Writer>,
+    /// What each worker of this process resumes from (by local index).
+    restores: Vec<Option<Restore>>,
+    /// What the sinks had written at the checkpoint resumed from.
+    sinks: Option<SinkPositions>,
+}
+
+impl Prepared {
+    /// Opens the store, deletes the checkpoint with `--fresh`, reads the newest one and what
+    /// each worker of this process loads; `None` when the checkpoint is of a finished run.
+    fn start(
+        config: &Config,
+        options: &RunOptions,
+        process: usize,
+        peers: usize,
+        control: &Arc<RunControl>,
+    ) -> Result<Option<Prepared>, Error> {
+        let name = &config.checkpoint.name;
+        let store = Store::open(&config.checkpoint)?;
+        if options.fresh && process == 0 {
+            let deleted = store.delete_all()?;
+            eprintln!("rtsa: --fresh: deleted checkpoint {name} ({deleted} keys); starting over");
+        }
+        let start = store.start(config, process)?;
+        let workers_here = options.workers.max(1);
+        let mut restores = Vec::with_capacity(workers_here);
+        let mut resumed_at = 0;
+        let mut sinks = None;
+        if let Some(resumed) = &start.resumed {
+            let m = &resumed.manifest;
+            if m.finished {
+                eprintln!(
+                    "rtsa: checkpoint {name} is of a run that read all its input (checkpoint {}); nothing to do (rtsa run --fresh starts over)",
+                    m.time
+                );
+                return Ok(None);
+            }
+            for local in 0..workers_here {
+                restores.push(Some(store.restore(resumed, process * workers_here + local, peers)?));
+            }
+            resumed_at = m.time;
+            sinks = resumed.sinks().cloned();
+            if process == 0 {
+                eprintln!(
+                    "rtsa: resuming from checkpoint {}, {} partitions, {} open windows (written by {} workers; now {peers})",
+                    m.time,
+                    m.partitions,
+                    group_thousands(m.open_windows as u64),
+                    m.workers
+                );
+            }
+        }
+        let cluster = Cluster { process, workers_here, peers };
+        let fingerprint = crate::checkpoint::fingerprint(config);
+        let writer = Writer::start(store, start.execution, resumed_at, fingerprint, cluster, control.clone());
+        Ok(Some(Prepared { writer: Arc::new(writer), restores, sinks }))
+    }
+}
+
+/// `12345` as `12,345`.
+fn group_thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
 }
 
 /// Runs the pipeline of a config from its own source.

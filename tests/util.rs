@@ -89,7 +89,7 @@ pub fn memory_partitions(partitions: &[Vec<Vec<u8>>]) -> Vec<Arc<MemoryLines>> {
 pub fn run_memory(yaml: &str, partitions: Vec<Arc<MemoryLines>>, workers: usize) -> Arc<RunControl> {
     let config = rtsa::config::load_str(yaml, Vec::new()).unwrap_or_else(|e| panic!("{e}\nin:\n{yaml}"));
     let control = Arc::new(RunControl::default());
-    let options = RunOptions { workers, cluster: None };
+    let options = RunOptions { workers, ..RunOptions::default() };
     run::run(Arc::new(config), &options, Arc::new(MemorySource::new(partitions)), Output::Configured, control.clone())
         .unwrap();
     control

@@ -27,6 +27,17 @@ pub struct Counters {
     /// How many epochs the sources have read ahead of what the sinks have written (a gauge:
     /// the latest any source saw; `engine.max_inflight_epochs` caps it).
     pub backpressure_epochs: AtomicU64,
+    /// Checkpoints completed (manifest written).
+    pub checkpoints: AtomicU64,
+    /// Checkpoints given up (superseded while the store was away, or a sink that could not
+    /// flush).
+    pub checkpoint_failures: AtomicU64,
+    /// Attempts to reach the checkpoint store that failed and were retried.
+    pub checkpoint_retries: AtomicU64,
+    /// How long the last complete checkpoint took to write, ms (a gauge).
+    pub checkpoint_duration_ms: AtomicU64,
+    /// How many bytes the last complete checkpoint wrote (a gauge).
+    pub checkpoint_bytes: AtomicU64,
 }
 
 impl Counters {
@@ -69,6 +80,10 @@ impl WorkerWatermarks {
     /// The lowest watermark published by any worker, if any.
     pub fn min(&self) -> Option<u64> {
         self.0.iter().map(|w| w.load(Ordering::Relaxed)).filter(|w| *w > 0).min()
+    }
+    /// The largest watermark published by any worker, if any.
+    pub fn max(&self) -> Option<u64> {
+        self.0.iter().map(|w| w.load(Ordering::Relaxed)).filter(|w| *w > 0).max()
     }
     /// The largest watermark published by another worker, if any.
     pub fn max_of_others(&self, worker: usize) -> Option<u64> {

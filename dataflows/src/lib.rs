@@ -10,6 +10,7 @@
 //! `docs/architecture.md` for the design and its reasons.
 
 pub mod alerts;
+pub mod checkpoint;
 pub mod control;
 pub mod detect;
 pub mod event;

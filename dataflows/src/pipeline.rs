@@ -2,11 +2,13 @@
 //! session windows) → metrics sinks; invalid and late inputs → dead-letter sink.
 
 use crate::alerts::Alert;
+use crate::checkpoint::{CheckpointStore, Hooks, SinkPositions};
 use crate::control::RunControl;
 use crate::operators::alert_dedup::DedupAlerts;
 use crate::operators::batch_sink::{BatchSink, BatchWriter};
+use crate::operators::checkpoint_gate::{GateSpec, GateState, checkpoint_gate};
 use crate::operators::event_alerts::EventAlerts;
-use crate::operators::event_source::{EventSourceSpec, SourceStreams, event_source};
+use crate::operators::event_source::{EventSourceSpec, PartitionSnapshot, SourceStreams, event_source};
 use crate::operators::pattern_alerts::PatternAlerts;
 use crate::operators::rare_sequences::RareSequenceAlerts;
 use crate::operators::session_windows::SessionWindows;
@@ -39,11 +41,48 @@ pub struct PipelineIo {
     pub alerts: Box<dyn BatchWriter<Alert>>,
 }
 
-/// Builds the metrics pipeline of one worker.
-pub fn build(scope: Scope<'_, u64>, config: &spec::Pipeline, io: PipelineIo, control: Arc<RunControl>) {
+/// Checkpoints of one worker: where they go, and what it resumes from.
+pub struct Checkpoints {
+    /// The store (shared by the workers of the process).
+    pub store: Arc<dyn CheckpointStore>,
+    /// The worker's hooks, holding the state it restores (if resumed).
+    pub hooks: Hooks,
+    /// The positions and watermarks of the partitions it owns at the checkpoint resumed from.
+    pub partitions: Vec<PartitionSnapshot>,
+    /// How far ahead of the most advanced source the gate is kept, in epochs.
+    pub lookahead_epochs: u64,
+}
+
+/// Builds the metrics pipeline of one worker; with checkpoints, returns the gate's state (what
+/// the worker loop needs to end a stopped run).
+pub fn build(
+    scope: Scope<'_, u64>,
+    config: &spec::Pipeline,
+    io: PipelineIo,
+    control: Arc<RunControl>,
+    checkpoints: Option<Checkpoints>,
+) -> Option<GateState> {
     let plans = AggregationPlan::from_config(&config.aggregations);
+    let epoch = config.watermark.epoch.0;
     // What has reached the sinks: the source reads ahead of it by at most max_inflight_epochs.
     let sinks_probe = ProbeHandle::new();
+    // What the sinks have received (their inputs' frontier): what a checkpoint waits for.
+    let written = ProbeHandle::new();
+    let hooks = checkpoints.as_ref().map_or_else(Hooks::off, |c| c.hooks.clone());
+    let (gate, restored) = match checkpoints {
+        Some(c) => {
+            let spec = GateSpec {
+                store: c.store,
+                hooks: c.hooks,
+                written: written.clone(),
+                lookahead: c.lookahead_epochs.saturating_mul(epoch),
+                epoch,
+                control: control.clone(),
+            };
+            (Some(checkpoint_gate(scope, spec)), c.partitions)
+        }
+        None => (None, Vec::new()),
+    };
     let peers_control = control.clone();
     let spec = EventSourceSpec {
         sinks_probe: sinks_probe.clone(),
@@ -53,6 +92,9 @@ pub fn build(scope: Scope<'_, u64>, config: &spec::Pipeline, io: PipelineIo, con
         watermark: config.watermark.clone(),
         engine: config.engine.clone(),
         control,
+        gate: gate.as_ref().map(|(probe, _)| probe.clone()),
+        hooks: hooks.clone(),
+        restored,
     };
     let SourceStreams { events, dead_letters, watermarks } = event_source(scope, spec);
     // Every worker learns every other worker's watermark, across processes too.
@@ -68,35 +110,39 @@ pub fn build(scope: Scope<'_, u64>, config: &spec::Pipeline, io: PipelineIo, con
     let slots = FlushSlots::new(&plans, &alerted, config.watermark.epoch.0);
     // The flush waits after the alerted slots until their alerts are out.
     let window_alerts_probe = (!rules.window.is_empty()).then(ProbeHandle::new);
-    let fixed = events.clone().window_partials(&plans, slots, window_alerts_probe.clone()).window_results();
-    let sessions = events.clone().session_windows(&plans, config.watermark.epoch.0);
+    let fixed = events.clone().window_partials(&plans, slots, window_alerts_probe.clone(), &hooks).window_results();
+    let sessions = events.clone().session_windows(&plans, epoch, &hooks);
     // Metrics leave at their window's end; alerts are judged at each slot's time.
     let records = fixed.clone().concat(sessions.clone());
     let metrics = fixed.at_window_ends().concat(sessions).probe_with(&sinks_probe);
     // Window and single-event alerts are judged and deduplicated as they arrive (fast);
     // pattern and rare-sequence alerts are ordered by event time first. Detectors without
     // rules are not built, so the event stream is not copied for them.
-    let epoch = config.watermark.epoch.0;
     let mut alerts = Vec::new();
     if let Some(probe) = &window_alerts_probe {
-        alerts.push(records.window_alerts(rules.clone(), Arc::new(config.aggregations.clone())).probe_with(probe));
+        let aggregations = Arc::new(config.aggregations.clone());
+        alerts.push(records.window_alerts(rules.clone(), aggregations, &hooks).probe_with(probe));
     }
     let mut sequences = Vec::new();
     if !rules.pattern.is_empty() {
-        sequences.push(events.clone().pattern_alerts(rules.clone(), epoch));
+        sequences.push(events.clone().pattern_alerts(rules.clone(), epoch, &hooks));
     }
     if !rules.rare.is_empty() {
-        sequences.push(events.clone().rare_sequence_alerts(rules.clone(), epoch));
+        sequences.push(events.clone().rare_sequence_alerts(rules.clone(), epoch, &hooks));
     }
     if !sequences.is_empty() {
-        alerts.push(scope.concatenate(sequences).dedup_alerts(rules.clone()));
+        alerts.push(scope.concatenate(sequences).dedup_alerts(rules.clone(), &hooks));
     }
     if !rules.event.is_empty() {
-        alerts.push(events.event_alerts(rules.clone()));
+        alerts.push(events.event_alerts(rules.clone(), &hooks));
     }
+    let mut received = Vec::new();
     if !alerts.is_empty() {
-        scope.concatenate(alerts).immediate_sink("AlertSink", io.alerts);
+        received.push(scope.concatenate(alerts).immediate_sink("AlertSink", io.alerts, &hooks, |p| &mut p.alerts));
     }
-    metrics.batch_sink("MetricsSink", io.metrics);
-    dead_letters.probe_with(&sinks_probe).batch_sink("DeadLetterSink", io.dead_letters);
+    received.push(metrics.batch_sink("MetricsSink", io.metrics, &hooks, |p: &mut SinkPositions| &mut p.metrics));
+    let letters = dead_letters.probe_with(&sinks_probe);
+    received.push(letters.batch_sink("DeadLetterSink", io.dead_letters, &hooks, |p| &mut p.dead_letters));
+    scope.concatenate(received).probe_with(&written);
+    gate.map(|(_, state)| state)
 }

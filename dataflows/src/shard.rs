@@ -60,6 +60,18 @@ impl<T> Sharded<T> {
             self.shards.entry(shard).or_default().extend(entries);
         }
     }
+    /// Every entry, by reference.
+    pub fn entries(&self) -> impl Iterator<Item = &T> {
+        self.shards.values().flatten()
+    }
+    /// The shards and their entries.
+    pub fn into_shards(self) -> impl Iterator<Item = (u32, Vec<T>)> {
+        self.shards.into_iter()
+    }
+    /// Adds entries to one shard.
+    pub fn insert_shard(&mut self, shard: u32, entries: Vec<T>) {
+        self.shards.entry(shard % SHARDS).or_default().extend(entries);
+    }
     /// The number of entries.
     pub fn len(&self) -> usize {
         self.shards.values().map(Vec::len).sum()

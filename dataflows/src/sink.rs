@@ -213,7 +213,36 @@ impl SinkSet<Alert> {
     }
 }
 
+impl<R: Record> SinkSet<R> {
+    /// Hands each sink what it had written at the checkpoint resumed from (one position per
+    /// sink, in config order).
+    pub fn resume(&mut self, written: &[SinkPosition]) -> Result<(), SinkError> {
+        if written.len() != self.sinks.len() {
+            return Err(SinkError::Unsupported {
+                what: format!("{} sinks", R::ROLE),
+                reason: format!(
+                    "the checkpoint recorded {} of them, the config has {}: the sinks changed since (rtsa run --fresh starts over)",
+                    written.len(),
+                    self.sinks.len()
+                ),
+            });
+        }
+        for (sink, position) in self.sinks.iter_mut().zip(written) {
+            sink.resume(position)?;
+        }
+        Ok(())
+    }
+}
+
 impl<R: Record + Clone> BatchWriter<R> for SinkSet<R> {
+    fn checkpoint(&mut self) -> Result<Vec<SinkPosition>, String> {
+        self.sinks
+            .iter_mut()
+            .map(|sink| {
+                sink.flush().and_then(|()| sink.position()).map_err(|e| format!("{} sink {}: {e}", R::ROLE, sink.kind()))
+            })
+            .collect()
+    }
     fn write_batch(&mut self, batch: &[R]) {
         let router = self.router.as_ref();
         let written = self.sinks.iter_mut().try_for_each(|sink| {

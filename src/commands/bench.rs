@@ -201,7 +201,7 @@ fn alert_latency(args: &BenchArgs, mut config: Config) -> Result<ExitCode, Error
         std::thread::sleep(std::time::Duration::from_secs(seconds));
         stopper.request_stop();
     });
-    let options = RunOptions { workers: usize::from(args.workers), cluster: None };
+    let options = RunOptions { workers: usize::from(args.workers), ..RunOptions::default() };
     let source =
         Arc::new(crate::sources::generator::GeneratorSource::new(&generator, dataflows::control::wall_clock_ms()));
     let output = Output::CountWithAlerts(Box::new(writer));
@@ -237,7 +237,7 @@ pub fn bench(args: &BenchArgs) -> Result<ExitCode, Error> {
         args.workers
     );
     let control = Arc::new(RunControl::default());
-    let options = RunOptions { workers: usize::from(args.workers), cluster: None };
+    let options = RunOptions { workers: usize::from(args.workers), ..RunOptions::default() };
     let source = Arc::new(MemorySource::new(partitions));
     let output = if args.sinks { Output::Configured } else { Output::Count };
     let summary = run::run(Arc::new(config), &options, source, output, control.clone())?;

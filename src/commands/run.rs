@@ -29,6 +29,9 @@ pub struct RunArgs {
     /// File of host:port lines, one per process.
     #[arg(long, requires_all = ["process", "processes"])]
     pub hostfile: Option<PathBuf>,
+    /// With checkpoints on: delete the pipeline's checkpoint and start over.
+    #[arg(long)]
+    pub fresh: bool,
 }
 
 /// What a stop that ran out of time leaves behind, for its last words.
@@ -48,7 +51,7 @@ fn unfinished(control: &RunControl, timeout: Duration) -> String {
 
 /// A signal handler: the first SIGINT/SIGTERM drains, and the process exits 1 if that takes
 /// longer than `shutdown_timeout`; one more signal a second later exits at once.
-fn on_signals(control: Arc<RunControl>, shutdown_timeout: Duration) -> Result<(), Error> {
+fn on_signals(control: Arc<RunControl>, shutdown_timeout: Duration, checkpoints: bool) -> Result<(), Error> {
     let first_signal = std::sync::Mutex::new(None::<Instant>);
     ctrlc::set_handler(move || {
         let mut first = first_signal.lock().unwrap_or_else(|p| p.into_inner());
@@ -61,7 +64,11 @@ fn on_signals(control: Arc<RunControl>, shutdown_timeout: Duration) -> Result<()
             std::process::exit(130);
         }
         *first = Some(Instant::now());
-        eprintln!("rtsa: stopping: draining, flushing open windows (Ctrl-C again to exit at once)");
+        if checkpoints {
+            eprintln!("rtsa: stopping: taking a last checkpoint (Ctrl-C again to exit at once)");
+        } else {
+            eprintln!("rtsa: stopping: draining, flushing open windows (Ctrl-C again to exit at once)");
+        }
         control.request_stop();
         let watched = control.clone();
         std::thread::spawn(move || {
@@ -80,9 +87,10 @@ pub fn run(args: RunArgs) -> Result<ExitCode, Error> {
         (Some(process), Some(processes), Some(hostfile)) => Some(ClusterOptions { process, processes, hostfile }),
         _ => None,
     };
-    let options = RunOptions { workers: usize::from(args.workers), cluster };
+    let options = RunOptions { workers: usize::from(args.workers), cluster, fresh: args.fresh };
     let control = Arc::new(RunControl::default());
-    on_signals(control.clone(), config.pipeline.engine.shutdown_timeout.as_duration())?;
+    let checkpoints = config.checkpoint.store != crate::config::CheckpointStoreKind::None;
+    on_signals(control.clone(), config.pipeline.engine.shutdown_timeout.as_duration(), checkpoints)?;
     if args.config.is_none() {
         eprintln!(
             "rtsa: running the embedded default: generator → 4 aggregations → console and ./rtsa-out/*.jsonl (Ctrl-C to stop)"

@@ -4,7 +4,7 @@
 //! user sees all of them at once instead of fixing one per run.
 
 use super::{
-    AggregationConfig, AlertsConfig, AnomalyConfig, Config, ConsoleSinkConfig, EngineConfig, EventRule,
+    AggregationConfig, AlertsConfig, AnomalyConfig, CheckpointConfig, CheckpointStoreKind, Config, ConsoleSinkConfig, EngineConfig, EventRule,
     FileSourceConfig, GeneratorConfig, GroupBy, InfluxApi, InfluxSinkConfig, JsonlSinkConfig, KafkaConfig,
     KafkaSinkConfig, KafkaSourceConfig, Levels, PatternRule, Pipeline, RareSequenceRule, RedisSinkConfig, SinkConfig,
     SinkRole, SinksConfig, SourceConfig, StdinSourceConfig, ThresholdRule, WatermarkConfig, WebhookSinkConfig,
@@ -58,8 +58,8 @@ pub fn load_str(text: &str, env: impl IntoIterator<Item = (String, String)>) -> 
         return Err(ConfigErrors(vec!["config: the top level must be a mapping of sections".to_owned()]));
     };
 
-    const SECTIONS: [&str; 8] =
-        ["source", "kafka", "watermark", "engine", "aggregations", "sinks", "anomalies", "alerts"];
+    const SECTIONS: [&str; 9] =
+        ["source", "kafka", "watermark", "engine", "aggregations", "sinks", "anomalies", "alerts", "checkpoint"];
     for key in map.keys() {
         let name = key.as_str().unwrap_or("?");
         if !SECTIONS.contains(&name) {
@@ -81,7 +81,8 @@ pub fn load_str(text: &str, env: impl IntoIterator<Item = (String, String)>) -> 
     let anomalies: Vec<AnomalyConfig> = list_section(&map, "anomalies", tagged_at_path, &mut errors);
     let alerts: AlertsConfig = section(&map, "alerts", &mut errors).unwrap_or_default();
     let pipeline = Pipeline { watermark, engine, aggregations, anomalies, alerts };
-    let config = Config { source, kafka, sinks, pipeline };
+    let checkpoint: CheckpointConfig = section(&map, "checkpoint", &mut errors).unwrap_or_default();
+    let config = Config { source, kafka, sinks, checkpoint, pipeline };
     validate(&config, &mut errors);
     if errors.is_empty() { Ok(config) } else { Err(ConfigErrors(errors)) }
 }
@@ -389,6 +390,21 @@ fn validate_alerts(config: &Config, errors: &mut Vec<String>) {
 const MAX_WINDOW_MS: u64 = 100 * 365 * 86_400_000;
 
 fn validate(config: &Config, errors: &mut Vec<String>) {
+    let checkpoint = &config.checkpoint;
+    if checkpoint.store == CheckpointStoreKind::Redis {
+        if checkpoint.name.is_empty() || checkpoint.name.contains(['{', '}', ' ', ':']) {
+            errors.push("checkpoint.name: must be a non-empty name without spaces, colons or braces".to_owned());
+        }
+        if checkpoint.interval.0 == 0 {
+            errors.push("checkpoint.interval: must be above 0".to_owned());
+        }
+        if checkpoint.ttl.0 < 60_000 {
+            errors.push("checkpoint.ttl: must be at least 1m".to_owned());
+        }
+        if matches!(config.source, SourceConfig::Stdin(_)) {
+            errors.push("checkpoint.store: standard input cannot be read again after a restart; use a file or Kafka source, or store: none".to_owned());
+        }
+    }
     let pipeline = &config.pipeline;
     let epoch = pipeline.watermark.epoch.0;
     let watermark = &pipeline.watermark;

@@ -23,6 +23,9 @@ pub struct Config {
     pub kafka: KafkaConfig,
     /// Where metrics, alerts and dead letters go.
     pub sinks: SinksConfig,
+    /// Checkpoints (off by default).
+    #[serde(default)]
+    pub checkpoint: CheckpointConfig,
     /// Watermarks, engine limits, aggregations, detector rules and alerting.
     #[serde(flatten)]
     pub pipeline: Pipeline,
@@ -698,7 +701,80 @@ impl Config {
                 alerts: vec![SinkConfig::Console(ConsoleSinkConfig::default()), jsonl("alerts.jsonl")],
                 dead_letter: jsonl("dead_letter.jsonl"),
             },
+            checkpoint: CheckpointConfig::default(),
             pipeline,
         }
     }
+}
+
+/// `checkpoint.store`.
+#[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum CheckpointStoreKind {
+    /// No checkpoints: a restart starts over.
+    #[default]
+    None,
+    /// Checkpoints in Redis.
+    Redis,
+}
+
+/// `checkpoint:` (CONTRACT 7 and 8).
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct CheckpointConfig {
+    /// Where checkpoints go.
+    #[serde(default)]
+    pub store: CheckpointStoreKind,
+    /// `redis://host:port[/db]` or `rediss://…`; default: `$RTSA_REDIS_URL`, else
+    /// `redis://127.0.0.1:6379`.
+    #[serde(default)]
+    pub url: Option<String>,
+    /// Environment variable holding the Redis password, if any.
+    #[serde(default)]
+    pub password_env: Option<String>,
+    /// With `rediss://`: the CA certificate (PEM) the server's certificate must chain to.
+    #[serde(default)]
+    pub tls_ca_file: Option<PathBuf>,
+    /// Wall time between checkpoints.
+    #[serde(default = "default_checkpoint_interval")]
+    pub interval: Millis,
+    /// The pipeline's name: the prefix of its keys (one name per pipeline).
+    #[serde(default = "default_checkpoint_name")]
+    pub name: String,
+    /// How long checkpoint keys live without being replaced (a safety net: an abandoned
+    /// pipeline's state expires).
+    #[serde(default = "default_checkpoint_ttl")]
+    pub ttl: Millis,
+    /// How many epochs ahead of the most advanced source the checkpoint gate is kept: how much
+    /// event time a checkpoint waits for, at most, on live data.
+    #[serde(default = "default_checkpoint_lookahead")]
+    pub lookahead_epochs: NonZeroU64,
+}
+
+impl Default for CheckpointConfig {
+    fn default() -> Self {
+        CheckpointConfig {
+            store: CheckpointStoreKind::None,
+            url: None,
+            password_env: None,
+            tls_ca_file: None,
+            interval: default_checkpoint_interval(),
+            name: default_checkpoint_name(),
+            ttl: default_checkpoint_ttl(),
+            lookahead_epochs: default_checkpoint_lookahead(),
+        }
+    }
+}
+
+fn default_checkpoint_interval() -> Millis {
+    Millis(5_000)
+}
+fn default_checkpoint_name() -> String {
+    "rtsa".to_owned()
+}
+fn default_checkpoint_ttl() -> Millis {
+    Millis(7 * 86_400_000)
+}
+fn default_checkpoint_lookahead() -> NonZeroU64 {
+    NonZeroU64::new(2).unwrap_or(NonZeroU64::MIN)
 }

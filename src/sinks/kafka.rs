@@ -2,7 +2,14 @@
 //! alerts by `alert_id`, dead letters by `partition|offset`), batched and compressed by the
 //! producer, retried by librdkafka without a time limit while the broker is away; a record that
 //! cannot be delivered at all (a permanent error) fails the run instead of vanishing. Its
-//! position is, per output partition, the offset after the last acknowledged record.
+//! position is, per output partition, the offset after the last acknowledged record (or the
+//! partition's end when the sink opened, for a partition not written since).
+//!
+//! Exactly-once without broker transactions (CONTRACT 7): this process's worker 0 is the only
+//! writer of its topics, and on resume it reads every partition back from the offsets the
+//! checkpoint recorded to the end, proving it reached the end offsets fetched first, and skips
+//! the records whose keys it finds there when the replay produces them again (one skip per
+//! copy found: a late event's dead letters share a key, one per aggregation).
 
 use crate::config::KafkaConfig;
 use crate::kafka::producer_config;
@@ -15,7 +22,9 @@ use rdkafka::ClientContext;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::Message;
 use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
-use std::collections::BTreeMap;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::{Offset, TopicPartitionList};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -133,6 +142,86 @@ impl KafkaTopic {
 pub struct KafkaSink {
     topic: KafkaTopic,
     aggregations: Arc<Vec<AggregationConfig>>,
+    kafka: KafkaConfig,
+    /// Per partition, its end when the sink opened (or at the checkpoint resumed from).
+    baseline: BTreeMap<u32, u64>,
+    /// Keys already in the topic after the checkpoint resumed from, with how many copies.
+    skip: HashMap<String, u32>,
+}
+
+/// Reads `topic` back from `from` (per partition) to the end offsets fetched first; returns the
+/// keys found, with how many copies, and how many records were read.
+fn read_back(kafka: &KafkaConfig, topic: &str, from: &BTreeMap<u32, u64>) -> Result<(HashMap<String, u32>, u64), SinkError> {
+    let what = format!("kafka {} topic {topic}", kafka.bootstrap_servers);
+    let fail = |reason: String| SinkError::service(what.clone(), reason, true);
+    let partitions = crate::kafka::partition_count(kafka, topic).map_err(|e| fail(e.to_string()))?;
+    let mut config = crate::kafka::client_config(kafka);
+    config
+        .set("group.id", format!("rtsa-resume-{}", std::process::id()))
+        .set("enable.auto.commit", "false")
+        .set("enable.partition.eof", "false");
+    let consumer: BaseConsumer = config.create().map_err(|e| fail(format!("cannot create a consumer: {e}")))?;
+    let timeout = kafka.connect_timeout.as_duration();
+    let mut assignment = TopicPartitionList::new();
+    let mut ends = BTreeMap::new();
+    for p in 0..partitions {
+        let (_, high) = consumer
+            .fetch_watermarks(topic, p as i32, timeout)
+            .map_err(|e| fail(format!("partition {p}: cannot fetch its end offset: {e}")))?;
+        let start = from.get(&p).copied().unwrap_or(0);
+        if (high as u64) > start {
+            ends.insert(p as i32, high);
+            assignment
+                .add_partition_offset(topic, p as i32, Offset::Offset(start as i64))
+                .map_err(|e| fail(format!("partition {p}: {e}")))?;
+        }
+    }
+    let mut keys: HashMap<String, u32> = HashMap::new();
+    let mut read = 0u64;
+    if ends.is_empty() {
+        return Ok((keys, read));
+    }
+    consumer.assign(&assignment).map_err(|e| fail(format!("cannot assign partitions: {e}")))?;
+    let deadline = std::time::Instant::now() + timeout.max(Duration::from_secs(30));
+    while !ends.is_empty() {
+        if std::time::Instant::now() > deadline {
+            return Err(fail(format!("could not read back to the end offsets {ends:?} in time")));
+        }
+        match consumer.poll(Duration::from_millis(200)) {
+            None => {}
+            Some(Err(e)) => tracing::warn!(error = %e, "kafka read-back"),
+            Some(Ok(message)) => {
+                if let Some(end) = ends.get(&message.partition()) {
+                    if message.offset() < *end {
+                        read += 1;
+                        let key = message.key().map(|k| String::from_utf8_lossy(k).into_owned()).unwrap_or_default();
+                        *keys.entry(key).or_insert(0) += 1;
+                    }
+                    if message.offset() + 1 >= *end {
+                        ends.remove(&message.partition());
+                    }
+                }
+            }
+        }
+    }
+    Ok((keys, read))
+}
+
+/// Per partition of `topic`, its end offset now.
+fn end_offsets(kafka: &KafkaConfig, topic: &str) -> Result<BTreeMap<u32, u64>, SinkError> {
+    let what = format!("kafka {} topic {topic}", kafka.bootstrap_servers);
+    let partitions = crate::kafka::partition_count(kafka, topic).map_err(|e| SinkError::service(what.clone(), e, true))?;
+    let consumer: BaseConsumer = crate::kafka::client_config(kafka)
+        .create()
+        .map_err(|e| SinkError::service(what.clone(), format!("cannot create a client: {e}"), true))?;
+    let mut ends = BTreeMap::new();
+    for p in 0..partitions {
+        let (_, high) = consumer
+            .fetch_watermarks(topic, p as i32, kafka.connect_timeout.as_duration())
+            .map_err(|e| SinkError::service(what.clone(), format!("partition {p}: {e}"), true))?;
+        ends.insert(p, high.max(0) as u64);
+    }
+    Ok(ends)
 }
 
 impl KafkaSink {
@@ -142,11 +231,22 @@ impl KafkaSink {
         topic: &str,
         aggregations: Arc<Vec<AggregationConfig>>,
     ) -> Result<KafkaSink, SinkError> {
-        Ok(KafkaSink { topic: KafkaTopic::open(kafka, topic)?, aggregations })
+        Ok(KafkaSink {
+            topic: KafkaTopic::open(kafka, topic)?,
+            aggregations,
+            baseline: end_offsets(kafka, topic)?,
+            kafka: kafka.clone(),
+            skip: HashMap::new(),
+        })
     }
 
-    fn send_all(&self, messages: impl Iterator<Item = (String, String)>) -> Result<(), SinkError> {
+    fn send_all(&mut self, messages: impl Iterator<Item = (String, String)>) -> Result<(), SinkError> {
         for (key, payload) in messages {
+            if let Some(copies) = self.skip.get_mut(&key).filter(|n| **n > 0) {
+                // Written before the crash, after the checkpoint: the replay's copy is the same record.
+                *copies -= 1;
+                continue;
+            }
             self.topic.send(Some(&key), payload.as_bytes())?;
         }
         self.topic.poll()
@@ -159,7 +259,7 @@ impl Sink for KafkaSink {
     }
     fn write_metrics(&mut self, batch: &[WindowRecord]) -> Result<(), SinkError> {
         let emitted_at = wall_clock_ms();
-        let aggregations = &self.aggregations;
+        let aggregations = self.aggregations.clone();
         self.send_all(batch.iter().map(|r| {
             let aggregation = &aggregations[usize::from(r.0.aggregation)];
             (metric_key(r, aggregation), encode_metric(r, aggregation, emitted_at))
@@ -170,14 +270,35 @@ impl Sink for KafkaSink {
         self.send_all(batch.iter().map(|a| (a.alert_id(), encode_alert(a, emitted_at))))
     }
     fn write_dead_letters(&mut self, batch: &[DeadLetter]) -> Result<(), SinkError> {
-        let aggregations = &self.aggregations;
-        self.send_all(batch.iter().map(|d| (dead_letter_key(d), encode_dead_letter(d, aggregations))))
+        let aggregations = self.aggregations.clone();
+        self.send_all(batch.iter().map(|d| (dead_letter_key(d), encode_dead_letter(d, &aggregations))))
     }
     fn flush(&mut self) -> Result<(), SinkError> {
         self.topic.flush()
     }
     fn position(&mut self) -> Result<SinkPosition, SinkError> {
         self.topic.flush()?;
-        Ok(SinkPosition::Offsets(self.topic.acknowledged()))
+        let mut ends = self.baseline.clone();
+        for (partition, end) in self.topic.acknowledged() {
+            let at = ends.entry(partition).or_insert(0);
+            *at = (*at).max(end);
+        }
+        Ok(SinkPosition::Offsets(ends.into_iter().collect()))
+    }
+    fn resume(&mut self, written: &SinkPosition) -> Result<(), SinkError> {
+        let SinkPosition::Offsets(offsets) = written else {
+            return Err(SinkError::Unsupported {
+                what: format!("kafka sink {}", self.topic.topic),
+                reason: format!("cannot resume from {written:?}"),
+            });
+        };
+        let from: BTreeMap<u32, u64> = offsets.iter().copied().collect();
+        let (skip, read) = read_back(&self.kafka, &self.topic.topic, &from)?;
+        if read > 0 {
+            tracing::info!(topic = %self.topic.topic, read, "records after the checkpoint read back; their replay is skipped");
+        }
+        self.skip = skip;
+        self.baseline = from;
+        Ok(())
     }
 }

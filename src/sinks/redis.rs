@@ -63,18 +63,29 @@ pub fn is_refusal(e: &redis::RedisError) -> bool {
 /// the CA of `tls_ca_file`. It tries one connection: a refused password is an error now (the
 /// run stops before it reads anything); a server that is away is not (writes retry).
 fn client(config: &RedisSinkConfig) -> Result<redis::Client, SinkError> {
-    let url = redis_url(config);
+    connect(&redis_url(config), config.password_env.as_deref(), config.tls_ca_file.as_deref())
+}
+
+/// A client for `url` with the password of `password_env` and, for `rediss://`, the CA of
+/// `tls_ca_file` (the same keys on every Redis sink and the checkpoint store). It tries one
+/// connection: a refused password or certificate is an error now; a server that is away is not.
+pub fn connect(
+    url: &str,
+    password_env: Option<&str>,
+    tls_ca_file: Option<&std::path::Path>,
+) -> Result<redis::Client, SinkError> {
+    let url = url.to_owned();
     let shown = display_url(&url);
     let unusable = |reason: String| SinkError::Unsupported { what: format!("redis {shown}"), reason };
     let mut info: redis::ConnectionInfo =
         url.as_str().parse().map_err(|e: redis::RedisError| unusable(format!("bad url: {:?}", e.kind())))?;
-    if let Some(variable) = &config.password_env {
+    if let Some(variable) = password_env {
         let password = std::env::var(variable)
             .map_err(|_| unusable(format!("environment variable {variable} (password_env) is not set")))?;
         let settings = info.redis_settings().clone().set_password(password);
         info = info.set_redis_settings(settings);
     }
-    let client = match &config.tls_ca_file {
+    let client = match tls_ca_file {
         Some(path) if url.starts_with("rediss://") => {
             let root_cert =
                 std::fs::read(path).map_err(|e| unusable(format!("tls_ca_file {}: {e}", path.display())))?;

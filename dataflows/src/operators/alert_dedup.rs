@@ -4,8 +4,11 @@
 
 use crate::alerts::Alert;
 use crate::alerts::dedup::Dedup;
+use crate::checkpoint::Hooks;
 use crate::detect::rules::Rules;
 use crate::operators::stash::TimeStash;
+use std::cell::RefCell;
+use std::rc::Rc;
 use std::sync::Arc;
 use timely::dataflow::StreamVec;
 use timely::dataflow::channels::pact::Exchange;
@@ -13,18 +16,25 @@ use timely::dataflow::operators::generic::Operator;
 
 /// Extension trait: ordered deduplication.
 pub trait DedupAlerts<'s> {
-    /// Suppresses alerts within their rule's cooldown of the last one emitted for the same key.
-    fn dedup_alerts(self, rules: Arc<Rules>) -> StreamVec<'s, u64, Alert>;
+    /// Suppresses alerts within their rule's cooldown of the last one emitted for the same key;
+    /// the cooldowns are checkpointed through `hooks` (and restored from them).
+    fn dedup_alerts(self, rules: Arc<Rules>, hooks: &Hooks) -> StreamVec<'s, u64, Alert>;
 }
 
 impl<'s> DedupAlerts<'s> for StreamVec<'s, u64, Alert> {
-    fn dedup_alerts(self, rules: Arc<Rules>) -> StreamVec<'s, u64, Alert> {
+    fn dedup_alerts(self, rules: Arc<Rules>, hooks: &Hooks) -> StreamVec<'s, u64, Alert> {
         let route = |alert: &Alert| crate::shard::exchange_by((&alert.rule, &alert.key));
+        let dedup = Rc::new(RefCell::new(Dedup::default()));
+        dedup.borrow_mut().restore(hooks.restored(|s| &mut s.sequence_dedup));
+        let taken = dedup.clone();
+        hooks.register(move |checkpoint| {
+            checkpoint.state.sequence_dedup.extend(taken.borrow().snapshot(|rule, key| crate::shard::shard_of((rule, key))))
+        });
         self.unary_frontier(Exchange::new(route), "DedupAlerts", move |_cap, _info| {
             let mut stash: TimeStash<Alert> = TimeStash::default();
-            let mut dedup = Dedup::default();
             let mut flushed = 0u64;
             move |(input, frontier), output| {
+                let mut dedup = dedup.borrow_mut();
                 input.for_each_stamp(|cap, batches| stash.push(&cap, batches));
                 while let Some((cap, mut alerts)) = stash.pop_ready(frontier) {
                     alerts.sort_unstable();

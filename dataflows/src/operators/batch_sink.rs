@@ -1,9 +1,19 @@
 //! A sink operator: gathers records on worker 0, and when the frontier passes a time hands that
 //! time's records, sorted, to a writer — so writes are batched per epoch and in a deterministic
 //! order whatever the number of workers.
+//!
+//! A sink operator sends nothing, but its (empty) output stream carries its input frontier: a
+//! probe on it shows what the sink has received, which is what a checkpoint waits for. At a
+//! checkpoint the sink writes what it still holds (all of it before the checkpoint's time), makes
+//! it durable and records every sink's position.
 
+use crate::checkpoint::{Hooks, SinkPositions};
+use crate::sink::SinkPosition;
+use std::cell::RefCell;
 use std::collections::BTreeMap;
+use std::rc::Rc;
 use timely::ExchangeData;
+use timely::container::CapacityContainerBuilder;
 use timely::dataflow::StreamVec;
 use timely::dataflow::channels::pact::Exchange;
 use timely::dataflow::operators::generic::Operator;
@@ -14,63 +24,142 @@ pub trait BatchWriter<D> {
     fn write_batch(&mut self, batch: &[D]);
     /// Called once when the input is exhausted: flush and close.
     fn close(&mut self);
+    /// Makes everything written durable and says what each sink has written (for a checkpoint);
+    /// an error when a sink cannot.
+    fn checkpoint(&mut self) -> Result<Vec<SinkPosition>, String> {
+        Ok(Vec::new())
+    }
 }
 
+/// A sink's output: no records, only a frontier.
+type Nothing = CapacityContainerBuilder<Vec<()>>;
+
+/// Which of a checkpoint's [`SinkPositions`] a sink operator fills.
+pub type PositionsOf = fn(&mut SinkPositions) -> &mut Vec<SinkPosition>;
+
 /// Extension trait: batch sinks.
-pub trait BatchSink<D> {
-    /// Writes the stream's records with `writer` on worker 0.
-    fn batch_sink(self, name: &str, writer: Box<dyn BatchWriter<D>>);
+pub trait BatchSink<'s, D> {
+    /// Writes the stream's records with `writer` on worker 0; returns the sink's (empty)
+    /// output, whose frontier is what the sink has received.
+    fn batch_sink(
+        self,
+        name: &str,
+        writer: Box<dyn BatchWriter<D>>,
+        hooks: &Hooks,
+        positions: PositionsOf,
+    ) -> StreamVec<'s, u64, ()>;
     /// Writes the stream's records with `writer` on worker 0 as soon as they arrive (sorted
     /// within each arrival), without waiting for the frontier: for alerts, which must leave at
     /// once and carry their own idempotency key.
-    fn immediate_sink(self, name: &str, writer: Box<dyn BatchWriter<D>>);
+    fn immediate_sink(
+        self,
+        name: &str,
+        writer: Box<dyn BatchWriter<D>>,
+        hooks: &Hooks,
+        positions: PositionsOf,
+    ) -> StreamVec<'s, u64, ()>;
 }
 
-impl<D: ExchangeData + Ord> BatchSink<D> for StreamVec<'_, u64, D> {
-    fn batch_sink(self, name: &str, mut writer: Box<dyn BatchWriter<D>>) {
-        let mut stash: BTreeMap<u64, Vec<D>> = BTreeMap::new();
-        let mut closed = false;
-        self.sink(Exchange::new(|_: &D| 0), name, move |(input, frontier)| {
-            input.for_each_stamp(|cap, batches| {
-                let time = *cap.least().expect("totally ordered times have a least element");
-                let entry = stash.entry(time).or_default();
-                for batch in batches {
-                    entry.append(batch);
-                }
-            });
-            while let Some(entry) = stash.first_entry() {
-                if frontier.less_equal(entry.key()) {
-                    break;
-                }
-                let mut batch = entry.remove();
-                batch.sort_unstable();
-                writer.write_batch(&batch);
+/// What a batch sink holds: records by time, waiting for the frontier, and the writer.
+struct Buffered<D> {
+    stash: BTreeMap<u64, Vec<D>>,
+    writer: Box<dyn BatchWriter<D>>,
+    closed: bool,
+}
+
+impl<D: Ord> Buffered<D> {
+    /// Writes the stashed times before `until` (all of them with `None`), in time order.
+    fn write_before(&mut self, until: Option<&u64>) {
+        while let Some(entry) = self.stash.first_entry() {
+            if until.is_some_and(|until| entry.key() >= until) {
+                break;
             }
-            if frontier.is_empty() && !closed {
-                closed = true;
-                writer.close();
+            let mut batch = entry.remove();
+            batch.sort_unstable();
+            self.writer.write_batch(&batch);
+        }
+    }
+}
+
+/// Registers the checkpoint hook of a sink on worker 0: write what is held, then positions.
+fn register<D: Ord + 'static>(
+    hooks: &Hooks,
+    worker: usize,
+    buffered: &Rc<RefCell<Buffered<D>>>,
+    positions: PositionsOf,
+) {
+    if worker != 0 {
+        return;
+    }
+    let buffered = buffered.clone();
+    hooks.register(move |checkpoint| {
+        let mut buffered = buffered.borrow_mut();
+        buffered.write_before(None);
+        let sinks = checkpoint.sinks.get_or_insert_with(SinkPositions::default);
+        match buffered.writer.checkpoint() {
+            Ok(written) => *positions(sinks) = written,
+            Err(e) => checkpoint.failed = Some(e),
+        }
+    });
+}
+
+impl<'s, D: ExchangeData + Ord> BatchSink<'s, D> for StreamVec<'s, u64, D> {
+    fn batch_sink(
+        self,
+        name: &str,
+        writer: Box<dyn BatchWriter<D>>,
+        hooks: &Hooks,
+        positions: PositionsOf,
+    ) -> StreamVec<'s, u64, ()> {
+        let buffered = Rc::new(RefCell::new(Buffered { stash: BTreeMap::new(), writer, closed: false }));
+        register(hooks, self.scope().index(), &buffered, positions);
+        self.unary_frontier::<Nothing, _, _, _>(Exchange::new(|_: &D| 0), name, move |_cap, _info| {
+            move |(input, frontier), _output| {
+                let mut buffered = buffered.borrow_mut();
+                input.for_each_stamp(|cap, batches| {
+                    let time = *cap.least().expect("totally ordered times have a least element");
+                    let entry = buffered.stash.entry(time).or_default();
+                    for batch in batches {
+                        entry.append(batch);
+                    }
+                });
+                buffered.write_before(frontier.frontier().first());
+                if frontier.is_empty() && !buffered.closed {
+                    buffered.closed = true;
+                    buffered.writer.close();
+                }
             }
-        });
+        })
     }
 
-    fn immediate_sink(self, name: &str, mut writer: Box<dyn BatchWriter<D>>) {
-        let mut closed = false;
+    fn immediate_sink(
+        self,
+        name: &str,
+        writer: Box<dyn BatchWriter<D>>,
+        hooks: &Hooks,
+        positions: PositionsOf,
+    ) -> StreamVec<'s, u64, ()> {
+        let buffered = Rc::new(RefCell::new(Buffered { stash: BTreeMap::new(), writer, closed: false }));
+        register(hooks, self.scope().index(), &buffered, positions);
         let mut batch = Vec::new();
-        self.sink(Exchange::new(|_: &D| 0), name, move |(input, frontier)| {
-            input.for_each_stamp(|_cap, batches| {
-                for b in batches {
-                    batch.append(b);
+        self.unary_frontier::<Nothing, _, _, _>(Exchange::new(|_: &D| 0), name, move |_cap, _info| {
+            move |(input, frontier), _output| {
+                let mut buffered = buffered.borrow_mut();
+                input.for_each_stamp(|_cap, batches| {
+                    for b in batches {
+                        batch.append(b);
+                    }
+                });
+                if !batch.is_empty() {
+                    batch.sort_unstable();
+                    buffered.writer.write_batch(&batch);
+                    batch.clear();
                 }
-            });
-            if !batch.is_empty() {
-                batch.sort_unstable();
-                writer.write_batch(&batch);
-                batch.clear();
+                if frontier.is_empty() && !buffered.closed {
+                    buffered.closed = true;
+                    buffered.writer.close();
+                }
             }
-            if frontier.is_empty() && !closed {
-                closed = true;
-                writer.close();
-            }
-        });
+        })
     }
 }

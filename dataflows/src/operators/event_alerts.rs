@@ -4,10 +4,13 @@
 
 use crate::alerts::dedup::Dedup;
 use crate::alerts::{Alert, AlertKind, number};
+use crate::checkpoint::Hooks;
 use crate::detect::rules::Rules;
 use crate::detect::threshold::crossed;
 use crate::event::{Event, event_matches};
 use crate::spec::{Direction, EventMetric, EventRule};
+use std::cell::RefCell;
+use std::rc::Rc;
 use std::sync::Arc;
 use timely::dataflow::StreamVec;
 use timely::dataflow::channels::pact::Exchange;
@@ -55,21 +58,28 @@ pub fn judge_event(rule: &EventRule, event: &Event) -> Option<Alert> {
 
 /// Extension trait: single-event alerts.
 pub trait EventAlerts<'s> {
-    /// Applies the single-event rules.
-    fn event_alerts(self, rules: Arc<Rules>) -> StreamVec<'s, u64, Alert>;
+    /// Applies the single-event rules; the cooldowns are checkpointed through `hooks` (and
+    /// restored from them).
+    fn event_alerts(self, rules: Arc<Rules>, hooks: &Hooks) -> StreamVec<'s, u64, Alert>;
 }
 
 impl<'s> EventAlerts<'s> for StreamVec<'s, u64, Event> {
-    fn event_alerts(self, rules: Arc<Rules>) -> StreamVec<'s, u64, Alert> {
+    fn event_alerts(self, rules: Arc<Rules>, hooks: &Hooks) -> StreamVec<'s, u64, Alert> {
         let judged = rules.clone();
         let candidates = self.flat_map(move |event: Event| {
             judged.event.iter().filter_map(|rule| judge_event(rule, &event)).collect::<Vec<_>>()
         });
         let route = |alert: &Alert| crate::shard::exchange_by((&alert.rule, &alert.key));
+        let dedup = Rc::new(RefCell::new(Dedup::default()));
+        dedup.borrow_mut().restore(hooks.restored(|s| &mut s.event_dedup));
+        let taken = dedup.clone();
+        hooks.register(move |checkpoint| {
+            checkpoint.state.event_dedup.extend(taken.borrow().snapshot(|rule, key| crate::shard::shard_of((rule, key))))
+        });
         candidates.unary(Exchange::new(route), "EventAlerts", move |_cap, _info| {
-            let mut dedup = Dedup::default();
             let mut admitted = 0u64;
             move |input, output| {
+                let mut dedup = dedup.borrow_mut();
                 input.for_each_stamp(|cap, batches| {
                     let mut session = output.session(&cap);
                     for batch in batches {

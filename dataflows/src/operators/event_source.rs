@@ -3,9 +3,17 @@
 //!
 //! Outputs valid events (each stamped with the watermark it was judged against) and dead
 //! letters. The operator holds one capability per output at the epoch of its watermark: the
-//! minimum over its partitions that are neither finished nor idle. An event is sent at
-//! `max(its epoch, the capability)`; the window it belongs to is decided from its own timestamp.
+//! minimum over its partitions that are neither finished nor idle. Every input is sent at the
+//! capability (the window an event belongs to is decided from its own timestamp), so a
+//! partition's position when the capability moves to a time C is exactly what was sent before C:
+//! what a checkpoint at C records.
+//!
+//! With checkpoints on, the capability never passes the checkpoint gate (`checkpoint_gate`), and
+//! reading pauses while it is at the gate: nothing at or after a checkpoint time is sent until
+//! every worker has taken its checkpoint. A stop request is then the gate's business (a last
+//! checkpoint), not the source's.
 
+use crate::checkpoint::Hooks;
 use crate::control::{Counters, RunControl};
 use crate::event::{Event, parse_event};
 use crate::record::{DeadLetter, Position};
@@ -13,7 +21,8 @@ use crate::source::{Partition, PartitionPosition, Poll, SourceKind};
 use crate::spec::{EngineConfig, Millis, WatermarkConfig};
 use crate::window::{AggregationPlan, epoch_of};
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
+use std::cell::RefCell;
+use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use timely::dataflow::operators::generic::OutputBuilder;
@@ -43,6 +52,13 @@ pub struct EventSourceSpec {
     pub control: Arc<RunControl>,
     /// The frontier of what has reached the sinks, for backpressure.
     pub sinks_probe: ProbeHandle<u64>,
+    /// The checkpoint gate's frontier, with checkpoints on: the capability stays at or below it.
+    pub gate: Option<ProbeHandle<u64>>,
+    /// Checkpoint hooks: the partitions' positions are taken here, and a resumed run starts
+    /// at the checkpoint's time with these partitions' watermarks.
+    pub hooks: Hooks,
+    /// The watermarks of this worker's partitions at the checkpoint resumed from.
+    pub restored: Vec<PartitionSnapshot>,
 }
 
 /// Per-partition reading state.
@@ -84,8 +100,8 @@ pub struct SourceState {
     epoch: u64,
     /// How far ahead of the wall clock an event may be stamped (`None`: any time).
     max_future_skew: Option<u64>,
-    /// Events read, by the time they are sent at.
-    pending: BTreeMap<u64, Vec<Event>>,
+    /// Events read since the last send.
+    pending: Vec<Event>,
     letters: Vec<DeadLetter>,
     next_partition: usize,
     /// The epoch of the last watermark this worker told the others.
@@ -100,8 +116,7 @@ impl SourceState {
         let mut ready = false;
         let count = self.partitions.len();
         let budget = self.engine.max_events_per_step.get().div_ceil(count.max(1));
-        let (kind, out_of_orderness, epoch, max_bytes) =
-            (self.kind, self.out_of_orderness, self.epoch, self.engine.max_event_bytes.get());
+        let (kind, out_of_orderness, max_bytes) = (self.kind, self.out_of_orderness, self.engine.max_event_bytes.get());
         // The wall clock and the latest acceptable event time, read once per step.
         let wall = crate::control::wall_clock_ms();
         let latest = self.max_future_skew.map(|skew| wall.saturating_add(skew));
@@ -155,8 +170,7 @@ impl SourceState {
                         }
                         *max_timestamp = Some(max_timestamp.map_or(event.timestamp, |m| m.max(event.timestamp)));
                         if on_time {
-                            let time = epoch_of(event.timestamp, epoch).max(cap_time);
-                            pending.entry(time).or_default().push(event);
+                            pending.push(event);
                         }
                     }
                 }
@@ -277,7 +291,18 @@ pub fn event_source<'s>(scope: Scope<'s, u64>, spec: EventSourceSpec) -> SourceS
         let watermark_cap = capabilities.pop().expect("three outputs");
         let dead_cap = capabilities.pop().expect("three outputs");
         let event_cap = capabilities.pop().expect("three outputs");
-        let EventSourceSpec { kind, partitions, aggregations, watermark, engine, control, sinks_probe } = spec;
+        let EventSourceSpec {
+            kind,
+            partitions,
+            aggregations,
+            watermark,
+            engine,
+            control,
+            sinks_probe,
+            gate,
+            hooks,
+            restored,
+        } = spec;
         let max_ahead = engine.max_inflight_epochs.get().saturating_mul(watermark.epoch.0);
         let out_of_orderness = watermark.max_out_of_orderness.0;
         let epoch = watermark.epoch.0;
@@ -287,13 +312,19 @@ pub fn event_source<'s>(scope: Scope<'s, u64>, spec: EventSourceSpec) -> SourceS
             .map(|(index, reader)| PartitionState {
                 index,
                 reader,
-                max_timestamp: None,
+                max_timestamp: restored.iter().find(|r| r.index == index).and_then(|r| r.max_timestamp),
                 finished: false,
                 last_data: Instant::now(),
             })
             .collect();
         let mut caps = if partitions.is_empty() { None } else { Some((event_cap, dead_cap, watermark_cap)) };
-        let mut state = SourceState {
+        // A resumed run continues at the checkpoint's time: nothing before it is sent again.
+        if let Some((event_cap, dead_cap, watermark_cap)) = caps.as_mut() {
+            for cap in [event_cap, dead_cap, watermark_cap] {
+                cap.downgrade(&hooks.resumed_at);
+            }
+        }
+        let state = Rc::new(RefCell::new(SourceState {
             kind,
             partitions,
             aggregations,
@@ -301,36 +332,37 @@ pub fn event_source<'s>(scope: Scope<'s, u64>, spec: EventSourceSpec) -> SourceS
             out_of_orderness,
             epoch,
             max_future_skew: watermark.max_future_skew.0.map(|skew| skew.0),
-            pending: BTreeMap::new(),
+            pending: Vec::new(),
             letters: Vec::new(),
             next_partition: 0,
             told_epoch: None,
-        };
+        }));
+        let taken = state.clone();
+        hooks.register(move |checkpoint| checkpoint.partitions.extend(taken.borrow().snapshot()));
 
         move |_frontiers| {
             let Some((event_cap, dead_cap, watermark_cap)) = caps.as_mut() else { return };
+            let mut state = state.borrow_mut();
             let now = Instant::now();
-            let stopping = control.stop_requested();
+            // With checkpoints on, a stop is a last checkpoint at the gate: the source goes on
+            // until it reaches the gate and keeps its capability there.
+            let stopping = control.stop_requested() && gate.is_none();
+            let limit = gate.as_ref().and_then(|gate| gate.with_frontier(|f| f.first().copied()));
+            let at_gate = limit.is_some_and(|limit| *event_cap.time() >= limit);
             // Backpressure: do not read further while the sinks lag too far behind.
             let ahead = sinks_probe.with_frontier(|f| f.first().map(|done| event_cap.time().saturating_sub(*done)));
             Counters::set(&control.counters.backpressure_epochs, ahead.unwrap_or(0) / epoch.max(1));
             let lagging = ahead.is_some_and(|ahead| ahead > max_ahead);
-            if lagging && !stopping {
+            if (lagging || at_gate) && !stopping {
                 activator.activate_after(BACKPRESSURE_INTERVAL);
                 return;
             }
             let ready = !stopping && state.read(*event_cap.time(), now, &control);
-            {
-                let mut events_handle = events_out.activate();
-                for (time, batch) in state.pending.iter_mut() {
-                    let cap = event_cap.delayed(time);
-                    events_handle.session(&cap).give_iterator(batch.drain(..));
-                }
-                state.pending.clear();
-                if !state.letters.is_empty() {
-                    let mut dead_handle = dead_out.activate();
-                    dead_handle.session(&*dead_cap).give_iterator(state.letters.drain(..));
-                }
+            if !state.pending.is_empty() {
+                events_out.activate().session(&*event_cap).give_iterator(state.pending.drain(..));
+            }
+            if !state.letters.is_empty() {
+                dead_out.activate().session(&*dead_cap).give_iterator(state.letters.drain(..));
             }
             if stopping || state.all_finished() {
                 caps = None;
@@ -357,7 +389,7 @@ pub fn event_source<'s>(scope: Scope<'s, u64>, spec: EventSourceSpec) -> SourceS
                 out_of_orderness,
                 idle_timeout.as_millis() as u64,
             );
-            let target = epoch_of(watermark, epoch);
+            let target = epoch_of(watermark, epoch).min(limit.unwrap_or(u64::MAX));
             if target > *event_cap.time() {
                 event_cap.downgrade(&target);
                 dead_cap.downgrade(&target);
@@ -435,7 +467,7 @@ mod tests {
             out_of_orderness: 2_000,
             epoch: 1_000,
             max_future_skew: Some(3_600_000),
-            pending: BTreeMap::new(),
+            pending: Vec::new(),
             letters: Vec::new(),
             next_partition: 0,
             told_epoch: None,
@@ -446,7 +478,7 @@ mod tests {
         let reasons: Vec<&str> = state.letters.iter().map(|l| l.reason.as_str()).collect();
         assert_eq!(reasons, vec!["invalid_json", "future", "late"], "ts 1000 is late once the watermark is 18000");
         assert!(state.letters[1].detail.as_deref().is_some_and(|d| d.contains("ahead of the wall clock")));
-        assert_eq!(state.pending.values().map(Vec::len).sum::<usize>(), 2);
+        assert_eq!(state.pending.len(), 2);
         assert_eq!(
             state.snapshot(),
             vec![PartitionSnapshot {

@@ -3,12 +3,15 @@
 //! pattern matcher; a completed sequence raises an alert at the epoch of its last event.
 
 use crate::alerts::Alert;
+use crate::checkpoint::Hooks;
 use crate::detect::pattern::{PatternEvent, PatternMatchers, step_matches};
 use crate::detect::rules::Rules;
 use crate::event::Event;
 use crate::operators::stash::EventTimeStash;
 use compact_str::CompactString;
 use serde::{Deserialize, Serialize};
+use std::cell::RefCell;
+use std::rc::Rc;
 use std::sync::Arc;
 use timely::dataflow::StreamVec;
 use timely::dataflow::channels::pact::Exchange;
@@ -32,12 +35,13 @@ pub struct PatternInput {
 
 /// Extension trait: pattern alerts.
 pub trait PatternAlerts<'s> {
-    /// Applies the pattern rules.
-    fn pattern_alerts(self, rules: Arc<Rules>, epoch: u64) -> StreamVec<'s, u64, Alert>;
+    /// Applies the pattern rules; the matchers and the events not yet final are checkpointed
+    /// through `hooks` (and restored from them).
+    fn pattern_alerts(self, rules: Arc<Rules>, epoch: u64, hooks: &Hooks) -> StreamVec<'s, u64, Alert>;
 }
 
 impl<'s> PatternAlerts<'s> for StreamVec<'s, u64, Event> {
-    fn pattern_alerts(self, rules: Arc<Rules>, epoch: u64) -> StreamVec<'s, u64, Alert> {
+    fn pattern_alerts(self, rules: Arc<Rules>, epoch: u64, hooks: &Hooks) -> StreamVec<'s, u64, Alert> {
         let selecting = rules.clone();
         let inputs = self.flat_map(move |event: Event| {
             let mut out = Vec::new();
@@ -60,11 +64,29 @@ impl<'s> PatternAlerts<'s> for StreamVec<'s, u64, Event> {
             out
         });
         let route = |input: &PatternInput| crate::shard::exchange_by((input.rule, &input.key));
-        inputs.unary_frontier(Exchange::new(route), "PatternAlerts", move |_cap, _info| {
+        let restored_matchers = hooks.restored(|s| &mut s.patterns);
+        let restored_pending = hooks.restored(|s| &mut s.pattern_pending);
+        let hooks = hooks.clone();
+        inputs.unary_frontier(Exchange::new(route), "PatternAlerts", move |cap, _info| {
             let mut stash: EventTimeStash<PatternInput> = EventTimeStash::new(epoch);
             let mut matchers = PatternMatchers::default();
+            matchers.restore(restored_matchers);
+            for input in restored_pending.into_entries() {
+                stash.push_restored(&cap, input.ts, input);
+            }
+            drop(cap);
+            let state = Rc::new(RefCell::new((stash, matchers)));
+            let taken = state.clone();
+            hooks.register(move |checkpoint| {
+                let (stash, matchers) = &*taken.borrow();
+                checkpoint.state.patterns.extend(matchers.snapshot());
+                for input in stash.pending() {
+                    checkpoint.state.pattern_pending.push(crate::shard::shard_of((input.rule, &input.key)), input.clone());
+                }
+            });
             let within = rules.pattern.iter().map(|r| r.within.0).max().unwrap_or(0);
             move |(input, frontier), output| {
+                let (stash, matchers) = &mut *state.borrow_mut();
                 input.for_each_stamp(|cap, batches| {
                     for batch in batches {
                         for event in batch.drain(..) {

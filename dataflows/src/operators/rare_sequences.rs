@@ -5,12 +5,15 @@
 //! the same alerts — and then learns it.
 
 use crate::alerts::Alert;
+use crate::checkpoint::Hooks;
 use crate::detect::rare_sequence::{SessionTransitions, Transition, TransitionModel, judge_transition};
 use crate::detect::rules::Rules;
 use crate::event::Event;
 use crate::operators::stash::{EventTimeStash, TimeStash};
 use compact_str::CompactString;
 use serde::{Deserialize, Serialize};
+use std::cell::RefCell;
+use std::rc::Rc;
 use std::sync::Arc;
 use timely::dataflow::StreamVec;
 use timely::dataflow::channels::pact::Exchange;
@@ -31,11 +34,13 @@ pub struct SessionStep {
 /// Extension trait: rare-sequence alerts.
 pub trait RareSequenceAlerts<'s> {
     /// Applies the rare-sequence rules.
-    fn rare_sequence_alerts(self, rules: Arc<Rules>, epoch: u64) -> StreamVec<'s, u64, Alert>;
+    /// Session states, the steps not yet final and the learned model are checkpointed through
+    /// `hooks` (and restored from them).
+    fn rare_sequence_alerts(self, rules: Arc<Rules>, epoch: u64, hooks: &Hooks) -> StreamVec<'s, u64, Alert>;
 }
 
 impl<'s> RareSequenceAlerts<'s> for StreamVec<'s, u64, Event> {
-    fn rare_sequence_alerts(self, rules: Arc<Rules>, epoch: u64) -> StreamVec<'s, u64, Alert> {
+    fn rare_sequence_alerts(self, rules: Arc<Rules>, epoch: u64, hooks: &Hooks) -> StreamVec<'s, u64, Alert> {
         let events = self.flat_map(|event: Event| {
             let on_time = event.timestamp >= event.watermark;
             event.session_id.filter(|_| on_time).map(|session| SessionStep {
@@ -47,10 +52,25 @@ impl<'s> RareSequenceAlerts<'s> for StreamVec<'s, u64, Event> {
         let transitions = events.unary_frontier(
             Exchange::new(|e: &SessionStep| crate::shard::exchange_by(&e.session)),
             "SessionTransitions",
-            move |_cap, _info| {
+            |cap, _info| {
                 let mut stash: EventTimeStash<SessionStep> = EventTimeStash::new(epoch);
                 let mut sessions = SessionTransitions::default();
+                sessions.restore(hooks.restored(|s| &mut s.sequence_sessions));
+                for step in hooks.restored(|s| &mut s.sequence_pending).into_entries() {
+                    stash.push_restored(&cap, step.ts, step);
+                }
+                drop(cap);
+                let state = Rc::new(RefCell::new((stash, sessions)));
+                let taken = state.clone();
+                hooks.register(move |checkpoint| {
+                    let (stash, sessions) = &*taken.borrow();
+                    checkpoint.state.sequence_sessions.extend(sessions.snapshot());
+                    for step in stash.pending() {
+                        checkpoint.state.sequence_pending.push(crate::shard::shard_of(&step.session), step.clone());
+                    }
+                });
                 move |(input, frontier), output| {
+                    let (stash, sessions) = &mut *state.borrow_mut();
                     input.for_each_stamp(|cap, batches| {
                         for batch in batches {
                             for event in batch.drain(..) {
@@ -77,16 +97,26 @@ impl<'s> RareSequenceAlerts<'s> for StreamVec<'s, u64, Event> {
         transitions.unary_frontier(
             Exchange::new(|t: &Transition| crate::shard::exchange_by(&t.prev)),
             "RareTransitions",
-            move |_cap, _info| {
+            |_cap, _info| {
                 let mut stash: TimeStash<Transition> = TimeStash::default();
-                let mut model = TransitionModel::default();
+                let model = Rc::new(RefCell::new(TransitionModel::from(
+                    hooks.restored(|s| &mut s.transitions).into_entries().collect::<Vec<_>>(),
+                )));
+                let taken = model.clone();
+                hooks.register(move |checkpoint| {
+                    let pairs: Vec<(CompactString, CompactString, u64)> = taken.borrow().clone().into();
+                    for pair in pairs {
+                        checkpoint.state.transitions.push(crate::shard::shard_of(&pair.0), pair);
+                    }
+                });
                 move |(input, frontier), output| {
+                    let model = &mut *model.borrow_mut();
                     input.for_each_stamp(|cap, batches| stash.push(&cap, batches));
                     while let Some((cap, mut batch)) = stash.pop_ready(frontier) {
                         batch.sort_unstable();
                         let mut session = output.session(&cap);
                         for t in batch {
-                            session.give_iterator(judge_transition(&mut model, &rules.rare, &t).into_iter());
+                            session.give_iterator(judge_transition(model, &rules.rare, &t).into_iter());
                         }
                     }
                 }

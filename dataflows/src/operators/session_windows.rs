@@ -7,6 +7,7 @@
 //! can touch it (on-time session events have timestamps at or above the watermark). Sessions are
 //! emitted at the epoch of `last + gap - 1`, so their output batch does not depend on timing.
 
+use crate::checkpoint::Hooks;
 use crate::event::Event;
 use crate::record::{WindowKey, WindowRecord};
 use crate::shard::{Sharded, shard_of};
@@ -15,7 +16,9 @@ use crate::window::{AggregationPlan, Shape, epoch_of};
 use compact_str::CompactString;
 use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
+use std::cell::RefCell;
 use std::collections::BTreeMap;
+use std::rc::Rc;
 use timely::dataflow::StreamVec;
 use timely::dataflow::channels::pact::Exchange;
 use timely::dataflow::operators::Capability;
@@ -185,12 +188,19 @@ type Closing = (Capability<u64>, Vec<SessionKey>);
 
 /// Extension trait: session windows.
 pub trait SessionWindows<'s> {
-    /// Computes the session windows of the session `aggregations`.
-    fn session_windows(self, aggregations: &[AggregationPlan], epoch: u64) -> StreamVec<'s, u64, WindowRecord>;
+    /// Computes the session windows of the session `aggregations`; the open sessions are
+    /// checkpointed through `hooks` (and restored from them).
+    fn session_windows(self, aggregations: &[AggregationPlan], epoch: u64, hooks: &Hooks)
+    -> StreamVec<'s, u64, WindowRecord>;
 }
 
 impl<'s> SessionWindows<'s> for StreamVec<'s, u64, Event> {
-    fn session_windows(self, aggregations: &[AggregationPlan], epoch: u64) -> StreamVec<'s, u64, WindowRecord> {
+    fn session_windows(
+        self,
+        aggregations: &[AggregationPlan],
+        epoch: u64,
+        hooks: &Hooks,
+    ) -> StreamVec<'s, u64, WindowRecord> {
         let plans: Vec<AggregationPlan> =
             aggregations.iter().filter(|p| matches!(p.shape, Shape::Session { .. })).copied().collect();
         let gaps: FxHashMap<u16, u64> = plans
@@ -222,12 +232,22 @@ impl<'s> SessionWindows<'s> for StreamVec<'s, u64, Event> {
         });
 
         let route = |e: &SessionEvent| crate::shard::exchange_by((e.aggregation, &e.key));
-        session_events.unary_frontier(Exchange::new(route), "SessionWindows", move |_cap, _info| {
-            let mut sessions = OpenSessions::new(gaps, epoch);
+        let sessions = Rc::new(RefCell::new(OpenSessions::new(gaps, epoch)));
+        let taken = sessions.clone();
+        hooks.register(move |checkpoint| checkpoint.state.sessions.extend(taken.borrow().snapshot()));
+        let restored = hooks.restored(|s| &mut s.sessions);
+        let resumed_at = hooks.resumed_at;
+        session_events.unary_frontier(Exchange::new(route), "SessionWindows", move |cap, _info| {
             // Emit time → (capability, keys with a session that may close then).
             let mut closing: BTreeMap<u64, Closing> = BTreeMap::new();
+            for (emit_at, id) in sessions.borrow_mut().restore(restored) {
+                let at = emit_at.max(resumed_at);
+                closing.entry(at).or_insert_with(|| (cap.delayed(&at), Vec::new())).1.push(id);
+            }
+            drop(cap);
 
             move |(input, frontier), output| {
+                let mut sessions = sessions.borrow_mut();
                 input.for_each_stamp(|cap, batches| {
                     for batch in batches {
                         for event in batch.drain(..) {

@@ -64,6 +64,19 @@ impl<D: Ord> EventTimeStash<D> {
         self.pending.entry(ts).or_default().push(record);
     }
 
+    /// Stashes a record restored from a checkpoint, with a capability of the operator's own
+    /// (records pending at a checkpoint have event times at or after it).
+    pub fn push_restored(&mut self, cap: &Capability<u64>, ts: u64, record: D) {
+        let at = ts - ts % self.epoch;
+        self.caps.entry(at).or_insert_with(|| cap.delayed(&at.max(*cap.time())));
+        self.pending.entry(ts).or_default().push(record);
+    }
+
+    /// The records not released yet (for a checkpoint).
+    pub fn pending(&self) -> impl Iterator<Item = &D> {
+        self.pending.values().flatten()
+    }
+
     /// Hands every record whose event time the frontier has passed to `each`, in (event time,
     /// record) order, with the capability of its epoch; then drops capabilities no longer needed.
     pub fn release(&mut self, frontier: &MutableAntichain<u64>, mut each: impl FnMut(&Capability<u64>, u64, D)) {

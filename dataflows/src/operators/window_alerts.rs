@@ -5,10 +5,13 @@
 //! for another frontier, which keeps window alerts within milliseconds of the watermark.
 
 use crate::alerts::Alert;
+use crate::checkpoint::Hooks;
 use crate::detect::rules::Rules;
 use crate::detect::window_rules::WindowJudge;
 use crate::record::WindowRecord;
 use crate::spec::AggregationConfig;
+use std::cell::RefCell;
+use std::rc::Rc;
 use std::sync::Arc;
 use timely::dataflow::StreamVec;
 use timely::dataflow::channels::pact::Exchange;
@@ -16,16 +19,35 @@ use timely::dataflow::operators::generic::Operator;
 
 /// Extension trait: window alerts.
 pub trait WindowAlerts<'s> {
-    /// Applies the window rules to final window records.
-    fn window_alerts(self, rules: Arc<Rules>, aggregations: Arc<Vec<AggregationConfig>>) -> StreamVec<'s, u64, Alert>;
+    /// Applies the window rules to final window records; histories and cooldowns are
+    /// checkpointed through `hooks` (and restored from them).
+    fn window_alerts(
+        self,
+        rules: Arc<Rules>,
+        aggregations: Arc<Vec<AggregationConfig>>,
+        hooks: &Hooks,
+    ) -> StreamVec<'s, u64, Alert>;
 }
 
 impl<'s> WindowAlerts<'s> for StreamVec<'s, u64, WindowRecord> {
-    fn window_alerts(self, rules: Arc<Rules>, aggregations: Arc<Vec<AggregationConfig>>) -> StreamVec<'s, u64, Alert> {
+    fn window_alerts(
+        self,
+        rules: Arc<Rules>,
+        aggregations: Arc<Vec<AggregationConfig>>,
+        hooks: &Hooks,
+    ) -> StreamVec<'s, u64, Alert> {
         let route = |(key, _): &WindowRecord| crate::shard::exchange_by((key.aggregation, &key.key));
+        let judge = Rc::new(RefCell::new(WindowJudge::new(rules, aggregations)));
+        judge.borrow_mut().restore(hooks.restored(|s| &mut s.window_rules));
+        let taken = judge.clone();
+        hooks.register(move |checkpoint| {
+            let snapshot = taken.borrow().snapshot();
+            checkpoint.state.window_rules.histories.extend(snapshot.histories);
+            checkpoint.state.window_rules.dedup.extend(snapshot.dedup);
+        });
         self.unary(Exchange::new(route), "WindowAlerts", move |_cap, _info| {
-            let mut judge = WindowJudge::new(rules, aggregations);
             move |input, output| {
+                let mut judge = judge.borrow_mut();
                 input.for_each_stamp(|cap, batches| {
                     let mut records: Vec<WindowRecord> = batches.flat_map(|b| b.drain(..)).collect();
                     output.session(&cap).give_iterator(judge.judge(&mut records).into_iter());

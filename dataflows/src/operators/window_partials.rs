@@ -15,6 +15,7 @@
 //! An event that is late for some but not all of its sliding windows (it arrived close to the
 //! watermark) goes to per-window extras instead of its pane, so no closed window can change.
 
+use crate::checkpoint::Hooks;
 use crate::event::Event;
 use crate::record::WindowKey;
 use crate::shard::{Sharded, shard_of};
@@ -23,7 +24,9 @@ use crate::window::{AggregationPlan, FixedWindows, FlushSlots, Shape};
 use compact_str::CompactString;
 use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
+use std::cell::RefCell;
 use std::collections::BTreeMap;
+use std::rc::Rc;
 use std::time::{Duration, Instant};
 use timely::dataflow::channels::pact::Pipeline;
 use timely::dataflow::operators::Capability;
@@ -206,12 +209,14 @@ pub trait WindowPartials<'s> {
     /// the times `slots` gives.
     ///
     /// With `window_alerts`, a probe on the window alerts, the flush waits after the alerted
-    /// slots until their alerts are out before it merges anything else.
+    /// slots until their alerts are out before it merges anything else. The open panes are
+    /// checkpointed through `hooks` (and restored from them).
     fn window_partials(
         self,
         aggregations: &[AggregationPlan],
         slots: FlushSlots,
         window_alerts: Option<ProbeHandle<u64>>,
+        hooks: &Hooks,
     ) -> StreamVec<'s, u64, ContributionUpdate>;
 }
 
@@ -221,17 +226,31 @@ impl<'s> WindowPartials<'s> for StreamVec<'s, u64, Event> {
         aggregations: &[AggregationPlan],
         slots: FlushSlots,
         window_alerts: Option<ProbeHandle<u64>>,
+        hooks: &Hooks,
     ) -> StreamVec<'s, u64, ContributionUpdate> {
-        let mut panes = WindowPanes::new(aggregations, &slots);
+        let panes = Rc::new(RefCell::new(WindowPanes::new(aggregations, &slots)));
+        let taken = panes.clone();
+        hooks.register(move |checkpoint| checkpoint.state.panes.extend(taken.borrow().snapshot()));
+        let restored = hooks.restored(|s| &mut s.panes);
+        let resumed_at = hooks.resumed_at;
 
         let scope = self.scope();
-        self.unary_frontier(Pipeline, "WindowPartials", move |_cap, info| {
+        self.unary_frontier(Pipeline, "WindowPartials", move |cap, info| {
             let activator = scope.activator_for(info.address);
             // A capability at the first slot time of every window end that has data.
             let mut ends: BTreeMap<u64, Capability<u64>> = BTreeMap::new();
             let mut flushing: Option<Flush> = None;
+            // Restored panes: their windows that end after the checkpoint's time (a sliding
+            // window's pane also lies in windows that were flushed before it).
+            panes.borrow_mut().restore(restored, |end| {
+                if end > resumed_at {
+                    ends.entry(end).or_insert_with(|| cap.delayed(&slots.insert_time(end, 0).max(resumed_at)));
+                }
+            });
+            drop(cap);
 
             move |(input, frontier), output| {
+                let mut panes = panes.borrow_mut();
                 input.for_each_stamp(|cap, batches| {
                     // A capability at the first slot time of every window end that gets data.
                     let mut opened = |end: u64| {

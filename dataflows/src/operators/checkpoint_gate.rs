@@ -1,0 +1,170 @@
+//! The checkpoint gate: a frontier that the sources' capabilities may not pass, and the
+//! operator on every worker that takes the worker's checkpoint when the gate is held.
+//!
+//! Worker 0 holds the gate's capability a lookahead (two epochs by default) ahead of the most
+//! advanced source's watermark, so that the sources run freely. When its store says a checkpoint is due, it sends the time C of
+//! its capability to every worker (broadcast, at time C). Each worker's `CheckpointTaker` keeps
+//! the message's capability, so the gate cannot pass C until every worker lets go: the sources
+//! stop at C, nothing at or after C is sent anywhere, and once the probe on the sinks' inputs
+//! shows everything before C received, the worker runs its checkpoint hooks (its operators'
+//! state, its partitions' positions, and on worker 0 its sinks' positions after a flush), hands
+//! the result to the store and lets go. The store writes it beside the pipeline.
+//!
+//! With a stop requested, worker 0 sends a last checkpoint and holds the gate there for good:
+//! the pipeline stops at C without emitting windows that are not complete, and the run ends once
+//! the store reports the checkpoint complete (see `finished`).
+
+use crate::checkpoint::{CheckpointStore, Hooks};
+use crate::control::RunControl;
+use crate::window::epoch_of;
+use std::cell::Cell;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::Duration;
+use timely::container::CapacityContainerBuilder;
+use timely::dataflow::channels::pact::Pipeline;
+use timely::dataflow::operators::generic::Operator;
+use timely::dataflow::operators::generic::OutputBuilder;
+use timely::dataflow::operators::generic::builder_rc::OperatorBuilder;
+use timely::dataflow::operators::vec::Broadcast;
+use timely::dataflow::operators::{Capability, Probe};
+use timely::dataflow::{ProbeHandle, Scope, StreamVec};
+
+/// How often worker 0 moves the gate and the takers look at the sinks' probe.
+const GATE_POLL: Duration = Duration::from_millis(1);
+
+/// What the gate needs.
+pub struct GateSpec {
+    /// Where checkpoints go, and whether one is due.
+    pub store: Arc<dyn CheckpointStore>,
+    /// This worker's checkpoint hooks.
+    pub hooks: Hooks,
+    /// What the sinks have received.
+    pub written: ProbeHandle<u64>,
+    /// How far ahead of the most advanced source the gate is kept (at least one epoch): how much
+    /// event time a checkpoint waits for, at most, on live data.
+    pub lookahead: u64,
+    /// The epoch, ms.
+    pub epoch: u64,
+    /// Stop requests and failures.
+    pub control: Arc<RunControl>,
+}
+
+/// The state of a worker's gate that its worker loop reads.
+#[derive(Clone, Default)]
+pub struct GateState {
+    last_checkpoint: Rc<Cell<Option<u64>>>,
+    final_checkpoint: Rc<Cell<Option<u64>>>,
+}
+
+impl GateState {
+    /// The time of the last stop checkpoint this worker took, if a stop has been taken.
+    pub fn final_checkpoint(&self) -> Option<u64> {
+        self.final_checkpoint.get()
+    }
+    /// The time of the last checkpoint this worker took.
+    pub fn last_checkpoint(&self) -> Option<u64> {
+        self.last_checkpoint.get()
+    }
+}
+
+/// Builds the gate on this worker; returns its frontier (for the sources) and its state.
+pub fn checkpoint_gate(scope: Scope<'_, u64>, spec: GateSpec) -> (ProbeHandle<u64>, GateState) {
+    let GateSpec { store, hooks, written, lookahead, epoch, control } = spec;
+    let lookahead = lookahead.max(epoch).max(1);
+    let resumed_at = hooks.resumed_at;
+    let worker = scope.index();
+
+    // Worker 0's commands: (checkpoint time, whether it is the last), each sent at its time.
+    let mut builder = OperatorBuilder::new("CheckpointCommands".to_owned(), scope);
+    let activator = scope.activator_for(builder.operator_info().address);
+    let (commands_out, commands) = builder.new_output();
+    let mut commands_out =
+        OutputBuilder::<_, timely::container::CapacityContainerBuilder<Vec<(u64, bool)>>>::from(commands_out);
+    let commander_written = written.clone();
+    let commander_store = store.clone();
+    builder.build(move |mut capabilities| {
+        let mut cap: Option<Capability<u64>> = capabilities.pop().filter(|_| worker == 0);
+        if let Some(cap) = cap.as_mut() {
+            cap.downgrade(&resumed_at.saturating_add(lookahead));
+        }
+        let mut last = Some(resumed_at).filter(|at| *at > 0);
+        let mut stopped = false;
+        move |_frontiers| {
+            let Some(held) = cap.as_mut() else { return };
+            activator.activate_after(GATE_POLL);
+            if stopped {
+                return;
+            }
+            let Some(received) = commander_written.with_frontier(|f| f.first().copied()) else {
+                // Everything is written: the run is over.
+                cap = None;
+                return;
+            };
+            let at = *held.time();
+            let stopping = control.stop_requested();
+            if stopping && control.failure().is_some() {
+                // A failure ends the run without a checkpoint; the last complete one stays.
+                stopped = true;
+                return;
+            }
+            if (stopping || commander_store.due()) && last.is_none_or(|last| at > last) {
+                commands_out.activate().session(&*held).give((at, stopping));
+                last = Some(at);
+                if stopping {
+                    stopped = true;
+                    return;
+                }
+            } else if stopping {
+                // Nothing new since the last checkpoint: it is the last one.
+                commands_out.activate().session(&*held).give((at, true));
+                stopped = true;
+                return;
+            }
+            // Just ahead of the most advanced source (or of the sinks, when no source is active).
+            let leader = control.watermarks.max().map_or(0, |w| epoch_of(w, epoch));
+            let next = leader.max(epoch_of(received, epoch)).max(resumed_at).saturating_add(lookahead);
+            if next > at {
+                held.downgrade(&next);
+            }
+        }
+    });
+
+    // Every worker: take the checkpoint once the sinks have received everything before C.
+    let state = GateState::default();
+    let taken = state.clone();
+    let gate: StreamVec<'_, u64, ()> = commands.broadcast().unary_frontier::<CapacityContainerBuilder<Vec<()>>, _, _, _>(Pipeline, "CheckpointTaker", move |_cap, info| {
+        let activator = scope.activator_for(info.address);
+        let mut held: Vec<(Capability<u64>, u64, bool)> = Vec::new();
+        move |(input, _frontier), _output| {
+            input.for_each_stamp(|cap, batches| {
+                for batch in batches {
+                    for (at, last) in batch.drain(..) {
+                        held.push((cap.delayed(&at, 0), at, last));
+                    }
+                }
+            });
+            held.retain(|(_, at, last)| {
+                if written.less_than(at) {
+                    return true;
+                }
+                if taken.last_checkpoint.get().is_none_or(|done| done < *at) {
+                    let checkpoint = hooks.take(*at, worker);
+                    store.submit(checkpoint);
+                    taken.last_checkpoint.set(Some(*at));
+                }
+                if *last {
+                    taken.final_checkpoint.set(Some(*at));
+                    // The gate stays at C for good: keep a capability there.
+                    return true;
+                }
+                false
+            });
+            if held.iter().any(|(_, at, _)| written.less_than(at)) {
+                activator.activate_after(GATE_POLL);
+            }
+        }
+    });
+    let (probe, _) = gate.probe();
+    (probe, state)
+}
