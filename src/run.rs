@@ -138,7 +138,8 @@ pub fn run(
             partitions: restore.partitions,
             lookahead_epochs: config.checkpoint.lookahead_epochs.get(),
         });
-        let gate = worker.dataflow::<u64, _, _>(|scope| pipeline::build(scope, &config.pipeline, io, control, checkpoints));
+        let gate =
+            worker.dataflow::<u64, _, _>(|scope| pipeline::build(scope, &config.pipeline, io, control, checkpoints));
         while worker.step_or_park(Some(Duration::from_millis(50))) {
             // With checkpoints, a stop ends at its checkpoint and a failure at once: neither
             // drains, so no window that is not complete is written.

@@ -1,6 +1,7 @@
 //! One integration-test binary with a module per area (as ripgrep does).
 
 mod alerts;
+mod checkpoints;
 mod cli;
 mod cluster;
 mod config_files;

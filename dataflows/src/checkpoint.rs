@@ -73,7 +73,11 @@ macro_rules! fields {
 }
 
 /// Moves the shards of `from` into `by_shard` (one [`StateSnapshot`] per shard).
-fn split_into<T>(from: &mut Sharded<T>, by_shard: &mut BTreeMap<u32, StateSnapshot>, field: impl Fn(&mut StateSnapshot) -> &mut Sharded<T>) {
+fn split_into<T>(
+    from: &mut Sharded<T>,
+    by_shard: &mut BTreeMap<u32, StateSnapshot>,
+    field: impl Fn(&mut StateSnapshot) -> &mut Sharded<T>,
+) {
     for (shard, entries) in std::mem::take(from).into_shards() {
         field(by_shard.entry(shard).or_default()).insert_shard(shard, entries);
     }
@@ -259,10 +263,9 @@ mod tests {
         for i in 0..300u32 {
             let key = CompactString::from(format!("k{i}"));
             state.transitions.push(shard_of(&key), (key.clone(), "next".into(), u64::from(i)));
-            state.sequence_pending.push(
-                shard_of(&key),
-                SessionStep { ts: u64::from(i), session: key.clone(), event_type: "a".into() },
-            );
+            state
+                .sequence_pending
+                .push(shard_of(&key), SessionStep { ts: u64::from(i), session: key.clone(), event_type: "a".into() });
         }
         let total = state.clone().len();
         for peers in [1usize, 2, 3] {

@@ -239,7 +239,9 @@ impl<R: Record + Clone> BatchWriter<R> for SinkSet<R> {
         self.sinks
             .iter_mut()
             .map(|sink| {
-                sink.flush().and_then(|()| sink.position()).map_err(|e| format!("{} sink {}: {e}", R::ROLE, sink.kind()))
+                sink.flush()
+                    .and_then(|()| sink.position())
+                    .map_err(|e| format!("{} sink {}: {e}", R::ROLE, sink.kind()))
             })
             .collect()
     }

@@ -201,7 +201,8 @@ fn session_windows_close_at_the_epoch_of_last_plus_gap() {
         event(9_000, "a", "u1", "s1", false),
     ];
     let plans = AggregationPlan::from_config(&spec.aggregations);
-    let captured = timely::example(move |scope| at_times(scope, input).session_windows(&plans, 1_000, &Hooks::off()).capture());
+    let captured =
+        timely::example(move |scope| at_times(scope, input).session_windows(&plans, 1_000, &Hooks::off()).capture());
     assert_eq!(
         windows(captured.extract()),
         vec![
@@ -238,7 +239,9 @@ anomalies:
         window_record(20_000, "a", 9),
         window_record(30_000, "a", 4),
     ];
-    let captured = timely::example(move |scope| at_times(scope, input).window_alerts(rules, aggregations, &Hooks::off()).capture());
+    let captured = timely::example(move |scope| {
+        at_times(scope, input).window_alerts(rules, aggregations, &Hooks::off()).capture()
+    });
     // The window ending at 20000 is within 15 s of the alert at 10000: suppressed, then counted.
     assert_eq!(
         alerts(captured.extract()),
@@ -289,7 +292,10 @@ anomalies:
         event(3_000, "login", "u1", "s1", true),
     ];
     let captured = timely::example(move |scope| {
-        at_times(scope, input).pattern_alerts(rules, 1_000, &Hooks::off()).dedup_alerts(compiled(yaml), &Hooks::off()).capture()
+        at_times(scope, input)
+            .pattern_alerts(rules, 1_000, &Hooks::off())
+            .dedup_alerts(compiled(yaml), &Hooks::off())
+            .capture()
     });
     assert_eq!(alerts(captured.extract()), vec![(4_000, "brute".into(), "u1".into(), 1_000, 0)]);
 }
@@ -310,7 +316,9 @@ anomalies:
     }
     input.push(event(5_000, "view", "u", "x", false));
     input.push(event(5_001, "export", "u", "x", false));
-    let captured = timely::example(move |scope| at_times(scope, input).rare_sequence_alerts(rules, 1_000, &Hooks::off()).capture());
+    let captured = timely::example(move |scope| {
+        at_times(scope, input).rare_sequence_alerts(rules, 1_000, &Hooks::off()).capture()
+    });
     let found = alerts(captured.extract());
     assert_eq!(found, vec![(5_000, "rare".into(), "x".into(), 5_000, 0)]);
 }
@@ -349,7 +357,12 @@ fn a_batch_sink_writes_one_sorted_batch_per_time_then_closes() {
     let (batches, closed) = (Arc::new(Mutex::new(Vec::new())), Arc::new(Mutex::new(false)));
     let writer = Recorder(batches.clone(), closed.clone());
     timely::example(move |scope| {
-        at_times(scope, vec![(2, 7u32), (1, 9), (2, 3), (1, 4)]).batch_sink("Recorder", Box::new(writer), &Hooks::off(), |p| &mut p.metrics);
+        at_times(scope, vec![(2, 7u32), (1, 9), (2, 3), (1, 4)]).batch_sink(
+            "Recorder",
+            Box::new(writer),
+            &Hooks::off(),
+            |p| &mut p.metrics,
+        );
     });
     assert_eq!(*batches.lock().unwrap(), vec![vec![4, 9], vec![3, 7]]);
     assert!(*closed.lock().unwrap());

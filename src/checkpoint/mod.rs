@@ -118,11 +118,8 @@ pub fn fingerprint(config: &Config) -> serde_json::Value {
 
 /// The parts of two fingerprints that differ (by top-level name), for the refusal message.
 pub fn differences(recorded: &serde_json::Value, now: &serde_json::Value) -> Vec<String> {
-    let names: std::collections::BTreeSet<&String> = [recorded, now]
-        .iter()
-        .filter_map(|v| v.as_object())
-        .flat_map(|m| m.keys())
-        .collect();
+    let names: std::collections::BTreeSet<&String> =
+        [recorded, now].iter().filter_map(|v| v.as_object()).flat_map(|m| m.keys()).collect();
     names.into_iter().filter(|name| recorded.get(name.as_str()) != now.get(name.as_str())).cloned().collect()
 }
 

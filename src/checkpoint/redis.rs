@@ -111,14 +111,14 @@ impl Store {
         let text: Option<String> = connection.get(self.keys.manifest()).map_err(|e| self.error(e, false))?;
         let manifest = match text {
             None => None,
-            Some(text) => Some(
-                serde_json::from_str::<Manifest>(&text)
-                    .map_err(|e| self.error(format!("the manifest cannot be read ({e}); rtsa run --fresh starts over"), true))?,
-            ),
+            Some(text) => Some(serde_json::from_str::<Manifest>(&text).map_err(|e| {
+                self.error(format!("the manifest cannot be read ({e}); rtsa run --fresh starts over"), true)
+            })?),
         };
         let execution = manifest.as_ref().map_or(0, |m| m.execution) + 1;
         if process == 0 {
-            delete_matching(&mut connection, &self.keys.execution_pattern(execution)).map_err(|e| self.error(e, false))?;
+            delete_matching(&mut connection, &self.keys.execution_pattern(execution))
+                .map_err(|e| self.error(e, false))?;
         }
         let Some(manifest) = manifest else { return Ok(Start { execution, resumed: None }) };
         if manifest.format != FORMAT || manifest.shards != SHARDS {
@@ -142,7 +142,9 @@ impl Store {
         for worker in 0..manifest.workers {
             let key = self.keys.worker(manifest.execution, manifest.time, worker);
             let text: Option<String> = connection.get(&key).map_err(|e| self.error(e, false))?;
-            let text = text.ok_or_else(|| self.error(format!("{key} is missing (expired?); rtsa run --fresh starts over"), false))?;
+            let text = text.ok_or_else(|| {
+                self.error(format!("{key} is missing (expired?); rtsa run --fresh starts over"), false)
+            })?;
             parts.push(serde_json::from_str(&text).map_err(|e| self.error(format!("{key}: {e}"), false))?);
         }
         Ok(Start { execution, resumed: Some(Resumed { manifest, parts }) })
@@ -188,7 +190,13 @@ impl Store {
         manifest.completed_at = wall_clock_ms();
         let text = serde_json::to_string(&manifest).map_err(|e| self.error(e, false))?;
         let ttl = self.config.ttl.0;
-        let () = redis::cmd("SET").arg(self.keys.manifest()).arg(text).arg("PX").arg(ttl).query(&mut connection).map_err(|e| self.error(e, false))?;
+        let () = redis::cmd("SET")
+            .arg(self.keys.manifest())
+            .arg(text)
+            .arg("PX")
+            .arg(ttl)
+            .query(&mut connection)
+            .map_err(|e| self.error(e, false))?;
         Ok(())
     }
 }
@@ -251,7 +259,15 @@ impl Writer {
         let thread = std::thread::Builder::new()
             .name("rtsa-checkpoints".to_owned())
             .spawn(move || {
-                let mut writing = Writing { store, execution, fingerprint, cluster, shared: thread_shared, last: None, connection: None };
+                let mut writing = Writing {
+                    store,
+                    execution,
+                    fingerprint,
+                    cluster,
+                    shared: thread_shared,
+                    last: None,
+                    connection: None,
+                };
                 writing.run(receiver);
             })
             .ok();
@@ -470,7 +486,9 @@ impl Writing {
         };
         let Ok(text) = serde_json::to_string(&manifest) else { return false };
         let ttl = self.store.config.ttl.0;
-        let set = |c: &mut redis::Connection| redis::cmd("SET").arg(keys.manifest()).arg(&text).arg("PX").arg(ttl).query::<()>(c);
+        let set = |c: &mut redis::Connection| {
+            redis::cmd("SET").arg(keys.manifest()).arg(&text).arg("PX").arg(ttl).query::<()>(c)
+        };
         if self.retrying("write the manifest", set, &mut superseded).is_none() {
             return false;
         }
@@ -532,7 +550,7 @@ impl Writing {
                         self.connection = None;
                     }
                 }
-            } else if attempts % 10 == 0 {
+            } else if attempts.is_multiple_of(10) {
                 tracing::warn!(redis = %self.store.shown, "checkpoint store not reachable; retrying");
             }
             attempts += 1;

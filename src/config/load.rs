@@ -4,11 +4,11 @@
 //! user sees all of them at once instead of fixing one per run.
 
 use super::{
-    AggregationConfig, AlertsConfig, AnomalyConfig, CheckpointConfig, CheckpointStoreKind, Config, ConsoleSinkConfig, EngineConfig, EventRule,
-    FileSourceConfig, GeneratorConfig, GroupBy, InfluxApi, InfluxSinkConfig, JsonlSinkConfig, KafkaConfig,
-    KafkaSinkConfig, KafkaSourceConfig, Levels, PatternRule, Pipeline, RareSequenceRule, RedisSinkConfig, SinkConfig,
-    SinkRole, SinksConfig, SourceConfig, StdinSourceConfig, ThresholdRule, WatermarkConfig, WebhookSinkConfig,
-    WindowConfig, ZscoreRule,
+    AggregationConfig, AlertsConfig, AnomalyConfig, CheckpointConfig, CheckpointStoreKind, Config, ConsoleSinkConfig,
+    EngineConfig, EventRule, FileSourceConfig, GeneratorConfig, GroupBy, InfluxApi, InfluxSinkConfig, JsonlSinkConfig,
+    KafkaConfig, KafkaSinkConfig, KafkaSourceConfig, Levels, PatternRule, Pipeline, RareSequenceRule, RedisSinkConfig,
+    SinkConfig, SinkRole, SinksConfig, SourceConfig, StdinSourceConfig, ThresholdRule, WatermarkConfig,
+    WebhookSinkConfig, WindowConfig, ZscoreRule,
 };
 use serde::de::DeserializeOwned;
 use serde_yaml_ng::{Mapping, Value};
@@ -400,6 +400,11 @@ fn validate(config: &Config, errors: &mut Vec<String>) {
         }
         if checkpoint.ttl.0 < 60_000 {
             errors.push("checkpoint.ttl: must be at least 1m".to_owned());
+        }
+        if let SourceConfig::Generator(generator) = &config.source
+            && generator.start_ms.is_none()
+        {
+            errors.push("source.start_ms: set it with checkpoints on: a resumed generator must produce the same events, so its event time cannot start at the wall clock".to_owned());
         }
         if matches!(config.source, SourceConfig::Stdin(_)) {
             errors.push("checkpoint.store: standard input cannot be read again after a restart; use a file or Kafka source, or store: none".to_owned());

@@ -745,8 +745,9 @@ pub struct CheckpointConfig {
     /// pipeline's state expires).
     #[serde(default = "default_checkpoint_ttl")]
     pub ttl: Millis,
-    /// How many epochs ahead of the most advanced source the checkpoint gate is kept: how much
-    /// event time a checkpoint waits for, at most, on live data.
+    /// At most how many epochs ahead of the most advanced source the checkpoint gate is kept (it
+    /// follows the sources' pace: one epoch on live data, so a checkpoint or a stop waits at most
+    /// about an epoch for the sources to reach it; wider on a fast replay).
     #[serde(default = "default_checkpoint_lookahead")]
     pub lookahead_epochs: NonZeroU64,
 }
@@ -776,5 +777,5 @@ fn default_checkpoint_ttl() -> Millis {
     Millis(7 * 86_400_000)
 }
 fn default_checkpoint_lookahead() -> NonZeroU64 {
-    NonZeroU64::new(2).unwrap_or(NonZeroU64::MIN)
+    NonZeroU64::new(120).unwrap_or(NonZeroU64::MIN)
 }

@@ -19,10 +19,10 @@ use dataflows::record::{DeadLetter, WindowRecord, dead_letter_key, encode_dead_l
 use dataflows::sink::{Sink, SinkError, SinkPosition};
 use dataflows::spec::{AggregationConfig, SinkKind};
 use rdkafka::ClientContext;
+use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::Message;
 use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
-use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::{Offset, TopicPartitionList};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -151,7 +151,11 @@ pub struct KafkaSink {
 
 /// Reads `topic` back from `from` (per partition) to the end offsets fetched first; returns the
 /// keys found, with how many copies, and how many records were read.
-fn read_back(kafka: &KafkaConfig, topic: &str, from: &BTreeMap<u32, u64>) -> Result<(HashMap<String, u32>, u64), SinkError> {
+fn read_back(
+    kafka: &KafkaConfig,
+    topic: &str,
+    from: &BTreeMap<u32, u64>,
+) -> Result<(HashMap<String, u32>, u64), SinkError> {
     let what = format!("kafka {} topic {topic}", kafka.bootstrap_servers);
     let fail = |reason: String| SinkError::service(what.clone(), reason, true);
     let partitions = crate::kafka::partition_count(kafka, topic).map_err(|e| fail(e.to_string()))?;
@@ -210,7 +214,8 @@ fn read_back(kafka: &KafkaConfig, topic: &str, from: &BTreeMap<u32, u64>) -> Res
 /// Per partition of `topic`, its end offset now.
 fn end_offsets(kafka: &KafkaConfig, topic: &str) -> Result<BTreeMap<u32, u64>, SinkError> {
     let what = format!("kafka {} topic {topic}", kafka.bootstrap_servers);
-    let partitions = crate::kafka::partition_count(kafka, topic).map_err(|e| SinkError::service(what.clone(), e, true))?;
+    let partitions =
+        crate::kafka::partition_count(kafka, topic).map_err(|e| SinkError::service(what.clone(), e, true))?;
     let consumer: BaseConsumer = crate::kafka::client_config(kafka)
         .create()
         .map_err(|e| SinkError::service(what.clone(), format!("cannot create a client: {e}"), true))?;

@@ -28,7 +28,10 @@ impl<'s> DedupAlerts<'s> for StreamVec<'s, u64, Alert> {
         dedup.borrow_mut().restore(hooks.restored(|s| &mut s.sequence_dedup));
         let taken = dedup.clone();
         hooks.register(move |checkpoint| {
-            checkpoint.state.sequence_dedup.extend(taken.borrow().snapshot(|rule, key| crate::shard::shard_of((rule, key))))
+            checkpoint
+                .state
+                .sequence_dedup
+                .extend(taken.borrow().snapshot(|rule, key| crate::shard::shard_of((rule, key))))
         });
         self.unary_frontier(Exchange::new(route), "DedupAlerts", move |_cap, _info| {
             let mut stash: TimeStash<Alert> = TimeStash::default();

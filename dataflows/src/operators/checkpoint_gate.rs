@@ -1,8 +1,9 @@
 //! The checkpoint gate: a frontier that the sources' capabilities may not pass, and the
 //! operator on every worker that takes the worker's checkpoint when the gate is held.
 //!
-//! Worker 0 holds the gate's capability a lookahead (two epochs by default) ahead of the most
-//! advanced source's watermark, so that the sources run freely. When its store says a checkpoint is due, it sends the time C of
+//! Worker 0 holds the gate's capability a lookahead ahead of the most advanced source's
+//! watermark (one epoch on live data, up to the event time of 50 ms of reading on a replay), so
+//! that the sources run freely. When its store says a checkpoint is due, it sends the time C of
 //! its capability to every worker (broadcast, at time C). Each worker's `CheckpointTaker` keeps
 //! the message's capability, so the gate cannot pass C until every worker lets go: the sources
 //! stop at C, nothing at or after C is sent anywhere, and once the probe on the sinks' inputs
@@ -41,13 +42,53 @@ pub struct GateSpec {
     pub hooks: Hooks,
     /// What the sinks have received.
     pub written: ProbeHandle<u64>,
-    /// How far ahead of the most advanced source the gate is kept (at least one epoch): how much
-    /// event time a checkpoint waits for, at most, on live data.
+    /// The most the gate is kept ahead of the most advanced source (it follows the sources'
+    /// pace: one epoch on live data, more on a fast replay).
     pub lookahead: u64,
     /// The epoch, ms.
     pub epoch: u64,
     /// Stop requests and failures.
     pub control: Arc<RunControl>,
+}
+
+/// How far ahead of the leading source the gate is kept: the event time the sources cover in
+/// about [`PACE_WINDOW`] of wall time, at least one epoch and at most the configured lookahead.
+/// On live data (event time at wall speed) that is one epoch, so a checkpoint waits at most an
+/// epoch for the sources to reach it; a replay runs far faster than wall time and gets a wide
+/// gate, so the sources rarely wait for worker 0 to move it.
+struct Pace {
+    epoch: u64,
+    most: u64,
+    sample: Option<(std::time::Instant, u64)>,
+    current: u64,
+}
+
+/// The wall time whose worth of event time the gate is kept ahead.
+const PACE_WINDOW: Duration = Duration::from_millis(50);
+
+impl Pace {
+    fn new(epoch: u64, most: u64) -> Pace {
+        Pace { epoch: epoch.max(1), most: most.max(epoch), sample: None, current: epoch.max(1) }
+    }
+
+    /// The lookahead now, given the leading source's epoch.
+    fn lookahead(&mut self, leader: u64) -> u64 {
+        let now = std::time::Instant::now();
+        match self.sample {
+            // Until a source has a watermark there is no pace to measure.
+            None => self.sample = Some((now, leader)).filter(|_| leader > 0),
+            Some((_, 0)) => self.sample = Some((now, leader)),
+            Some((at, was)) if now.duration_since(at) >= PACE_WINDOW * 2 => {
+                let elapsed = now.duration_since(at).as_secs_f64();
+                let speed = leader.saturating_sub(was) as f64 / elapsed.max(1e-9);
+                let wanted = (speed * PACE_WINDOW.as_secs_f64()) as u64;
+                self.current = wanted.div_ceil(self.epoch).saturating_mul(self.epoch).clamp(self.epoch, self.most);
+                self.sample = Some((now, leader));
+            }
+            Some(_) => {}
+        }
+        self.current
+    }
 }
 
 /// The state of a worker's gate that its worker loop reads.
@@ -90,17 +131,18 @@ pub fn checkpoint_gate(scope: Scope<'_, u64>, spec: GateSpec) -> (ProbeHandle<u6
         }
         let mut last = Some(resumed_at).filter(|at| *at > 0);
         let mut stopped = false;
+        let mut pace = Pace::new(epoch, lookahead);
         move |_frontiers| {
             let Some(held) = cap.as_mut() else { return };
             activator.activate_after(GATE_POLL);
-            if stopped {
-                return;
-            }
             let Some(received) = commander_written.with_frontier(|f| f.first().copied()) else {
                 // Everything is written: the run is over.
                 cap = None;
                 return;
             };
+            if stopped {
+                return;
+            }
             let at = *held.time();
             let stopping = control.stop_requested();
             if stopping && control.failure().is_some() {
@@ -109,6 +151,7 @@ pub fn checkpoint_gate(scope: Scope<'_, u64>, spec: GateSpec) -> (ProbeHandle<u6
                 return;
             }
             if (stopping || commander_store.due()) && last.is_none_or(|last| at > last) {
+                tracing::debug!(at, stopping, received, "checkpoint requested");
                 commands_out.activate().session(&*held).give((at, stopping));
                 last = Some(at);
                 if stopping {
@@ -123,7 +166,8 @@ pub fn checkpoint_gate(scope: Scope<'_, u64>, spec: GateSpec) -> (ProbeHandle<u6
             }
             // Just ahead of the most advanced source (or of the sinks, when no source is active).
             let leader = control.watermarks.max().map_or(0, |w| epoch_of(w, epoch));
-            let next = leader.max(epoch_of(received, epoch)).max(resumed_at).saturating_add(lookahead);
+            let ahead = pace.lookahead(leader);
+            let next = leader.max(epoch_of(received, epoch)).max(resumed_at).saturating_add(ahead);
             if next > at {
                 held.downgrade(&next);
             }
@@ -133,38 +177,51 @@ pub fn checkpoint_gate(scope: Scope<'_, u64>, spec: GateSpec) -> (ProbeHandle<u6
     // Every worker: take the checkpoint once the sinks have received everything before C.
     let state = GateState::default();
     let taken = state.clone();
-    let gate: StreamVec<'_, u64, ()> = commands.broadcast().unary_frontier::<CapacityContainerBuilder<Vec<()>>, _, _, _>(Pipeline, "CheckpointTaker", move |_cap, info| {
-        let activator = scope.activator_for(info.address);
-        let mut held: Vec<(Capability<u64>, u64, bool)> = Vec::new();
-        move |(input, _frontier), _output| {
-            input.for_each_stamp(|cap, batches| {
-                for batch in batches {
-                    for (at, last) in batch.drain(..) {
-                        held.push((cap.delayed(&at, 0), at, last));
+    let gate: StreamVec<'_, u64, ()> =
+        commands.broadcast().unary_frontier::<CapacityContainerBuilder<Vec<()>>, _, _, _>(
+            Pipeline,
+            "CheckpointTaker",
+            move |_cap, info| {
+                let activator = scope.activator_for(info.address);
+                let mut held: Vec<(Capability<u64>, u64, bool)> = Vec::new();
+                move |(input, _frontier), _output| {
+                    input.for_each_stamp(|cap, batches| {
+                        for batch in batches {
+                            for (at, last) in batch.drain(..) {
+                                held.push((cap.delayed(&at, 0), at, last));
+                            }
+                        }
+                    });
+                    held.retain(|(_, at, last)| {
+                        let frontier = written.with_frontier(|f| f.first().copied());
+                        tracing::trace!(at, ?frontier, "checkpoint pending");
+                        match frontier {
+                            Some(f) if f < *at => return true,
+                            // The sinks stand exactly at C: every source is held at C or finished, and
+                            // nothing at or after C has been sent anywhere.
+                            Some(f) if f == *at => {}
+                            // Every source finished before reaching C, so the pipeline ran past it: the
+                            // state is no longer that of C. No checkpoint; the run ends by draining.
+                            _ => return false,
+                        }
+                        if taken.last_checkpoint.get().is_none_or(|done| done < *at) {
+                            let checkpoint = hooks.take(*at, worker);
+                            store.submit(checkpoint);
+                            taken.last_checkpoint.set(Some(*at));
+                        }
+                        if *last {
+                            taken.final_checkpoint.set(Some(*at));
+                            // The gate stays at C for good: keep a capability there.
+                            return true;
+                        }
+                        false
+                    });
+                    if held.iter().any(|(_, at, _)| written.less_than(at)) {
+                        activator.activate_after(GATE_POLL);
                     }
                 }
-            });
-            held.retain(|(_, at, last)| {
-                if written.less_than(at) {
-                    return true;
-                }
-                if taken.last_checkpoint.get().is_none_or(|done| done < *at) {
-                    let checkpoint = hooks.take(*at, worker);
-                    store.submit(checkpoint);
-                    taken.last_checkpoint.set(Some(*at));
-                }
-                if *last {
-                    taken.final_checkpoint.set(Some(*at));
-                    // The gate stays at C for good: keep a capability there.
-                    return true;
-                }
-                false
-            });
-            if held.iter().any(|(_, at, _)| written.less_than(at)) {
-                activator.activate_after(GATE_POLL);
-            }
-        }
-    });
+            },
+        );
     let (probe, _) = gate.probe();
     (probe, state)
 }

@@ -74,7 +74,10 @@ impl<'s> EventAlerts<'s> for StreamVec<'s, u64, Event> {
         dedup.borrow_mut().restore(hooks.restored(|s| &mut s.event_dedup));
         let taken = dedup.clone();
         hooks.register(move |checkpoint| {
-            checkpoint.state.event_dedup.extend(taken.borrow().snapshot(|rule, key| crate::shard::shard_of((rule, key))))
+            checkpoint
+                .state
+                .event_dedup
+                .extend(taken.borrow().snapshot(|rule, key| crate::shard::shard_of((rule, key))))
         });
         candidates.unary(Exchange::new(route), "EventAlerts", move |_cap, _info| {
             let mut admitted = 0u64;

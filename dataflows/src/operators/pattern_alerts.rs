@@ -81,7 +81,10 @@ impl<'s> PatternAlerts<'s> for StreamVec<'s, u64, Event> {
                 let (stash, matchers) = &*taken.borrow();
                 checkpoint.state.patterns.extend(matchers.snapshot());
                 for input in stash.pending() {
-                    checkpoint.state.pattern_pending.push(crate::shard::shard_of((input.rule, &input.key)), input.clone());
+                    checkpoint
+                        .state
+                        .pattern_pending
+                        .push(crate::shard::shard_of((input.rule, &input.key)), input.clone());
                 }
             });
             let within = rules.pattern.iter().map(|r| r.within.0).max().unwrap_or(0);

@@ -190,8 +190,12 @@ type Closing = (Capability<u64>, Vec<SessionKey>);
 pub trait SessionWindows<'s> {
     /// Computes the session windows of the session `aggregations`; the open sessions are
     /// checkpointed through `hooks` (and restored from them).
-    fn session_windows(self, aggregations: &[AggregationPlan], epoch: u64, hooks: &Hooks)
-    -> StreamVec<'s, u64, WindowRecord>;
+    fn session_windows(
+        self,
+        aggregations: &[AggregationPlan],
+        epoch: u64,
+        hooks: &Hooks,
+    ) -> StreamVec<'s, u64, WindowRecord>;
 }
 
 impl<'s> SessionWindows<'s> for StreamVec<'s, u64, Event> {
