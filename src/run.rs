@@ -99,15 +99,17 @@ pub fn run(
         }
     };
     let writer = checkpoints.as_ref().map(|c| c.writer.clone());
+    // Set when the workers left at a stop's checkpoint rather than by draining to the end.
+    let stopped_at_checkpoint = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let restores = Arc::new(Mutex::new(checkpoints.map(|c| c.restores).unwrap_or_default()));
     let writers = Arc::new(Mutex::new(sinks));
-    let config_checkpoint = config.checkpoint.clone();
     let kind = source.kind();
     let partition_count = source.partition_count();
 
     let started = Instant::now();
     let worker_control = control.clone();
     let store = writer.clone();
+    let stopped = stopped_at_checkpoint.clone();
     let guards = timely::execute(timely_config, move |worker| {
         let index = worker.index();
         if config.pipeline.engine.pin_workers {
@@ -134,20 +136,22 @@ pub fn run(
         let control = worker_control.clone();
         let checkpoints = store.clone().map(|store| pipeline::Checkpoints {
             store: store as Arc<dyn CheckpointStore>,
-            hooks: Hooks::on(Some(restore.state), restore.time),
+            hooks: Hooks::on(restore.state, restore.time),
             partitions: restore.partitions,
             lookahead_epochs: config.checkpoint.lookahead_epochs.get(),
         });
         let gate =
             worker.dataflow::<u64, _, _>(|scope| pipeline::build(scope, &config.pipeline, io, control, checkpoints));
+        let watched = gate.zip(store.clone());
         while worker.step_or_park(Some(Duration::from_millis(50))) {
             // With checkpoints, a stop ends at its checkpoint and a failure at once: neither
             // drains, so no window that is not complete is written.
-            let Some(gate) = &gate else { continue };
+            let Some((gate, store)) = &watched else { continue };
             if worker_control.failure().is_some() {
                 break;
             }
-            if gate.final_checkpoint().is_some_and(|at| store.as_ref().is_some_and(|s| s.completed(at))) {
+            if gate.final_checkpoint().is_some_and(|at| store.completed(at)) {
+                stopped.store(true, std::sync::atomic::Ordering::Relaxed);
                 break;
             }
         }
@@ -164,12 +168,12 @@ pub fn run(
         return Err(Error::Run(failure));
     }
     if let Some(writer) = writer {
-        if control.stop_requested() {
+        if stopped_at_checkpoint.load(std::sync::atomic::Ordering::Relaxed) {
             writer.drain();
             eprintln!("rtsa: stopped at checkpoint {}; a restart continues from there", writer.newest());
         } else if writes_here {
             // All input read and written: a later run has nothing to do.
-            crate::checkpoint::redis::Store::open(&config_checkpoint)?.finish(&writer)?;
+            writer.finish()?;
         } else {
             writer.drain();
         }

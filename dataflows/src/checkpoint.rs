@@ -155,7 +155,7 @@ pub struct SinkPositions {
 }
 
 /// One worker's checkpoint at time C, as it hands it to the store.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Default)]
 pub struct Taken {
     /// The checkpoint time C: everything before it is in, nothing at or after it.
     pub time: u64,
@@ -168,7 +168,6 @@ pub struct Taken {
     /// Its operators' keyed state.
     pub state: StateSnapshot,
     /// Why the checkpoint cannot be used (a sink could not make its output durable).
-    #[serde(skip)]
     pub failed: Option<String>,
 }
 
@@ -197,9 +196,9 @@ pub struct Restore {
 
 type Hook = Box<dyn FnMut(&mut Taken)>;
 
-/// How operators take part in checkpoints, per worker: each registers a hook that adds its
-/// state to a [`Taken`], and takes its restored state when it is built. With checkpoints off,
-/// hooks are not kept and nothing is restored.
+/// How operators take part in checkpoints, per worker: each shares its state with a hook that
+/// adds it to a [`Taken`] ([`Hooks::share`]), and takes its restored state when it is built.
+/// With checkpoints off, hooks are not kept and nothing is restored.
 #[derive(Clone, Default)]
 pub struct Hooks {
     on: bool,
@@ -215,26 +214,21 @@ impl Hooks {
         Hooks::default()
     }
 
-    /// Checkpoints on, starting from `restore` (or fresh).
-    pub fn on(restore: Option<StateSnapshot>, resumed_at: u64) -> Hooks {
-        Hooks {
-            on: true,
-            hooks: Rc::default(),
-            restored: Rc::new(RefCell::new(restore.unwrap_or_default())),
-            resumed_at,
-        }
+    /// Checkpoints on, starting from `restored` (empty for a fresh run) at `resumed_at`.
+    pub fn on(restored: StateSnapshot, resumed_at: u64) -> Hooks {
+        Hooks { on: true, hooks: Rc::default(), restored: Rc::new(RefCell::new(restored)), resumed_at }
     }
 
-    /// Whether checkpoints are on.
-    pub fn enabled(&self) -> bool {
-        self.on
-    }
-
-    /// Registers an operator's hook (kept only with checkpoints on).
-    pub fn register(&self, hook: impl FnMut(&mut Taken) + 'static) {
+    /// An operator's state, shared with its checkpoint hook: `take` adds it to a checkpoint
+    /// (the hook is kept only with checkpoints on). The operator borrows it once per activation.
+    pub fn share<S: 'static>(&self, state: S, mut take: impl FnMut(&mut S, &mut Taken) + 'static) -> Rc<RefCell<S>> {
+        let shared = Rc::new(RefCell::new(state));
         if self.on {
-            self.hooks.borrow_mut().push(Box::new(hook));
+            let held = shared.clone();
+            let hook: Hook = Box::new(move |checkpoint| take(&mut held.borrow_mut(), checkpoint));
+            self.hooks.borrow_mut().push(hook);
         }
+        shared
     }
 
     /// Takes a part of the restored state (empty for a fresh run).

@@ -62,6 +62,9 @@ pub struct WorkerPart {
     pub sinks: Option<SinkPositions>,
     /// The shards it wrote state for.
     pub shards: Vec<u32>,
+    /// Its open windows and sessions (for the manifest and the resume message).
+    #[serde(default)]
+    pub open_windows: usize,
 }
 
 /// The keys of one pipeline's checkpoints.

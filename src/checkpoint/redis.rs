@@ -52,6 +52,7 @@ pub struct Start {
 }
 
 /// A connection to the checkpoint store's Redis.
+#[derive(Clone)]
 pub struct Store {
     client: redis::Client,
     keys: Keys,
@@ -62,11 +63,7 @@ pub struct Store {
 impl Store {
     /// Opens the store of `config` (connects lazily; a refused password is an error now).
     pub fn open(config: &CheckpointConfig) -> Result<Store, Error> {
-        let url = config
-            .url
-            .clone()
-            .or_else(|| std::env::var("RTSA_REDIS_URL").ok())
-            .unwrap_or_else(|| "redis://127.0.0.1:6379".to_owned());
+        let url = crate::sinks::redis::url_or_default(config.url.as_deref());
         let client = crate::sinks::redis::connect(&url, config.password_env.as_deref(), config.tls_ca_file.as_deref())
             .map_err(|e| Error::Checkpoint { name: config.name.clone(), what: e.to_string(), user: false })?;
         Ok(Store {
@@ -178,14 +175,24 @@ impl Store {
         Ok(Restore { time: m.time, partitions, state })
     }
 
-    /// Marks the run finished: all input read, everything written (process 0, at the end).
-    pub fn finish(&self, writer: &Writer) -> Result<(), Error> {
-        writer.drain();
+    /// Marks the run finished (all input read, everything written): a later run has nothing to
+    /// do. A run that ended before its first checkpoint gets a manifest that says only that.
+    fn mark_finished(&self, execution: u64, fingerprint: &serde_json::Value) -> Result<(), Error> {
         let mut connection = self.connection()?;
         let text: Option<String> = connection.get(self.keys.manifest()).map_err(|e| self.error(e, false))?;
-        let Some(mut manifest) = text.and_then(|t| serde_json::from_str::<Manifest>(&t).ok()) else {
-            return Ok(());
-        };
+        let mut manifest = text.and_then(|t| serde_json::from_str::<Manifest>(&t).ok()).unwrap_or_else(|| Manifest {
+            format: FORMAT,
+            execution,
+            time: 0,
+            workers: 0,
+            shards: SHARDS,
+            partitions: 0,
+            open_windows: 0,
+            bytes: 0,
+            completed_at: 0,
+            finished: true,
+            fingerprint: fingerprint.clone(),
+        });
         manifest.finished = true;
         manifest.completed_at = wall_clock_ms();
         let text = serde_json::to_string(&manifest).map_err(|e| self.error(e, false))?;
@@ -222,6 +229,9 @@ struct Shared {
 
 /// The store's side in the pipeline ([`CheckpointStore`]): hands parts to the writer thread.
 pub struct Writer {
+    store: Store,
+    execution: u64,
+    fingerprint: serde_json::Value,
     shared: Arc<Shared>,
     parts: Mutex<Option<Sender<Taken>>>,
     thread: Mutex<Option<std::thread::JoinHandle<()>>>,
@@ -255,14 +265,15 @@ impl Writer {
             control,
         });
         let (sender, receiver) = std::sync::mpsc::channel();
+        let (thread_store, thread_fingerprint) = (store.clone(), fingerprint.clone());
         let thread_shared = shared.clone();
         let thread = std::thread::Builder::new()
             .name("rtsa-checkpoints".to_owned())
             .spawn(move || {
                 let mut writing = Writing {
-                    store,
+                    store: thread_store,
                     execution,
-                    fingerprint,
+                    fingerprint: thread_fingerprint,
                     cluster,
                     shared: thread_shared,
                     last: None,
@@ -271,7 +282,14 @@ impl Writer {
                 writing.run(receiver);
             })
             .ok();
-        Writer { shared, parts: Mutex::new(Some(sender)), thread: Mutex::new(thread) }
+        Writer { store, execution, fingerprint, shared, parts: Mutex::new(Some(sender)), thread: Mutex::new(thread) }
+    }
+
+    /// After the last part is written, marks the run finished (process 0, at the end of an
+    /// input read to its end).
+    pub fn finish(&self) -> Result<(), Error> {
+        self.drain();
+        self.store.mark_finished(self.execution, &self.fingerprint)
     }
 
     /// The newest checkpoint known complete.
@@ -348,9 +366,7 @@ impl Writing {
                 Err(RecvTimeoutError::Timeout) => {}
                 Err(RecvTimeoutError::Disconnected) => open = false,
             }
-            while let Ok(taken) = parts.try_recv() {
-                gathered.entry(taken.time).or_default().push(taken);
-            }
+            gather(&parts, &mut gathered);
             let Some(time) = newest_complete(&gathered, self.cluster.workers_here) else {
                 if !open {
                     // The run ended with parts that never completed in this process.
@@ -374,7 +390,8 @@ impl Writing {
     /// when a newer checkpoint is complete in this process first.
     fn write(&mut self, time: u64, mine: Vec<Taken>, parts: &Receiver<Taken>, gathered: &mut Gathered) {
         let started = Instant::now();
-        let counters = &self.shared.control.counters;
+        let shared = self.shared.clone();
+        let counters = &shared.control.counters;
         if let Some(failed) = mine.iter().find_map(|t| t.failed.clone()) {
             tracing::error!(checkpoint = time, reason = %failed, "checkpoint not taken");
             Counters::add(&counters.checkpoint_failures, 1);
@@ -390,9 +407,7 @@ impl Writing {
         };
         let workers_here = self.cluster.workers_here;
         let mut superseded = || {
-            while let Ok(taken) = parts.try_recv() {
-                gathered.entry(taken.time).or_default().push(taken);
-            }
+            gather(parts, gathered);
             newest_complete(gathered, workers_here).is_some()
         };
         let written = self.retrying("write a checkpoint", |c| commands.query::<()>(c), &mut superseded).is_some();
@@ -402,9 +417,8 @@ impl Writing {
             } else {
                 self.await_manifest(time, &mut superseded)
             };
-        let counters = &self.shared.control.counters;
         if done {
-            self.shared.completed.fetch_max(time, Ordering::AcqRel);
+            shared.completed.fetch_max(time, Ordering::AcqRel);
             Counters::add(&counters.checkpoints, 1);
             Counters::set(&counters.checkpoint_duration_ms, started.elapsed().as_millis() as u64);
             Counters::set(&counters.checkpoint_bytes, bytes);
@@ -432,10 +446,8 @@ impl Writing {
                 pipe.pexpire(&key, ttl as i64).ignore();
                 shards.push(shard);
             }
-            let part = WorkerPart { partitions: taken.partitions, sinks: taken.sinks, shards };
-            let mut value = serde_json::to_value(&part)?;
-            value["open_windows"] = serde_json::json!(open_windows);
-            let text = serde_json::to_string(&value)?;
+            let part = WorkerPart { partitions: taken.partitions, sinks: taken.sinks, shards, open_windows };
+            let text = serde_json::to_string(&part)?;
             bytes += text.len() as u64;
             pipe.cmd("SET").arg(keys.worker(self.execution, time, taken.worker)).arg(text).arg("PX").arg(ttl).ignore();
         }
@@ -467,9 +479,9 @@ impl Writing {
         };
         let (mut partitions, mut open_windows) = (0usize, 0usize);
         for text in &parts {
-            let value: serde_json::Value = serde_json::from_str(text).unwrap_or_default();
-            partitions += value["partitions"].as_array().map_or(0, Vec::len);
-            open_windows += value["open_windows"].as_u64().unwrap_or(0) as usize;
+            let part: WorkerPart = serde_json::from_str(text).unwrap_or_default();
+            partitions += part.partitions.len();
+            open_windows += part.open_windows;
         }
         let manifest = Manifest {
             format: FORMAT,
@@ -561,6 +573,13 @@ impl Writing {
             std::thread::sleep(pause);
             pause = (pause * 2).min(BACKOFF.1);
         }
+    }
+}
+
+/// Adds the parts waiting in the channel.
+fn gather(parts: &Receiver<Taken>, gathered: &mut Gathered) {
+    while let Ok(taken) = parts.try_recv() {
+        gathered.entry(taken.time).or_default().push(taken);
     }
 }
 

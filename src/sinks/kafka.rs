@@ -3,7 +3,7 @@
 //! producer, retried by librdkafka without a time limit while the broker is away; a record that
 //! cannot be delivered at all (a permanent error) fails the run instead of vanishing. Its
 //! position is, per output partition, the offset after the last acknowledged record (or the
-//! partition's end when the sink opened, for a partition not written since).
+//! partition's end at the first checkpoint, for a partition not written since).
 //!
 //! Exactly-once without broker transactions (CONTRACT 7): this process's worker 0 is the only
 //! writer of its topics, and on resume it reads every partition back from the offsets the
@@ -143,8 +143,9 @@ pub struct KafkaSink {
     topic: KafkaTopic,
     aggregations: Arc<Vec<AggregationConfig>>,
     kafka: KafkaConfig,
-    /// Per partition, its end when the sink opened (or at the checkpoint resumed from).
-    baseline: BTreeMap<u32, u64>,
+    /// Per partition, its end at the first checkpoint (after a flush: what had been written) or
+    /// at the checkpoint resumed from; fetched only when checkpoints ask for it.
+    baseline: Option<BTreeMap<u32, u64>>,
     /// Keys already in the topic after the checkpoint resumed from, with how many copies.
     skip: HashMap<String, u32>,
 }
@@ -158,7 +159,18 @@ fn read_back(
 ) -> Result<(HashMap<String, u32>, u64), SinkError> {
     let what = format!("kafka {} topic {topic}", kafka.bootstrap_servers);
     let fail = |reason: String| SinkError::service(what.clone(), reason, true);
-    let partitions = crate::kafka::partition_count(kafka, topic).map_err(|e| fail(e.to_string()))?;
+    // The ends first: reading must reach them, so nothing written before the crash is missed.
+    let mut ends = BTreeMap::new();
+    let mut assignment = TopicPartitionList::new();
+    for (p, high) in end_offsets(kafka, topic)? {
+        let start = from.get(&p).copied().unwrap_or(0);
+        if high > start {
+            ends.insert(p as i32, high as i64);
+            assignment
+                .add_partition_offset(topic, p as i32, Offset::Offset(start as i64))
+                .map_err(|e| fail(format!("partition {p}: {e}")))?;
+        }
+    }
     let mut config = crate::kafka::client_config(kafka);
     config
         .set("group.id", format!("rtsa-resume-{}", std::process::id()))
@@ -166,20 +178,6 @@ fn read_back(
         .set("enable.partition.eof", "false");
     let consumer: BaseConsumer = config.create().map_err(|e| fail(format!("cannot create a consumer: {e}")))?;
     let timeout = kafka.connect_timeout.as_duration();
-    let mut assignment = TopicPartitionList::new();
-    let mut ends = BTreeMap::new();
-    for p in 0..partitions {
-        let (_, high) = consumer
-            .fetch_watermarks(topic, p as i32, timeout)
-            .map_err(|e| fail(format!("partition {p}: cannot fetch its end offset: {e}")))?;
-        let start = from.get(&p).copied().unwrap_or(0);
-        if (high as u64) > start {
-            ends.insert(p as i32, high);
-            assignment
-                .add_partition_offset(topic, p as i32, Offset::Offset(start as i64))
-                .map_err(|e| fail(format!("partition {p}: {e}")))?;
-        }
-    }
     let mut keys: HashMap<String, u32> = HashMap::new();
     let mut read = 0u64;
     if ends.is_empty() {
@@ -239,7 +237,7 @@ impl KafkaSink {
         Ok(KafkaSink {
             topic: KafkaTopic::open(kafka, topic)?,
             aggregations,
-            baseline: end_offsets(kafka, topic)?,
+            baseline: None,
             kafka: kafka.clone(),
             skip: HashMap::new(),
         })
@@ -283,7 +281,10 @@ impl Sink for KafkaSink {
     }
     fn position(&mut self) -> Result<SinkPosition, SinkError> {
         self.topic.flush()?;
-        let mut ends = self.baseline.clone();
+        let mut ends = match &self.baseline {
+            Some(baseline) => baseline.clone(),
+            None => self.baseline.insert(end_offsets(&self.kafka, &self.topic.topic)?).clone(),
+        };
         for (partition, end) in self.topic.acknowledged() {
             let at = ends.entry(partition).or_insert(0);
             *at = (*at).max(end);
@@ -303,7 +304,7 @@ impl Sink for KafkaSink {
             tracing::info!(topic = %self.topic.topic, read, "records after the checkpoint read back; their replay is skipped");
         }
         self.skip = skip;
-        self.baseline = from;
+        self.baseline = Some(from);
         Ok(())
     }
 }

@@ -36,9 +36,13 @@ pub struct RedisChannel {
 
 /// The Redis URL of a sink: its own, else `$RTSA_REDIS_URL`, else the local default.
 pub fn redis_url(config: &RedisSinkConfig) -> String {
-    config
-        .url
-        .clone()
+    url_or_default(config.url.as_deref())
+}
+
+/// A configured Redis URL, else `$RTSA_REDIS_URL`, else the local default (every Redis sink and
+/// the checkpoint store).
+pub fn url_or_default(url: Option<&str>) -> String {
+    url.map(str::to_owned)
         .or_else(|| std::env::var("RTSA_REDIS_URL").ok())
         .unwrap_or_else(|| "redis://127.0.0.1:6379".to_owned())
 }

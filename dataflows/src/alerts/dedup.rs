@@ -69,6 +69,11 @@ impl Dedup {
         out
     }
 
+    /// The cooldowns by the shard of (rule, key): how the alert operators exchange their input.
+    pub fn by_shard(&self) -> DedupSnapshot {
+        self.snapshot(|rule, key| crate::shard::shard_of((rule, key)))
+    }
+
     /// Adds the cooldowns of the shards in `snapshot`.
     pub fn restore(&mut self, snapshot: DedupSnapshot) {
         self.last.extend(snapshot.into_entries());

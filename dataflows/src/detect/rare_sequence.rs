@@ -77,6 +77,16 @@ impl From<Vec<(CompactString, CompactString, u64)>> for TransitionModel {
 }
 
 impl TransitionModel {
+    /// The counts as `(prev, next, count)` by the shard of `prev` (how the operator that owns the
+    /// model receives its transitions).
+    pub fn by_shard(&self) -> Sharded<(CompactString, CompactString, u64)> {
+        let mut out = Sharded::default();
+        for ((prev, next), n) in &self.pairs {
+            out.push(shard_of(prev), (prev.clone(), next.clone(), *n));
+        }
+        out
+    }
+
     /// The learned probability of `prev → next` and the support of `prev`.
     pub fn probability(&self, prev: &str, next: &str) -> (f64, u64) {
         let support = self.totals.get(prev).copied().unwrap_or(0);

@@ -7,8 +7,6 @@ use crate::alerts::dedup::Dedup;
 use crate::checkpoint::Hooks;
 use crate::detect::rules::Rules;
 use crate::operators::stash::TimeStash;
-use std::cell::RefCell;
-use std::rc::Rc;
 use std::sync::Arc;
 use timely::dataflow::StreamVec;
 use timely::dataflow::channels::pact::Exchange;
@@ -24,15 +22,9 @@ pub trait DedupAlerts<'s> {
 impl<'s> DedupAlerts<'s> for StreamVec<'s, u64, Alert> {
     fn dedup_alerts(self, rules: Arc<Rules>, hooks: &Hooks) -> StreamVec<'s, u64, Alert> {
         let route = |alert: &Alert| crate::shard::exchange_by((&alert.rule, &alert.key));
-        let dedup = Rc::new(RefCell::new(Dedup::default()));
-        dedup.borrow_mut().restore(hooks.restored(|s| &mut s.sequence_dedup));
-        let taken = dedup.clone();
-        hooks.register(move |checkpoint| {
-            checkpoint
-                .state
-                .sequence_dedup
-                .extend(taken.borrow().snapshot(|rule, key| crate::shard::shard_of((rule, key))))
-        });
+        let mut restored = Dedup::default();
+        restored.restore(hooks.restored(|s| &mut s.sequence_dedup));
+        let dedup = hooks.share(restored, |dedup, checkpoint| checkpoint.state.sequence_dedup.extend(dedup.by_shard()));
         self.unary_frontier(Exchange::new(route), "DedupAlerts", move |_cap, _info| {
             let mut stash: TimeStash<Alert> = TimeStash::default();
             let mut flushed = 0u64;

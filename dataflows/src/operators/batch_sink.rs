@@ -7,11 +7,9 @@
 //! checkpoint the sink writes what it still holds (all of it before the checkpoint's time), makes
 //! it durable and records every sink's position.
 
-use crate::checkpoint::{Hooks, SinkPositions};
+use crate::checkpoint::{Hooks, SinkPositions, Taken};
 use crate::sink::SinkPosition;
-use std::cell::RefCell;
 use std::collections::BTreeMap;
-use std::rc::Rc;
 use timely::ExchangeData;
 use timely::container::CapacityContainerBuilder;
 use timely::dataflow::StreamVec;
@@ -79,28 +77,72 @@ impl<D: Ord> Buffered<D> {
             self.writer.write_batch(&batch);
         }
     }
-}
 
-/// Registers the checkpoint hook of a sink on worker 0: write what is held, then positions.
-fn register<D: Ord + 'static>(
-    hooks: &Hooks,
-    worker: usize,
-    buffered: &Rc<RefCell<Buffered<D>>>,
-    positions: PositionsOf,
-) {
-    if worker != 0 {
-        return;
+    /// Writes everything stashed, whatever its time, as one sorted batch.
+    fn write_all_as_one(&mut self) {
+        if self.stash.is_empty() {
+            return;
+        }
+        let mut batch: Vec<D> = std::mem::take(&mut self.stash).into_values().flatten().collect();
+        batch.sort_unstable();
+        self.writer.write_batch(&batch);
     }
-    let buffered = buffered.clone();
-    hooks.register(move |checkpoint| {
-        let mut buffered = buffered.borrow_mut();
-        buffered.write_before(None);
+
+    /// The checkpoint hook of the writing worker: write what is held (all of it before the
+    /// checkpoint's time), then record every sink's position after a flush.
+    fn checkpoint(&mut self, checkpoint: &mut Taken, positions: PositionsOf) {
+        self.write_before(None);
         let sinks = checkpoint.sinks.get_or_insert_with(SinkPositions::default);
-        match buffered.writer.checkpoint() {
+        match self.writer.checkpoint() {
             Ok(written) => *positions(sinks) = written,
             Err(e) => checkpoint.failed = Some(e),
         }
-    });
+    }
+}
+
+/// When a sink writes what it received.
+#[derive(Clone, Copy)]
+enum Release {
+    /// Each time's records once the frontier has passed that time.
+    AtFrontier,
+    /// Everything as soon as it arrives, as one sorted batch.
+    AtOnce,
+}
+
+/// The sink operator both kinds share: records exchanged to worker 0 and stashed by time,
+/// written as `release` says, the writer closed once the input is exhausted; only worker 0
+/// checkpoints.
+fn sink_operator<'s, D: ExchangeData + Ord>(
+    stream: StreamVec<'s, u64, D>,
+    name: &str,
+    writer: Box<dyn BatchWriter<D>>,
+    hooks: &Hooks,
+    positions: PositionsOf,
+    release: Release,
+) -> StreamVec<'s, u64, ()> {
+    let hooks = if stream.scope().index() == 0 { hooks.clone() } else { Hooks::off() };
+    let buffered = Buffered { stash: BTreeMap::new(), writer, closed: false };
+    let buffered = hooks.share(buffered, move |buffered, checkpoint| buffered.checkpoint(checkpoint, positions));
+    stream.unary_frontier::<Nothing, _, _, _>(Exchange::new(|_: &D| 0), name, move |_cap, _info| {
+        move |(input, frontier), _output| {
+            let mut buffered = buffered.borrow_mut();
+            input.for_each_stamp(|cap, batches| {
+                let time = *cap.least().expect("totally ordered times have a least element");
+                let entry = buffered.stash.entry(time).or_default();
+                for batch in batches {
+                    entry.append(batch);
+                }
+            });
+            match release {
+                Release::AtFrontier => buffered.write_before(frontier.frontier().first()),
+                Release::AtOnce => buffered.write_all_as_one(),
+            }
+            if frontier.is_empty() && !buffered.closed {
+                buffered.closed = true;
+                buffered.writer.close();
+            }
+        }
+    })
 }
 
 impl<'s, D: ExchangeData + Ord> BatchSink<'s, D> for StreamVec<'s, u64, D> {
@@ -111,25 +153,7 @@ impl<'s, D: ExchangeData + Ord> BatchSink<'s, D> for StreamVec<'s, u64, D> {
         hooks: &Hooks,
         positions: PositionsOf,
     ) -> StreamVec<'s, u64, ()> {
-        let buffered = Rc::new(RefCell::new(Buffered { stash: BTreeMap::new(), writer, closed: false }));
-        register(hooks, self.scope().index(), &buffered, positions);
-        self.unary_frontier::<Nothing, _, _, _>(Exchange::new(|_: &D| 0), name, move |_cap, _info| {
-            move |(input, frontier), _output| {
-                let mut buffered = buffered.borrow_mut();
-                input.for_each_stamp(|cap, batches| {
-                    let time = *cap.least().expect("totally ordered times have a least element");
-                    let entry = buffered.stash.entry(time).or_default();
-                    for batch in batches {
-                        entry.append(batch);
-                    }
-                });
-                buffered.write_before(frontier.frontier().first());
-                if frontier.is_empty() && !buffered.closed {
-                    buffered.closed = true;
-                    buffered.writer.close();
-                }
-            }
-        })
+        sink_operator(self, name, writer, hooks, positions, Release::AtFrontier)
     }
 
     fn immediate_sink(
@@ -139,27 +163,6 @@ impl<'s, D: ExchangeData + Ord> BatchSink<'s, D> for StreamVec<'s, u64, D> {
         hooks: &Hooks,
         positions: PositionsOf,
     ) -> StreamVec<'s, u64, ()> {
-        let buffered = Rc::new(RefCell::new(Buffered { stash: BTreeMap::new(), writer, closed: false }));
-        register(hooks, self.scope().index(), &buffered, positions);
-        let mut batch = Vec::new();
-        self.unary_frontier::<Nothing, _, _, _>(Exchange::new(|_: &D| 0), name, move |_cap, _info| {
-            move |(input, frontier), _output| {
-                let mut buffered = buffered.borrow_mut();
-                input.for_each_stamp(|_cap, batches| {
-                    for b in batches {
-                        batch.append(b);
-                    }
-                });
-                if !batch.is_empty() {
-                    batch.sort_unstable();
-                    buffered.writer.write_batch(&batch);
-                    batch.clear();
-                }
-                if frontier.is_empty() && !buffered.closed {
-                    buffered.closed = true;
-                    buffered.writer.close();
-                }
-            }
-        })
+        sink_operator(self, name, writer, hooks, positions, Release::AtOnce)
     }
 }

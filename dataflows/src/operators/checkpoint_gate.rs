@@ -77,7 +77,6 @@ impl Pace {
         match self.sample {
             // Until a source has a watermark there is no pace to measure.
             None => self.sample = Some((now, leader)).filter(|_| leader > 0),
-            Some((_, 0)) => self.sample = Some((now, leader)),
             Some((at, was)) if now.duration_since(at) >= PACE_WINDOW * 2 => {
                 let elapsed = now.duration_since(at).as_secs_f64();
                 let speed = leader.saturating_sub(was) as f64 / elapsed.max(1e-9);
@@ -94,18 +93,13 @@ impl Pace {
 /// The state of a worker's gate that its worker loop reads.
 #[derive(Clone, Default)]
 pub struct GateState {
-    last_checkpoint: Rc<Cell<Option<u64>>>,
     final_checkpoint: Rc<Cell<Option<u64>>>,
 }
 
 impl GateState {
-    /// The time of the last stop checkpoint this worker took, if a stop has been taken.
+    /// The time of the stop checkpoint this worker took, if a stop has been taken.
     pub fn final_checkpoint(&self) -> Option<u64> {
         self.final_checkpoint.get()
-    }
-    /// The time of the last checkpoint this worker took.
-    pub fn last_checkpoint(&self) -> Option<u64> {
-        self.last_checkpoint.get()
     }
 }
 
@@ -150,7 +144,10 @@ pub fn checkpoint_gate(scope: Scope<'_, u64>, spec: GateSpec) -> (ProbeHandle<u6
                 stopped = true;
                 return;
             }
-            if (stopping || commander_store.due()) && last.is_none_or(|last| at > last) {
+            // A stop's checkpoint may be at the time of the last one (nothing new since): the
+            // takers then only mark it as the last.
+            let new = last.is_none_or(|last| at > last);
+            if stopping || (new && commander_store.due()) {
                 tracing::debug!(at, stopping, received, "checkpoint requested");
                 commands_out.activate().session(&*held).give((at, stopping));
                 last = Some(at);
@@ -158,11 +155,6 @@ pub fn checkpoint_gate(scope: Scope<'_, u64>, spec: GateSpec) -> (ProbeHandle<u6
                     stopped = true;
                     return;
                 }
-            } else if stopping {
-                // Nothing new since the last checkpoint: it is the last one.
-                commands_out.activate().session(&*held).give((at, true));
-                stopped = true;
-                return;
             }
             // Just ahead of the most advanced source (or of the sinks, when no source is active).
             let leader = control.watermarks.max().map_or(0, |w| epoch_of(w, epoch));
@@ -176,7 +168,7 @@ pub fn checkpoint_gate(scope: Scope<'_, u64>, spec: GateSpec) -> (ProbeHandle<u6
 
     // Every worker: take the checkpoint once the sinks have received everything before C.
     let state = GateState::default();
-    let taken = state.clone();
+    let final_checkpoint = state.final_checkpoint.clone();
     let gate: StreamVec<'_, u64, ()> =
         commands.broadcast().unary_frontier::<CapacityContainerBuilder<Vec<()>>, _, _, _>(
             Pipeline,
@@ -184,6 +176,7 @@ pub fn checkpoint_gate(scope: Scope<'_, u64>, spec: GateSpec) -> (ProbeHandle<u6
             move |_cap, info| {
                 let activator = scope.activator_for(info.address);
                 let mut held: Vec<(Capability<u64>, u64, bool)> = Vec::new();
+                let mut taken_at: Option<u64> = None;
                 move |(input, _frontier), _output| {
                     input.for_each_stamp(|cap, batches| {
                         for batch in batches {
@@ -204,13 +197,12 @@ pub fn checkpoint_gate(scope: Scope<'_, u64>, spec: GateSpec) -> (ProbeHandle<u6
                             // state is no longer that of C. No checkpoint; the run ends by draining.
                             _ => return false,
                         }
-                        if taken.last_checkpoint.get().is_none_or(|done| done < *at) {
-                            let checkpoint = hooks.take(*at, worker);
-                            store.submit(checkpoint);
-                            taken.last_checkpoint.set(Some(*at));
+                        if taken_at.is_none_or(|done| done < *at) {
+                            store.submit(hooks.take(*at, worker));
+                            taken_at = Some(*at);
                         }
                         if *last {
-                            taken.final_checkpoint.set(Some(*at));
+                            final_checkpoint.set(Some(*at));
                             // The gate stays at C for good: keep a capability there.
                             return true;
                         }

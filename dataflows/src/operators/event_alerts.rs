@@ -9,8 +9,6 @@ use crate::detect::rules::Rules;
 use crate::detect::threshold::crossed;
 use crate::event::{Event, event_matches};
 use crate::spec::{Direction, EventMetric, EventRule};
-use std::cell::RefCell;
-use std::rc::Rc;
 use std::sync::Arc;
 use timely::dataflow::StreamVec;
 use timely::dataflow::channels::pact::Exchange;
@@ -70,15 +68,9 @@ impl<'s> EventAlerts<'s> for StreamVec<'s, u64, Event> {
             judged.event.iter().filter_map(|rule| judge_event(rule, &event)).collect::<Vec<_>>()
         });
         let route = |alert: &Alert| crate::shard::exchange_by((&alert.rule, &alert.key));
-        let dedup = Rc::new(RefCell::new(Dedup::default()));
-        dedup.borrow_mut().restore(hooks.restored(|s| &mut s.event_dedup));
-        let taken = dedup.clone();
-        hooks.register(move |checkpoint| {
-            checkpoint
-                .state
-                .event_dedup
-                .extend(taken.borrow().snapshot(|rule, key| crate::shard::shard_of((rule, key))))
-        });
+        let mut restored = Dedup::default();
+        restored.restore(hooks.restored(|s| &mut s.event_dedup));
+        let dedup = hooks.share(restored, |dedup, checkpoint| checkpoint.state.event_dedup.extend(dedup.by_shard()));
         candidates.unary(Exchange::new(route), "EventAlerts", move |_cap, _info| {
             let mut admitted = 0u64;
             move |input, output| {

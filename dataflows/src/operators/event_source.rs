@@ -21,8 +21,6 @@ use crate::source::{Partition, PartitionPosition, Poll, SourceKind};
 use crate::spec::{EngineConfig, Millis, WatermarkConfig};
 use crate::window::{AggregationPlan, epoch_of};
 use serde::{Deserialize, Serialize};
-use std::cell::RefCell;
-use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use timely::dataflow::operators::generic::OutputBuilder;
@@ -324,7 +322,7 @@ pub fn event_source<'s>(scope: Scope<'s, u64>, spec: EventSourceSpec) -> SourceS
                 cap.downgrade(&hooks.resumed_at);
             }
         }
-        let state = Rc::new(RefCell::new(SourceState {
+        let source = SourceState {
             kind,
             partitions,
             aggregations,
@@ -336,9 +334,8 @@ pub fn event_source<'s>(scope: Scope<'s, u64>, spec: EventSourceSpec) -> SourceS
             letters: Vec::new(),
             next_partition: 0,
             told_epoch: None,
-        }));
-        let taken = state.clone();
-        hooks.register(move |checkpoint| checkpoint.partitions.extend(taken.borrow().snapshot()));
+        };
+        let state = hooks.share(source, |state, checkpoint| checkpoint.partitions.extend(state.snapshot()));
 
         move |_frontiers| {
             let Some((event_cap, dead_cap, watermark_cap)) = caps.as_mut() else { return };

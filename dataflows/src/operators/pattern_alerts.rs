@@ -10,8 +10,6 @@ use crate::event::Event;
 use crate::operators::stash::EventTimeStash;
 use compact_str::CompactString;
 use serde::{Deserialize, Serialize};
-use std::cell::RefCell;
-use std::rc::Rc;
 use std::sync::Arc;
 use timely::dataflow::StreamVec;
 use timely::dataflow::channels::pact::Exchange;
@@ -75,10 +73,7 @@ impl<'s> PatternAlerts<'s> for StreamVec<'s, u64, Event> {
                 stash.push_restored(&cap, input.ts, input);
             }
             drop(cap);
-            let state = Rc::new(RefCell::new((stash, matchers)));
-            let taken = state.clone();
-            hooks.register(move |checkpoint| {
-                let (stash, matchers) = &*taken.borrow();
+            let state = hooks.share((stash, matchers), |(stash, matchers), checkpoint| {
                 checkpoint.state.patterns.extend(matchers.snapshot());
                 for input in stash.pending() {
                     checkpoint

@@ -12,8 +12,6 @@ use crate::event::Event;
 use crate::operators::stash::{EventTimeStash, TimeStash};
 use compact_str::CompactString;
 use serde::{Deserialize, Serialize};
-use std::cell::RefCell;
-use std::rc::Rc;
 use std::sync::Arc;
 use timely::dataflow::StreamVec;
 use timely::dataflow::channels::pact::Exchange;
@@ -60,10 +58,7 @@ impl<'s> RareSequenceAlerts<'s> for StreamVec<'s, u64, Event> {
                     stash.push_restored(&cap, step.ts, step);
                 }
                 drop(cap);
-                let state = Rc::new(RefCell::new((stash, sessions)));
-                let taken = state.clone();
-                hooks.register(move |checkpoint| {
-                    let (stash, sessions) = &*taken.borrow();
+                let state = hooks.share((stash, sessions), |(stash, sessions), checkpoint| {
                     checkpoint.state.sequence_sessions.extend(sessions.snapshot());
                     for step in stash.pending() {
                         checkpoint.state.sequence_pending.push(crate::shard::shard_of(&step.session), step.clone());
@@ -99,16 +94,10 @@ impl<'s> RareSequenceAlerts<'s> for StreamVec<'s, u64, Event> {
             "RareTransitions",
             |_cap, _info| {
                 let mut stash: TimeStash<Transition> = TimeStash::default();
-                let model = Rc::new(RefCell::new(TransitionModel::from(
-                    hooks.restored(|s| &mut s.transitions).into_entries().collect::<Vec<_>>(),
-                )));
-                let taken = model.clone();
-                hooks.register(move |checkpoint| {
-                    let pairs: Vec<(CompactString, CompactString, u64)> = taken.borrow().clone().into();
-                    for pair in pairs {
-                        checkpoint.state.transitions.push(crate::shard::shard_of(&pair.0), pair);
-                    }
-                });
+                let restored =
+                    TransitionModel::from(hooks.restored(|s| &mut s.transitions).into_entries().collect::<Vec<_>>());
+                let model =
+                    hooks.share(restored, |model, checkpoint| checkpoint.state.transitions.extend(model.by_shard()));
                 move |(input, frontier), output| {
                     let model = &mut *model.borrow_mut();
                     input.for_each_stamp(|cap, batches| stash.push(&cap, batches));

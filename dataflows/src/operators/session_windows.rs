@@ -16,9 +16,7 @@ use crate::window::{AggregationPlan, Shape, epoch_of};
 use compact_str::CompactString;
 use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
-use std::cell::RefCell;
 use std::collections::BTreeMap;
-use std::rc::Rc;
 use timely::dataflow::StreamVec;
 use timely::dataflow::channels::pact::Exchange;
 use timely::dataflow::operators::Capability;
@@ -236,9 +234,9 @@ impl<'s> SessionWindows<'s> for StreamVec<'s, u64, Event> {
         });
 
         let route = |e: &SessionEvent| crate::shard::exchange_by((e.aggregation, &e.key));
-        let sessions = Rc::new(RefCell::new(OpenSessions::new(gaps, epoch)));
-        let taken = sessions.clone();
-        hooks.register(move |checkpoint| checkpoint.state.sessions.extend(taken.borrow().snapshot()));
+        let sessions = hooks.share(OpenSessions::new(gaps, epoch), |sessions, checkpoint| {
+            checkpoint.state.sessions.extend(sessions.snapshot())
+        });
         let restored = hooks.restored(|s| &mut s.sessions);
         let resumed_at = hooks.resumed_at;
         session_events.unary_frontier(Exchange::new(route), "SessionWindows", move |cap, _info| {

@@ -10,8 +10,6 @@ use crate::detect::rules::Rules;
 use crate::detect::window_rules::WindowJudge;
 use crate::record::WindowRecord;
 use crate::spec::AggregationConfig;
-use std::cell::RefCell;
-use std::rc::Rc;
 use std::sync::Arc;
 use timely::dataflow::StreamVec;
 use timely::dataflow::channels::pact::Exchange;
@@ -37,11 +35,10 @@ impl<'s> WindowAlerts<'s> for StreamVec<'s, u64, WindowRecord> {
         hooks: &Hooks,
     ) -> StreamVec<'s, u64, Alert> {
         let route = |(key, _): &WindowRecord| crate::shard::exchange_by((key.aggregation, &key.key));
-        let judge = Rc::new(RefCell::new(WindowJudge::new(rules, aggregations)));
-        judge.borrow_mut().restore(hooks.restored(|s| &mut s.window_rules));
-        let taken = judge.clone();
-        hooks.register(move |checkpoint| {
-            let snapshot = taken.borrow().snapshot();
+        let mut restored = WindowJudge::new(rules, aggregations);
+        restored.restore(hooks.restored(|s| &mut s.window_rules));
+        let judge = hooks.share(restored, |judge, checkpoint| {
+            let snapshot = judge.snapshot();
             checkpoint.state.window_rules.histories.extend(snapshot.histories);
             checkpoint.state.window_rules.dedup.extend(snapshot.dedup);
         });

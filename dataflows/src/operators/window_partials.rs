@@ -24,9 +24,7 @@ use crate::window::{AggregationPlan, FixedWindows, FlushSlots, Shape};
 use compact_str::CompactString;
 use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
-use std::cell::RefCell;
 use std::collections::BTreeMap;
-use std::rc::Rc;
 use std::time::{Duration, Instant};
 use timely::dataflow::channels::pact::Pipeline;
 use timely::dataflow::operators::Capability;
@@ -228,9 +226,9 @@ impl<'s> WindowPartials<'s> for StreamVec<'s, u64, Event> {
         window_alerts: Option<ProbeHandle<u64>>,
         hooks: &Hooks,
     ) -> StreamVec<'s, u64, ContributionUpdate> {
-        let panes = Rc::new(RefCell::new(WindowPanes::new(aggregations, &slots)));
-        let taken = panes.clone();
-        hooks.register(move |checkpoint| checkpoint.state.panes.extend(taken.borrow().snapshot()));
+        let panes = hooks.share(WindowPanes::new(aggregations, &slots), |panes, checkpoint| {
+            checkpoint.state.panes.extend(panes.snapshot())
+        });
         let restored = hooks.restored(|s| &mut s.panes);
         let resumed_at = hooks.resumed_at;
 
