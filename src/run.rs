@@ -215,8 +215,7 @@ impl Prepared {
             let m = &resumed.manifest;
             if m.finished {
                 eprintln!(
-                    "rtsa: checkpoint {name} is of a run that read all its input (checkpoint {}); nothing to do (rtsa run --fresh starts over)",
-                    m.time
+                    "rtsa: checkpoint {name} is of a run that read all its input and wrote everything; nothing to do (rtsa run --fresh starts over)"
                 );
                 return Ok(None);
             }

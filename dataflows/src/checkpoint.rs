@@ -134,12 +134,10 @@ impl StateSnapshot {
         self.len() == 0
     }
 
-    /// The number of open windows: distinct (aggregation, window end, key) of the panes, and open
-    /// sessions.
+    /// The open windows, as a resume reports them: one per key's pane (a worker holds each
+    /// (aggregation, pane, key) once) and per open session.
     pub fn open_windows(&self) -> usize {
-        let panes: std::collections::BTreeSet<(u16, u64, bool, &str)> =
-            self.panes.entries().map(|p| (p.aggregation, p.at, p.extra, p.key.as_str())).collect();
-        panes.len() + self.sessions.entries().map(|(_, sessions)| sessions.len()).sum::<usize>()
+        self.panes.len() + self.sessions.entries().map(|(_, sessions)| sessions.len()).sum::<usize>()
     }
 }
 

@@ -9,7 +9,7 @@
 //! |---|---|---|
 //! | `{name}:checkpoint:manifest` | string | the newest complete checkpoint's [`Manifest`] (JSON) |
 //! | `{name}:checkpoint:E:C:worker:W` | string | worker W's [`WorkerPart`]: partitions, sink positions |
-//! | `{name}:checkpoint:E:C:shard:S` | hash | field W: worker W's state of key shard S (JSON) |
+//! | `{name}:checkpoint:E:C:shard:S` | hash | field W: worker W's state of key shard S (postcard) |
 //!
 //! E is the execution (one more than the manifest's at start: a worker of a run that died
 //! during its first checkpoint can never make a later run's checkpoint look complete), C the
@@ -23,7 +23,7 @@ use dataflows::operators::event_source::PartitionSnapshot;
 use serde::{Deserialize, Serialize};
 
 /// The version of the layout and the manifest.
-pub const FORMAT: u32 = 1;
+pub const FORMAT: u32 = 2;
 
 /// The newest complete checkpoint of a pipeline.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -129,6 +129,29 @@ pub fn differences(recorded: &serde_json::Value, now: &serde_json::Value) -> Vec
 #[cfg(test)]
 mod tests {
     use super::*;
+    use dataflows::checkpoint::StateSnapshot;
+
+    #[test]
+    fn a_shard_blob_survives_postcard_as_the_store_writes_it() {
+        use dataflows::alerts::dedup::LastEmitted;
+        use dataflows::operators::session_windows::OpenSession;
+        use dataflows::operators::window_partials::PaneEntry;
+        use dataflows::stats::PartialStats;
+        let mut stats = PartialStats::default();
+        for (i, latency) in [12.5, 250.0, 7_000.0].into_iter().enumerate() {
+            stats.add(i == 1, Some(latency), Some(i as f64 * 1.5), Some(&format!("u{i}").as_str().into()));
+        }
+        let mut state = StateSnapshot::default();
+        let pane = PaneEntry { aggregation: 2, at: 60_000, extra: false, key: "u1".into(), partial: stats.clone() };
+        state.panes.push(7, pane);
+        let session = OpenSession { first: 5, last: 900, stats, listed_at: 1_000 };
+        state.sessions.push(7, ((3, "u1".into()), vec![session]));
+        state.event_dedup.push(7, (("burst".into(), "login".into()), LastEmitted { time: 42, suppressed: 3 }));
+        state.transitions.push(7, ("login".into(), "pay".into(), 9));
+        let blob = postcard::to_stdvec(&state).unwrap();
+        assert_eq!(postcard::from_bytes::<StateSnapshot>(&blob).unwrap(), state);
+        assert!(blob.len() < serde_json::to_string(&state).unwrap().len());
+    }
 
     #[test]
     fn keys_share_one_hash_tag() {

@@ -163,11 +163,11 @@ impl Store {
         for shard in &owned {
             pipe.hgetall(self.keys.shard(m.execution, m.time, *shard));
         }
-        let shards: Vec<BTreeMap<String, String>> = pipe.query(&mut connection).map_err(|e| self.error(e, false))?;
+        let shards: Vec<BTreeMap<String, Vec<u8>>> = pipe.query(&mut connection).map_err(|e| self.error(e, false))?;
         let mut state = StateSnapshot::default();
         for (shard, fields) in owned.iter().zip(shards) {
-            for (writer, text) in fields {
-                let part: StateSnapshot = serde_json::from_str(&text)
+            for (writer, bytes) in fields {
+                let part: StateSnapshot = postcard::from_bytes(&bytes)
                     .map_err(|e| self.error(format!("shard {shard} of worker {writer}: {e}"), false))?;
                 state.merge(part);
             }
@@ -410,7 +410,15 @@ impl Writing {
             gather(parts, gathered);
             newest_complete(gathered, workers_here).is_some()
         };
+        let encoded = started.elapsed();
         let written = self.retrying("write a checkpoint", |c| commands.query::<()>(c), &mut superseded).is_some();
+        tracing::debug!(
+            checkpoint = time,
+            bytes,
+            encode_ms = encoded.as_millis() as u64,
+            write_ms = (started.elapsed() - encoded).as_millis() as u64,
+            "checkpoint parts written"
+        );
         let done = written
             && if self.cluster.process == 0 {
                 self.complete(time, bytes, &mut superseded)
@@ -429,7 +437,7 @@ impl Writing {
     }
 
     /// One MULTI/EXEC with every part and shard of this process's workers at `time`.
-    fn encode(&self, time: u64, mine: Vec<Taken>) -> Result<(redis::Pipeline, u64), serde_json::Error> {
+    fn encode(&self, time: u64, mine: Vec<Taken>) -> Result<(redis::Pipeline, u64), String> {
         let keys = &self.store.keys;
         let ttl = self.store.config.ttl.0;
         let mut pipe = redis::pipe();
@@ -439,15 +447,15 @@ impl Writing {
             let open_windows = taken.state.open_windows();
             let mut shards = Vec::new();
             for (shard, state) in taken.state.split() {
-                let text = serde_json::to_string(&state)?;
-                bytes += text.len() as u64;
+                let blob = postcard::to_stdvec(&state).map_err(|e| format!("shard {shard}: {e}"))?;
+                bytes += blob.len() as u64;
                 let key = keys.shard(self.execution, time, shard);
-                pipe.hset(&key, taken.worker, text).ignore();
+                pipe.hset(&key, taken.worker, blob).ignore();
                 pipe.pexpire(&key, ttl as i64).ignore();
                 shards.push(shard);
             }
             let part = WorkerPart { partitions: taken.partitions, sinks: taken.sinks, shards, open_windows };
-            let text = serde_json::to_string(&part)?;
+            let text = serde_json::to_string(&part).map_err(|e| e.to_string())?;
             bytes += text.len() as u64;
             pipe.cmd("SET").arg(keys.worker(self.execution, time, taken.worker)).arg(text).arg("PX").arg(ttl).ignore();
         }

@@ -72,6 +72,21 @@ pub struct BenchReport {
     pub events_per_sec: f64,
     /// Peak resident set size of the process, MiB.
     pub peak_rss_mb: f64,
+    /// With `--sinks` and checkpoints on: the checkpoints completed, and the size and write time
+    /// of the last one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub checkpoints: Option<CheckpointReport>,
+}
+
+/// What `rtsa bench --sinks` says of checkpoints.
+#[derive(Debug, serde::Serialize)]
+pub struct CheckpointReport {
+    /// Checkpoints completed.
+    pub completed: u64,
+    /// Bytes the last one wrote.
+    pub last_bytes: u64,
+    /// How long the last one took to write, ms.
+    pub last_ms: u64,
 }
 
 /// Peak resident set size of this process in MiB (`VmHWM`), 0 when unknown.
@@ -237,7 +252,9 @@ pub fn bench(args: &BenchArgs) -> Result<ExitCode, Error> {
         args.workers
     );
     let control = Arc::new(RunControl::default());
-    let options = RunOptions { workers: usize::from(args.workers), ..RunOptions::default() };
+    // The generated events cannot be read again: a benchmark with checkpoints always starts over.
+    let options = RunOptions { workers: usize::from(args.workers), fresh: args.sinks, ..RunOptions::default() };
+    let checkpointed = args.sinks && config.checkpoint.store != crate::config::CheckpointStoreKind::None;
     let source = Arc::new(MemorySource::new(partitions));
     let output = if args.sinks { Output::Configured } else { Output::Count };
     let summary = run::run(Arc::new(config), &options, source, output, control.clone())?;
@@ -256,6 +273,11 @@ pub fn bench(args: &BenchArgs) -> Result<ExitCode, Error> {
         seconds: (seconds * 1000.0).round() / 1000.0,
         events_per_sec: (events as f64 / seconds).round(),
         peak_rss_mb: (peak_rss_mb() * 10.0).round() / 10.0,
+        checkpoints: checkpointed.then(|| CheckpointReport {
+            completed: Counters::get(&control.counters.checkpoints),
+            last_bytes: Counters::get(&control.counters.checkpoint_bytes),
+            last_ms: Counters::get(&control.counters.checkpoint_duration_ms),
+        }),
     };
     let line = serde_json::to_string(&report).map_err(|e| Error::Internal(format!("the report: {e}")))?;
     print_line(&line);

@@ -198,7 +198,9 @@ pub fn checkpoint_gate(scope: Scope<'_, u64>, spec: GateSpec) -> (ProbeHandle<u6
                             _ => return false,
                         }
                         if taken_at.is_none_or(|done| done < *at) {
+                            let started = std::time::Instant::now();
                             store.submit(hooks.take(*at, worker));
+                            tracing::debug!(at, worker, us = started.elapsed().as_micros() as u64, "checkpoint taken");
                             taken_at = Some(*at);
                         }
                         if *last {
