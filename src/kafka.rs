@@ -179,3 +179,79 @@ pub fn ensure_output_topics(config: &Config) -> Result<(), Error> {
     }
     Ok(())
 }
+
+/// A partition read from a position (a checkpoint's), not yet past it: the Kafka source
+/// resuming, and a Kafka sink reading back what it wrote after a checkpoint.
+///
+/// Kafka brokers answer a fetch at an offset inside a record batch with the whole batch, and the
+/// client drops the records before the offset. Some brokers (tansu, the test broker) answer with
+/// the next batch instead, so a resumed partition would silently skip the rest of the batch it
+/// stopped in. A partition opened at offset N whose first message is after N is therefore sought
+/// back (1, 2, 4 … offsets before N) until a fetch starts at or before N; the records before N are
+/// dropped. On a broker that behaves, the first message is N and nothing is sought.
+#[derive(Clone, Copy, Debug)]
+pub struct Resuming {
+    /// The position.
+    pub at: u64,
+    back: u64,
+}
+
+/// What a resumed partition does with a message at `offset`.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Resume {
+    /// At or past the position after a fetch that started at or before it: deliver, done resuming.
+    Deliver,
+    /// Before the position: drop it.
+    Drop,
+    /// Past the position on the first fetch: seek back to this offset.
+    SeekBack(u64),
+}
+
+impl Resuming {
+    /// A partition opened at `at`.
+    pub fn at(at: u64) -> Resuming {
+        Resuming { at, back: 0 }
+    }
+
+    /// What to do with a message at `offset`.
+    pub fn judge(&mut self, offset: u64) -> Resume {
+        if offset < self.at {
+            // The fetch started at or before the position: what comes from here is contiguous.
+            self.back = u64::MAX;
+            return Resume::Drop;
+        }
+        if offset == self.at || self.back == u64::MAX || self.back >= self.at {
+            // At the position, or already before it once, or sought back to the beginning (the
+            // records in between are gone: retention or compaction).
+            return Resume::Deliver;
+        }
+        self.back = (self.back * 2).max(1);
+        Resume::SeekBack(self.at.saturating_sub(self.back))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_resumed_partition_seeks_back_until_a_fetch_starts_at_or_before_its_position() {
+        // A broker that answers a fetch at 8196 with the batch at 11692.
+        let mut r = Resuming::at(8196);
+        assert_eq!(r.judge(11692), Resume::SeekBack(8195));
+        assert_eq!(r.judge(11692), Resume::SeekBack(8194));
+        assert_eq!(r.judge(11692), Resume::SeekBack(8192));
+        // Sought to 8192, inside the batch that starts at 5855: that batch comes whole.
+        assert_eq!(r.judge(5855), Resume::Drop);
+        assert_eq!(r.judge(8195), Resume::Drop);
+        assert_eq!(r.judge(8196), Resume::Deliver);
+        // A broker that behaves: the first message is the position.
+        assert_eq!(Resuming::at(42).judge(42), Resume::Deliver);
+        // Records gone from the topic (retention): sought back to the beginning, then delivered.
+        let mut gone = Resuming::at(3);
+        assert_eq!(gone.judge(10), Resume::SeekBack(2));
+        assert_eq!(gone.judge(10), Resume::SeekBack(1));
+        assert_eq!(gone.judge(10), Resume::SeekBack(0));
+        assert_eq!(gone.judge(10), Resume::Deliver);
+    }
+}

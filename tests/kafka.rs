@@ -11,7 +11,7 @@ use std::path::Path;
 use std::process::Command;
 
 // Every test here starts with `services_or_skip!()`, so these are set when they are read.
-fn brokers() -> String {
+pub(crate) fn brokers() -> String {
     std::env::var("RTSA_KAFKA_BROKERS").unwrap_or_default()
 }
 
@@ -20,14 +20,14 @@ fn python() -> String {
 }
 
 /// One message read back by kafka-python.
-struct Message {
-    partition: u32,
-    offset: u64,
-    key: Option<String>,
-    value: String,
+pub(crate) struct Message {
+    pub(crate) partition: u32,
+    pub(crate) offset: u64,
+    pub(crate) key: Option<String>,
+    pub(crate) value: String,
 }
 
-fn read_topic(topic: &str) -> Vec<Message> {
+pub(crate) fn read_topic(topic: &str) -> Vec<Message> {
     read_topic_at(&brokers(), topic)
 }
 
@@ -50,14 +50,14 @@ fn read_topic_at(brokers: &str, topic: &str) -> Vec<Message> {
         .collect()
 }
 
-struct Topics {
-    events: String,
-    metrics: String,
-    dead_letters: String,
+pub(crate) struct Topics {
+    pub(crate) events: String,
+    pub(crate) metrics: String,
+    pub(crate) dead_letters: String,
 }
 
 /// Writes a config reading `events` and writing the other two topics, and creates the topics.
-fn setup(dir: &Path, name: &str, partitions: u32) -> (Topics, std::path::PathBuf) {
+pub(crate) fn setup(dir: &Path, name: &str, partitions: u32) -> (Topics, std::path::PathBuf) {
     let topics = Topics {
         events: unique(&format!("{name}-events")),
         metrics: unique(&format!("{name}-metrics")),
@@ -109,7 +109,7 @@ fn committed(topic: &str, group: &str) -> Vec<u64> {
 }
 
 /// Produces generated events plus some invalid lines with `rtsa produce`.
-fn produce(dir: &Path, topic: &str, count: u64) {
+pub(crate) fn produce(dir: &Path, topic: &str, count: u64) {
     let out = rtsa()
         .args(["produce", "--brokers", &brokers(), "--topic", topic, "--count", &count.to_string()])
         .args(["--start-ms", "1764230400000", "--event-time-rate", "150", "--seed", "21"])
@@ -132,7 +132,7 @@ fn partitions_of(topic: &str, partitions: u32) -> Vec<Vec<Vec<u8>>> {
     out
 }
 
-fn metrics_of(topic: &str) -> Vec<Value> {
+pub(crate) fn metrics_of(topic: &str) -> Vec<Value> {
     read_topic(topic)
         .into_iter()
         .map(|m| {
@@ -150,7 +150,7 @@ fn run(config: &Path, workers: u32) {
     assert!(out.status.success(), "rtsa run: {}", String::from_utf8_lossy(&out.stderr));
 }
 
-fn assert_matches_reference(events_topic: &str, partitions: u32, metrics: &[Value]) {
+pub(crate) fn assert_matches_reference(events_topic: &str, partitions: u32, metrics: &[Value]) {
     let expected = reference::compute(&partitions_of(events_topic, partitions), &reference_aggregations(), 5_000);
     let problems = reference::compare(metrics, &expected);
     assert!(problems.is_empty(), "{} differences, first: {:#?}", problems.len(), &problems[..problems.len().min(20)]);

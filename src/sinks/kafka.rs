@@ -12,7 +12,7 @@
 //! copy found: a late event's dead letters share a key, one per aggregation).
 
 use crate::config::KafkaConfig;
-use crate::kafka::producer_config;
+use crate::kafka::{Resume, Resuming, producer_config};
 use dataflows::alerts::{Alert, encode_alert};
 use dataflows::control::wall_clock_ms;
 use dataflows::record::{DeadLetter, WindowRecord, dead_letter_key, encode_dead_letter, encode_metric, metric_key};
@@ -150,8 +150,14 @@ pub struct KafkaSink {
     skip: HashMap<String, u32>,
 }
 
-/// Reads `topic` back from `from` (per partition) to the end offsets fetched first; returns the
-/// keys found, with how many copies, and how many records were read.
+/// Reads `topic` back from `from` (per partition) to its end; returns the keys found, with how
+/// many copies, and how many records were read.
+///
+/// The end is where the broker stops serving records: every partition read at least to the end
+/// offset fetched first, then nothing new for [`QUIET`]. The end offsets alone are not enough:
+/// a broker may report them late (tansu's cached watermarks), and the last batch a writer killed
+/// with `kill -9` had in flight can land after it died; a read-back that stopped short would
+/// write those records again. A writer still alive is not fenced (no broker transactions).
 fn read_back(
     kafka: &KafkaConfig,
     topic: &str,
@@ -160,16 +166,18 @@ fn read_back(
     let what = format!("kafka {} topic {topic}", kafka.bootstrap_servers);
     let fail = |reason: String| SinkError::service(what.clone(), reason, true);
     // The ends first: reading must reach them, so nothing written before the crash is missed.
-    let mut ends = BTreeMap::new();
+    let mut short_of_end = BTreeMap::new();
+    let mut resuming = BTreeMap::new();
     let mut assignment = TopicPartitionList::new();
-    for (p, high) in end_offsets(kafka, topic)? {
+    for (p, end) in end_offsets(kafka, topic)? {
         let start = from.get(&p).copied().unwrap_or(0);
-        if high > start {
-            ends.insert(p as i32, high as i64);
-            assignment
-                .add_partition_offset(topic, p as i32, Offset::Offset(start as i64))
-                .map_err(|e| fail(format!("partition {p}: {e}")))?;
+        if end > start {
+            short_of_end.insert(p as i32, end as i64);
         }
+        resuming.insert(p as i32, Resuming::at(start));
+        assignment
+            .add_partition_offset(topic, p as i32, Offset::Offset(start as i64))
+            .map_err(|e| fail(format!("partition {p}: {e}")))?;
     }
     let mut config = crate::kafka::client_config(kafka);
     config
@@ -178,36 +186,59 @@ fn read_back(
         .set("enable.partition.eof", "false");
     let consumer: BaseConsumer = config.create().map_err(|e| fail(format!("cannot create a consumer: {e}")))?;
     let timeout = kafka.connect_timeout.as_duration();
+    tracing::debug!(topic, ?from, ends = ?short_of_end, "reading back");
+    consumer.assign(&assignment).map_err(|e| fail(format!("cannot assign partitions: {e}")))?;
     let mut keys: HashMap<String, u32> = HashMap::new();
     let mut read = 0u64;
-    if ends.is_empty() {
-        return Ok((keys, read));
-    }
-    consumer.assign(&assignment).map_err(|e| fail(format!("cannot assign partitions: {e}")))?;
+    let mut read_to: BTreeMap<i32, i64> = BTreeMap::new();
     let deadline = std::time::Instant::now() + timeout.max(Duration::from_secs(30));
-    while !ends.is_empty() {
+    let mut last_record = std::time::Instant::now();
+    while !short_of_end.is_empty() || last_record.elapsed() < QUIET {
         if std::time::Instant::now() > deadline {
-            return Err(fail(format!("could not read back to the end offsets {ends:?} in time")));
+            return Err(fail(format!("could not read back to the end offsets {short_of_end:?} in time")));
         }
-        match consumer.poll(Duration::from_millis(200)) {
-            None => {}
-            Some(Err(e)) => tracing::warn!(error = %e, "kafka read-back"),
-            Some(Ok(message)) => {
-                if let Some(end) = ends.get(&message.partition()) {
-                    if message.offset() < *end {
-                        read += 1;
-                        let key = message.key().map(|k| String::from_utf8_lossy(k).into_owned()).unwrap_or_default();
-                        *keys.entry(key).or_insert(0) += 1;
-                    }
-                    if message.offset() + 1 >= *end {
-                        ends.remove(&message.partition());
-                    }
-                }
+        let message = match consumer.poll(Duration::from_millis(50)) {
+            None => continue,
+            Some(Err(e)) => {
+                tracing::warn!(error = %e, "kafka read-back");
+                continue;
             }
+            Some(Ok(message)) => message,
+        };
+        let (partition, offset) = (message.partition(), message.offset());
+        // Seek back where the broker answered a fetch inside a batch with the next one.
+        match resuming.get_mut(&partition).map(|r| r.judge(offset as u64)) {
+            Some(Resume::Drop) => continue,
+            Some(Resume::SeekBack(to)) => {
+                consumer
+                    .seek(topic, partition, Offset::Offset(to as i64), timeout)
+                    .map_err(|e| fail(format!("partition {partition}: seeking to {to}: {e}")))?;
+                continue;
+            }
+            Some(Resume::Deliver) => {
+                resuming.remove(&partition);
+            }
+            None => {}
+        }
+        // Each offset counts once (a fetch from before a seek may still arrive).
+        let last = read_to.entry(partition).or_insert(-1);
+        if offset <= *last {
+            continue;
+        }
+        *last = offset;
+        last_record = std::time::Instant::now();
+        read += 1;
+        let key = message.key().map(|k| String::from_utf8_lossy(k).into_owned()).unwrap_or_default();
+        *keys.entry(key).or_insert(0) += 1;
+        if short_of_end.get(&partition).is_some_and(|end| offset + 1 >= *end) {
+            short_of_end.remove(&partition);
         }
     }
     Ok((keys, read))
 }
+
+/// How long a read-back waits for more records after the last one (and past the end offsets).
+const QUIET: Duration = Duration::from_millis(500);
 
 /// Per partition of `topic`, its end offset now.
 fn end_offsets(kafka: &KafkaConfig, topic: &str) -> Result<BTreeMap<u32, u64>, SinkError> {
@@ -289,6 +320,7 @@ impl Sink for KafkaSink {
             let at = ends.entry(partition).or_insert(0);
             *at = (*at).max(end);
         }
+        tracing::debug!(topic = %self.topic.topic, ?ends, "position");
         Ok(SinkPosition::Offsets(ends.into_iter().collect()))
     }
     fn resume(&mut self, written: &SinkPosition) -> Result<(), SinkError> {

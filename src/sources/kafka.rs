@@ -8,7 +8,7 @@
 use super::{OwnedPartitions, Partition, PartitionPosition, Poll, Source, SourceError, SourceKind};
 use crate::config::{KafkaConfig, KafkaSourceConfig, KafkaStart};
 use crate::error::Error;
-use crate::kafka::client_config;
+use crate::kafka::{Resume, Resuming, client_config};
 use rdkafka::ClientContext;
 use rdkafka::consumer::CommitMode;
 use rdkafka::consumer::base_consumer::PartitionQueue;
@@ -42,6 +42,8 @@ fn kafka_error(what: String, e: KafkaError) -> SourceError {
 /// How often each partition commits its position to the consumer group (for lag in standard
 /// tools; rtsa's own positions are what the partitions report).
 const COMMIT_INTERVAL: Duration = Duration::from_secs(5);
+/// How long seeking a resumed partition back may take.
+const SEEK_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The events topic as a source: its partition count is asked of the broker once, at start.
 pub struct KafkaSource {
@@ -131,6 +133,7 @@ pub fn open_partitions(
                 partition: *p as i32,
                 stop_at_end: source.stop_at.is_some(),
                 next: from.iter().find(|(index, _)| index == p).map(|(_, at)| at.next),
+                resuming: from.iter().find(|(index, _)| index == p).map(|(_, at)| Resuming::at(at.next)),
                 committed: None,
                 last_commit: Instant::now(),
             };
@@ -148,6 +151,8 @@ pub struct KafkaPartition {
     stop_at_end: bool,
     /// The offset after the last message delivered (unknown until one is, without a position).
     next: Option<u64>,
+    /// Opened at a position: until the message there arrives, how far back it was sought.
+    resuming: Option<Resuming>,
     committed: Option<u64>,
     last_commit: Instant,
 }
@@ -184,8 +189,58 @@ impl Partition for KafkaPartition {
                     break;
                 }
                 Some(Ok(message)) => {
-                    emit(message.payload().unwrap_or(&[]), message.offset() as u64);
-                    self.next = Some(message.offset() as u64 + 1);
+                    let offset = message.offset() as u64;
+                    if let Some(resuming) = self.resuming.as_mut() {
+                        match resuming.judge(offset) {
+                            Resume::Drop => continue,
+                            Resume::SeekBack(to) => {
+                                tracing::debug!(
+                                    partition = self.partition,
+                                    resume_at = resuming.at,
+                                    got = offset,
+                                    to,
+                                    "seeking back"
+                                );
+                                let seek = self.consumer.seek(
+                                    &self.topic,
+                                    self.partition,
+                                    Offset::Offset(to as i64),
+                                    SEEK_TIMEOUT,
+                                );
+                                if let Err(e) = seek {
+                                    return Err(kafka_error(
+                                        format!("topic {} partition {}: seeking to {to}", self.topic, self.partition),
+                                        e,
+                                    ));
+                                }
+                                status = Poll::Pending;
+                                break;
+                            }
+                            Resume::Deliver => {
+                                tracing::debug!(
+                                    partition = self.partition,
+                                    at = resuming.at,
+                                    first = offset,
+                                    "resumed"
+                                );
+                                if offset > resuming.at {
+                                    tracing::warn!(
+                                        partition = self.partition,
+                                        from = resuming.at,
+                                        to = offset,
+                                        "offsets missing from the topic after the checkpoint's position"
+                                    );
+                                }
+                                self.resuming = None;
+                            }
+                        }
+                    }
+                    if self.next.is_some_and(|next| offset < next) {
+                        // Delivered already (a fetch from before a seek).
+                        continue;
+                    }
+                    emit(message.payload().unwrap_or(&[]), offset);
+                    self.next = Some(offset + 1);
                 }
                 Some(Err(KafkaError::PartitionEOF(_))) => {
                     if self.stop_at_end {
