@@ -185,3 +185,174 @@ fn kafka_topics_hold_every_record_once_across_kill_9_without_broker_transactions
     assert!(!expected.is_empty());
     assert_eq!(dead_letters_of(&dead), expected);
 }
+
+/// The manifest of checkpoint `name` in the Redis at `url`, if there is one.
+fn manifest(url: &str, name: &str) -> Option<serde_json::Value> {
+    let mut connection = redis::Client::open(url).ok()?.get_connection().ok()?;
+    let text: Option<String> = redis::Commands::get(&mut connection, format!("{{{name}}}:checkpoint:manifest")).ok()?;
+    text.map(|t| serde_json::from_str(&t).unwrap())
+}
+
+/// Waits (up to a minute) until `ready` holds for the manifest of `name`.
+fn wait_for_manifest(url: &str, name: &str, ready: impl Fn(&serde_json::Value) -> bool) -> serde_json::Value {
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Some(m) = manifest(url, name).filter(&ready) {
+            return m;
+        }
+        assert!(std::time::Instant::now() < deadline, "no such checkpoint manifest of {name}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// The PID of the `rtsa run --process {index}` that the `rtsa cluster` with PID `cluster` started.
+fn cluster_process(cluster: u32, index: usize) -> u32 {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+            let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else { continue };
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+            // The parent PID is the second field after the parenthesised command name.
+            let parent = stat.rsplit(')').next().and_then(|rest| rest.split_whitespace().nth(1));
+            let cmdline = std::fs::read_to_string(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            let args: Vec<&str> = cmdline.split('\0').collect();
+            let is_index = args.windows(2).any(|w| w[0] == "--process" && w[1] == index.to_string());
+            if parent == Some(&cluster.to_string()) && is_index {
+                return pid;
+            }
+        }
+        assert!(std::time::Instant::now() < deadline, "process {index} of the cluster {cluster} not found");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn one_process_then_a_cluster_of_two_whose_killed_process_the_cluster_restarts() {
+    let services = crate::services_or_skip!();
+    let dir = tempfile::tempdir().unwrap();
+    let events = events(dir.path(), 300_000);
+    let name = unique("ckpt-cluster");
+    let plain = config(dir.path(), &events, "plain", None);
+    let checkpointed = config(dir.path(), &events, "cp", Some((&name, &services.redis_url)));
+    assert!(run(&plain, &[]).status.success());
+
+    // One process with two workers, killed once it has completed a checkpoint.
+    let mut single = rtsa()
+        .args(["run", "--fresh", "--workers", "2", "--config"])
+        .arg(&checkpointed)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let first = wait_for_manifest(&services.redis_url, &name, |m| m["time"].as_u64() > Some(0));
+    single.kill().unwrap();
+    single.wait().unwrap();
+    assert_eq!(first["finished"], false, "killed before the end of its input");
+
+    // A cluster of two processes resumes it; once the cluster has completed a checkpoint of its
+    // own, its process 1 is killed, and the cluster command restarts both from that checkpoint.
+    let log = dir.path().join("cluster.log");
+    let mut cluster = rtsa()
+        .args(["cluster", "--processes", "2", "--workers", "1", "--config"])
+        .arg(&checkpointed)
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let execution = first["execution"].as_u64().unwrap();
+    let ours = wait_for_manifest(&services.redis_url, &name, |m| m["execution"].as_u64() > Some(execution));
+    assert_eq!(ours["workers"], 2, "the cluster's checkpoint is written by its two workers");
+    assert_eq!(ours["finished"], false, "the cluster is killed before the end of its input");
+    let victim = cluster_process(cluster.id(), 1);
+    assert!(std::process::Command::new("kill").args(["-9", &victim.to_string()]).status().unwrap().success());
+    let status = cluster.wait().unwrap();
+    let said = std::fs::read_to_string(&log).unwrap();
+    assert!(status.success(), "{said}");
+    assert!(said.contains("process 1 was killed by signal 9; restarting the cluster"), "{said}");
+    assert_eq!(said.matches("[p0] rtsa: resuming from checkpoint").count(), 2, "{said}");
+
+    for file in ["metrics.jsonl", "dead.jsonl"] {
+        let expected = comparable(&read_jsonl(&dir.path().join("plain").join(file)));
+        let got = comparable(&read_jsonl(&dir.path().join("cp").join(file)));
+        assert!(!expected.is_empty());
+        assert_eq!(got.len(), expected.len(), "{file}: every record once");
+        assert!(got == expected, "{file}: the same records as a run without crashes");
+    }
+    assert_eq!(manifest(&services.redis_url, &name).unwrap()["finished"], true);
+}
+
+#[test]
+fn a_run_goes_on_while_redis_is_down_and_its_next_checkpoint_completes() {
+    crate::services_or_skip!();
+    let dir = tempfile::tempdir().unwrap();
+    let port = crate::util::free_port();
+    let port_arg = port.to_string();
+    let command =
+        ["/usr/bin/redis-server", "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--port", &port_arg];
+    let mut redis = crate::util::OwnServer::start(crate::util::command_line(command), port);
+    let url = format!("redis://127.0.0.1:{port}");
+    let name = unique("ckpt-redis-down");
+    // A paced generator (about six seconds of wall time), so that Redis can be away mid-run.
+    let write = |out: &str, rate: u32, checkpoint: &str| {
+        let path = dir.path().join(format!("{out}.yaml"));
+        let text = format!(
+            r#"
+source: {{ kind: generator, count: 36000, rate: {rate}, seed: 5, partitions: 2, start_ms: 1764230400000, event_time_rate: 1000, users: 200 }}
+watermark: {{ max_out_of_orderness: 5s, idle_timeout: 10s, epoch: 1s }}
+engine: {{ status_interval: 0s }}
+aggregations:
+  - {{ name: by_type_1m, window: {{ kind: tumbling, size: 1m }}, group_by: event_type }}
+  - {{ name: by_user_sessions, window: {{ kind: session, gap: 30s }}, group_by: user_id }}
+sinks:
+  metrics: [ {{ kind: jsonl, path: {out}/metrics.jsonl }} ]
+  alerts: []
+  dead_letter: {{ kind: jsonl, path: {out}/dead.jsonl }}
+{checkpoint}
+"#,
+            out = dir.path().join(out).display()
+        );
+        std::fs::write(&path, text).unwrap();
+        path
+    };
+    let plain = write("plain", 0, "");
+    let checkpoint = format!("checkpoint: {{ store: redis, url: \"{url}\", interval: 100ms, name: {name} }}");
+    let checkpointed = write("cp", 6000, &checkpoint);
+    assert!(run(&plain, &[]).status.success());
+
+    let log = dir.path().join("run.log");
+    let mut child = rtsa()
+        .args(["run", "--config"])
+        .arg(&checkpointed)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let before = wait_for_manifest(&url, &name, |m| m["time"].as_u64() > Some(0));
+    redis.kill();
+    std::thread::sleep(Duration::from_millis(1_500));
+    assert!(child.try_wait().unwrap().is_none(), "the run goes on without its checkpoint store");
+    // Back, empty (no persistence): the next checkpoint is written whole.
+    redis.restart();
+    let after = wait_for_manifest(&url, &name, |m| m["time"].as_u64() > before["time"].as_u64());
+    assert_eq!(after["finished"], false, "a checkpoint completed while the run was still going");
+    let status = child.wait().unwrap();
+    let said = std::fs::read_to_string(&log).unwrap();
+    assert!(status.success(), "{said}");
+    assert!(said.contains("retrying"), "the outage is logged: {said}");
+    let retries = said
+        .split("store retries")
+        .next()
+        .and_then(|head| head.rsplit(' ').nth(1))
+        .and_then(|n| n.parse::<u64>().ok())
+        .unwrap_or(0);
+    assert!(retries > 0, "the outage is counted: {said}");
+    assert_eq!(manifest(&url, &name).unwrap()["finished"], true);
+
+    for file in ["metrics.jsonl", "dead.jsonl"] {
+        let expected = comparable(&read_jsonl(&dir.path().join("plain").join(file)));
+        let got = comparable(&read_jsonl(&dir.path().join("cp").join(file)));
+        assert!(!expected.is_empty());
+        assert!(got == expected, "{file}: nothing lost or repeated while Redis was away");
+    }
+}

@@ -135,7 +135,66 @@ pub struct PartialStats {
     /// Latency bucket (see [`latency_bucket`]) → number of latencies in it.
     pub buckets: FxHashMap<u64, u64>,
     /// Distinct `user_id`s, as their [`user_fingerprint`]s.
+    #[serde(with = "fingerprint_bytes")]
     pub users: FxHashSet<u128>,
+}
+
+/// A set of fingerprints serialized as one byte string of 16 bytes each (little-endian), not as
+/// a sequence of integers: in a checkpoint or between processes the sets of the by-type windows
+/// are most of the bytes, and a random 128-bit integer takes 19 bytes as a varint and an encoder
+/// call of its own.
+mod fingerprint_bytes {
+    use rustc_hash::FxHashSet;
+    use serde::de::{Error, SeqAccess, Visitor};
+    use serde::{Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(set: &FxHashSet<u128>, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut bytes = Vec::with_capacity(set.len() * 16);
+        for fingerprint in set {
+            bytes.extend_from_slice(&fingerprint.to_le_bytes());
+        }
+        serializer.serialize_bytes(&bytes)
+    }
+
+    struct Fingerprints;
+
+    impl Fingerprints {
+        fn of<E: Error>(bytes: &[u8]) -> Result<FxHashSet<u128>, E> {
+            if !bytes.len().is_multiple_of(16) {
+                return Err(E::custom(format!("{} bytes of fingerprints: not a multiple of 16", bytes.len())));
+            }
+            let mut set = FxHashSet::with_capacity_and_hasher(bytes.len() / 16, Default::default());
+            for chunk in bytes.chunks_exact(16) {
+                set.insert(u128::from_le_bytes(chunk.try_into().expect("16 bytes")));
+            }
+            Ok(set)
+        }
+    }
+
+    impl<'de> Visitor<'de> for Fingerprints {
+        type Value = FxHashSet<u128>;
+
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("bytes of 128-bit fingerprints")
+        }
+
+        fn visit_bytes<E: Error>(self, bytes: &[u8]) -> Result<Self::Value, E> {
+            Fingerprints::of(bytes)
+        }
+
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+            // Self-describing formats (JSON) give the bytes as a sequence of numbers.
+            let mut bytes = Vec::with_capacity(seq.size_hint().unwrap_or(0));
+            while let Some(byte) = seq.next_element::<u8>()? {
+                bytes.push(byte);
+            }
+            Fingerprints::of(&bytes)
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<FxHashSet<u128>, D::Error> {
+        deserializer.deserialize_bytes(Fingerprints)
+    }
 }
 
 /// A user id's 128-bit XXH3 fingerprint: distinct users are counted and merged as fingerprints
@@ -271,6 +330,24 @@ impl WindowResult {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn distinct_users_survive_postcard_and_json_as_16_bytes_each() {
+        let mut stats = PartialStats::default();
+        for user in ["u1", "u2", "someone-else"] {
+            stats.add(false, Some(5.0), None, Some(&CompactString::from(user)));
+        }
+        let bytes = postcard::to_stdvec(&stats).unwrap();
+        let back: PartialStats = postcard::from_bytes(&bytes).unwrap();
+        assert_eq!(back, stats);
+        let set_only = postcard::to_stdvec(&stats.users.iter().collect::<Vec<_>>()).unwrap().len();
+        let users_only = PartialStats { users: stats.users.clone(), ..Default::default() };
+        let empty = postcard::to_stdvec(&PartialStats::default()).unwrap().len();
+        assert_eq!(postcard::to_stdvec(&users_only).unwrap().len() - empty, 3 * 16, "({set_only} as integers)");
+        let text = serde_json::to_string(&stats).unwrap();
+        assert_eq!(serde_json::from_str::<PartialStats>(&text).unwrap(), stats);
+        assert!(postcard::from_bytes::<PartialStats>(&bytes[..bytes.len() - 1]).is_err());
+    }
 
     #[test]
     fn the_longest_accepted_latency_is_bucketed_within_a_tenth_of_a_percent() {

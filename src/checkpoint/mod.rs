@@ -23,7 +23,7 @@ use dataflows::operators::event_source::PartitionSnapshot;
 use serde::{Deserialize, Serialize};
 
 /// The version of the layout and the manifest.
-pub const FORMAT: u32 = 2;
+pub const FORMAT: u32 = 3;
 
 /// The newest complete checkpoint of a pipeline.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -29,7 +29,8 @@ pub struct RunArgs {
     /// File of host:port lines, one per process.
     #[arg(long, requires_all = ["process", "processes"])]
     pub hostfile: Option<PathBuf>,
-    /// With checkpoints on: delete the pipeline's checkpoint and start over.
+    /// With checkpoints on: delete the pipeline's checkpoint and start over. (Process 0 deletes
+    /// it; for several processes use `rtsa cluster --fresh`, which deletes it before any starts.)
     #[arg(long)]
     pub fresh: bool,
 }
@@ -113,8 +114,18 @@ pub fn run(args: RunArgs) -> Result<ExitCode, Error> {
     let c = &control.counters;
     let events = Counters::get(&c.events_in);
     let seconds = summary.elapsed.as_secs_f64();
+    let checkpointed = if checkpoints {
+        format!(
+            "; {} checkpoints ({} failed, {} store retries)",
+            Counters::get(&c.checkpoints),
+            Counters::get(&c.checkpoint_failures),
+            Counters::get(&c.checkpoint_retries)
+        )
+    } else {
+        String::new()
+    };
     eprintln!(
-        "rtsa: done: {events} events in {seconds:.2} s ({:.0} events/s), {} metrics records, {} dead letters ({} late, {} invalid), {} alerts ({} undelivered)",
+        "rtsa: done: {events} events in {seconds:.2} s ({:.0} events/s), {} metrics records, {} dead letters ({} late, {} invalid), {} alerts ({} undelivered){checkpointed}",
         events as f64 / seconds.max(1e-9),
         Counters::get(&c.metrics_records),
         Counters::get(&c.dead_letters),
