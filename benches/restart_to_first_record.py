@@ -1,11 +1,13 @@
 #!/usr/bin/env python3
 """Time from a restart after kill -9 to the first new metrics record, with checkpoints in Redis.
 
-Runs the embedded default's four aggregations over a generated file (event time at 100,000
-events/s, so a checkpoint holds what a live run at that pace holds), with checkpoints every
-second; kills the run with SIGKILL once a few checkpoints are complete, restarts it, and reports:
+Runs the embedded default's four aggregations over a generated file (by default event time at
+100,000 events/s, so a checkpoint holds what a live run at that pace holds), with checkpoints
+every second; kills the run with SIGKILL once a few checkpoints are complete, restarts it, and reports:
 when the restarted process said it resumed (the checkpoint read and loaded), and when the first
-record after the checkpoint reached metrics.jsonl. Repeats a few times.
+record after the checkpoint reached metrics.jsonl. The second includes the wait for the next
+window to close (a record is written only then), so it depends on --event-time-rate. Repeats a
+few times.
 
     python3 benches/restart_to_first_record.py [--rtsa target/release/rtsa] [--events 3000000]
 
@@ -32,6 +34,9 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rtsa", default="target/release/rtsa")
     parser.add_argument("--events", type=int, default=3_000_000)
+    parser.add_argument("--event-time-rate", type=int, default=100_000,
+                        help="events per second of event time (how much state a checkpoint holds, and how"
+                             " often windows close: at 100,000 a 1-minute window holds 6 M events)")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--kill-after-checkpoints", type=int, default=3)
     args = parser.parse_args()
@@ -42,7 +47,7 @@ def main():
     events = os.path.join(work, "events.jsonl")
     with open(events, "w") as f:
         subprocess.run([args.rtsa, "generate", "--count", str(args.events), "--start-ms", "1764230400000",
-                        "--event-time-rate", "100000"], stdout=f, check=True)
+                        "--event-time-rate", str(args.event_time_rate)], stdout=f, check=True)
     name = f"restart-bench-{os.getpid()}"
     metrics = os.path.join(work, "metrics.jsonl")
     config = os.path.join(work, "config.yaml")
@@ -78,12 +83,11 @@ checkpoint: {{ store: redis, url: "{url}", interval: 1s, name: {name} }}
         killed_size = os.path.getsize(metrics)
         started = time.monotonic()
         second = subprocess.Popen([args.rtsa, "run", "--workers", "2", "--config", config],
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         os.set_blocking(second.stderr.fileno(), False)
         said, resumed_at, first_record_at, smallest = "", None, None, killed_size
         while first_record_at is None and second.poll() is None:
-            chunk = second.stderr.read() or ""
-            said += chunk
+            said += (second.stderr.read() or b"").decode(errors="replace")
             if resumed_at is None and "resuming from checkpoint" in said:
                 resumed_at = time.monotonic()
             size = os.path.getsize(metrics)

@@ -95,6 +95,9 @@ pub fn run(
                 sinks.alerts.resume(&positions.alerts)?;
                 sinks.dead_letters.resume(&positions.dead_letters)?;
             }
+            if let Some(prepared) = checkpoints.as_ref().filter(|c| c.origin_needed) {
+                prepared.writer.write_origin(sinks.positions().map_err(Error::Run)?)?;
+            }
             Some(Writers::of(sinks))
         }
     };
@@ -188,6 +191,8 @@ struct Prepared {
     restores: Vec<Option<Restore>>,
     /// What the sinks had written at the checkpoint resumed from.
     sinks: Option<SinkPositions>,
+    /// A fresh run: process 0 records where its sinks stand before it writes (the origin).
+    origin_needed: bool,
 }
 
 impl Prepared {
@@ -211,6 +216,8 @@ impl Prepared {
         let mut restores = Vec::with_capacity(workers_here);
         let mut resumed_at = 0;
         let mut sinks = None;
+        let mut previous = None;
+        let mut origin_needed = true;
         if let Some(resumed) = &start.resumed {
             let m = &resumed.manifest;
             if m.finished {
@@ -219,6 +226,19 @@ impl Prepared {
                 );
                 return Ok(None);
             }
+            origin_needed = false;
+        }
+        if let Some(resumed) = start.resumed.as_ref().filter(|r| r.manifest.origin.is_some()) {
+            // Killed before its first checkpoint: from the start, its output cut back.
+            sinks = resumed.sinks().cloned();
+            if process == 0 {
+                eprintln!(
+                    "rtsa: checkpoint {name}: the run before ended before its first checkpoint; starting from the beginning of the input, its output cut back to where it began"
+                );
+            }
+        } else if let Some(resumed) = &start.resumed {
+            let m = &resumed.manifest;
+            previous = Some((m.execution, m.time, m.workers));
             for local in 0..workers_here {
                 restores.push(Some(store.restore(resumed, process * workers_here + local, peers)?));
             }
@@ -236,8 +256,8 @@ impl Prepared {
         }
         let cluster = Cluster { process, workers_here, peers };
         let fingerprint = crate::checkpoint::fingerprint(config);
-        let writer = Writer::start(store, start.execution, resumed_at, fingerprint, cluster, control.clone());
-        Ok(Some(Prepared { writer: Arc::new(writer), restores, sinks }))
+        let writer = Writer::start(store, start.execution, resumed_at, fingerprint, cluster, control.clone(), previous);
+        Ok(Some(Prepared { writer: Arc::new(writer), restores, sinks, origin_needed }))
     }
 }
 

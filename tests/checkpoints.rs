@@ -356,3 +356,47 @@ sinks:
         assert!(got == expected, "{file}: nothing lost or repeated while Redis was away");
     }
 }
+
+#[test]
+fn a_run_killed_before_its_first_checkpoint_writes_nothing_twice() {
+    let services = crate::services_or_skip!();
+    let dir = tempfile::tempdir().unwrap();
+    let events = events(dir.path(), 150_000);
+    let name = unique("ckpt-origin");
+    let plain = config(dir.path(), &events, "plain", None);
+    let checkpointed = config(dir.path(), &events, "cp", Some((&name, &services.redis_url)));
+    // No checkpoint within the run: only its origin is recorded.
+    let text = std::fs::read_to_string(&checkpointed).unwrap().replace("interval: 50ms", "interval: 1h");
+    std::fs::write(&checkpointed, text).unwrap();
+    assert!(run(&plain, &[]).status.success());
+
+    let mut child = rtsa()
+        .args(["run", "--fresh", "--config"])
+        .arg(&checkpointed)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let dead = dir.path().join("cp/dead.jsonl");
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while std::fs::metadata(&dead).map_or(0, |m| m.len()) == 0 {
+        assert!(std::time::Instant::now() < deadline, "no dead letter written");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let origin = manifest(&services.redis_url, &name).expect("the origin is recorded");
+    assert_eq!(origin["time"], 0);
+    assert!(origin["origin"].is_object(), "{origin}");
+
+    let last = run(&checkpointed, &[]);
+    let said = String::from_utf8_lossy(&last.stderr);
+    assert!(last.status.success(), "{said}");
+    assert!(said.contains("ended before its first checkpoint"), "{said}");
+    for file in ["metrics.jsonl", "dead.jsonl"] {
+        let expected = comparable(&read_jsonl(&dir.path().join("plain").join(file)));
+        let got = comparable(&read_jsonl(&dir.path().join("cp").join(file)));
+        assert!(!expected.is_empty());
+        assert!(got == expected, "{file}: the same records as a run without crashes, once each");
+    }
+}

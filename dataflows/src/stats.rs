@@ -133,10 +133,160 @@ pub struct PartialStats {
     /// Counts, sums, extremes.
     pub scalar: ScalarPartial,
     /// Latency bucket (see [`latency_bucket`]) → number of latencies in it.
+    #[serde(with = "bucket_bytes")]
     pub buckets: FxHashMap<u64, u64>,
     /// Distinct `user_id`s, as their [`user_fingerprint`]s.
     #[serde(with = "fingerprint_bytes")]
     pub users: FxHashSet<u128>,
+}
+
+/// Latency bucket counts serialized as one byte string: the buckets sorted, each as the
+/// difference from the one before in bucket steps and its count, both LEB128 varints — about 2
+/// bytes a bucket instead of 5–10 as a map of integers (a long session holds hundreds). A
+/// bucket is an HdrHistogram lowest-equivalent value (3 significant digits: 2048 sub-buckets),
+/// so `b >> k` for its magnitude `k` is exact; a map with any other key is kept as raw keys.
+mod bucket_bytes {
+    use rustc_hash::FxHashMap;
+    use serde::de::{Error, SeqAccess, Visitor};
+    use serde::{Deserializer, Serializer};
+
+    const COMPACT: u8 = 0;
+    const RAW: u8 = 1;
+
+    /// A bucket's step number: exact below 2048, then 1024 steps per power of two.
+    fn step(bucket: u64) -> u64 {
+        if bucket < 2048 {
+            return bucket;
+        }
+        let k = u64::from(63 - bucket.leading_zeros()) - 10;
+        2048 + (k - 1) * 1024 + ((bucket >> k) - 1024)
+    }
+
+    fn bucket(step: u64) -> Option<u64> {
+        if step < 2048 {
+            return Some(step);
+        }
+        let j = step - 2048;
+        let k = u32::try_from(j / 1024 + 1).ok().filter(|k| *k <= 53)?;
+        Some((j % 1024 + 1024) << k)
+    }
+
+    fn put(out: &mut Vec<u8>, mut n: u64) {
+        while n >= 0x80 {
+            out.push((n as u8) | 0x80);
+            n >>= 7;
+        }
+        out.push(n as u8);
+    }
+
+    fn get(bytes: &mut &[u8]) -> Option<u64> {
+        let mut n = 0u64;
+        for shift in (0..64).step_by(7) {
+            let (&byte, rest) = bytes.split_first()?;
+            *bytes = rest;
+            n |= u64::from(byte & 0x7f).checked_shl(shift)?;
+            if byte < 0x80 {
+                return Some(n);
+            }
+        }
+        None
+    }
+
+    pub fn serialize<S: Serializer>(buckets: &FxHashMap<u64, u64>, serializer: S) -> Result<S::Ok, S::Error> {
+        let compact = buckets.keys().all(|b| bucket(step(*b)) == Some(*b));
+        let mut sorted: Vec<(u64, u64)> =
+            buckets.iter().map(|(b, n)| (if compact { step(*b) } else { *b }, *n)).collect();
+        sorted.sort_unstable();
+        let mut bytes = Vec::with_capacity(1 + sorted.len() * 3);
+        bytes.push(if compact { COMPACT } else { RAW });
+        let mut previous = 0;
+        for (key, count) in sorted {
+            put(&mut bytes, key - previous);
+            put(&mut bytes, count);
+            previous = key;
+        }
+        serializer.serialize_bytes(&bytes)
+    }
+
+    struct Buckets;
+
+    impl Buckets {
+        fn of<E: Error>(bytes: &[u8]) -> Result<FxHashMap<u64, u64>, E> {
+            let bad = || E::custom("latency buckets: bad encoding");
+            let (&mode, mut rest) = bytes.split_first().ok_or_else(bad)?;
+            let mut map = FxHashMap::default();
+            let mut key = 0u64;
+            while !rest.is_empty() {
+                key = key.checked_add(get(&mut rest).ok_or_else(bad)?).ok_or_else(bad)?;
+                let count = get(&mut rest).ok_or_else(bad)?;
+                let bucket = match mode {
+                    COMPACT => bucket(key).ok_or_else(bad)?,
+                    RAW => key,
+                    _ => return Err(bad()),
+                };
+                map.insert(bucket, count);
+            }
+            Ok(map)
+        }
+    }
+
+    impl<'de> Visitor<'de> for Buckets {
+        type Value = FxHashMap<u64, u64>;
+
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("bytes of latency bucket counts")
+        }
+
+        fn visit_bytes<E: Error>(self, bytes: &[u8]) -> Result<Self::Value, E> {
+            Buckets::of(bytes)
+        }
+
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+            let mut bytes = Vec::with_capacity(seq.size_hint().unwrap_or(0));
+            while let Some(byte) = seq.next_element::<u8>()? {
+                bytes.push(byte);
+            }
+            Buckets::of(&bytes)
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<FxHashMap<u64, u64>, D::Error> {
+        deserializer.deserialize_bytes(Buckets)
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        #[test]
+        fn every_latency_bucket_has_an_exact_step() {
+            let mut latency = 1e-6;
+            while latency <= crate::event::MAX_LATENCY_MS {
+                let b = crate::stats::latency_bucket(latency);
+                assert_eq!(bucket(step(b)), Some(b), "{latency} ms: bucket {b}");
+                latency *= 1.0007;
+            }
+            for b in [0, 1, 2047, 2048, 2049 & !1, 1 << 62] {
+                let b = crate::stats::LATENCY_BUCKETS.lowest_equivalent(b);
+                assert_eq!(bucket(step(b)), Some(b));
+            }
+        }
+
+        #[test]
+        fn bucket_maps_round_trip_compact_and_raw() {
+            for (mode, keys) in [("[0,", vec![0u64, 5, 2048, 4104, 1 << 62]), ("[1,", vec![3, 2049, 12_345_677])] {
+                let map: FxHashMap<u64, u64> = keys.iter().enumerate().map(|(i, k)| (*k, i as u64 * 300 + 1)).collect();
+                let mut bytes = Vec::new();
+                let mut ser = serde_json::Serializer::new(&mut bytes);
+                serialize(&map, &mut ser).unwrap();
+                assert!(bytes.starts_with(mode.as_bytes()), "{}", String::from_utf8_lossy(&bytes));
+                let back = deserialize(&mut serde_json::Deserializer::from_slice(&bytes)).unwrap();
+                assert_eq!(map, back);
+            }
+            assert!(Buckets::of::<serde_json::Error>(&[0, 0x80]).is_err());
+            assert!(Buckets::of::<serde_json::Error>(&[7, 1, 1]).is_err());
+        }
+    }
 }
 
 /// A set of fingerprints serialized as one byte string of 16 bytes each (little-endian), not as

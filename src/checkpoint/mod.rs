@@ -51,6 +51,12 @@ pub struct Manifest {
     pub finished: bool,
     /// What must not change for a checkpoint to be resumed (see [`fingerprint`]).
     pub fingerprint: serde_json::Value,
+    /// Set on the origin of a fresh run (time 0, no parts): what its sinks held before it wrote
+    /// anything. A run killed before its first checkpoint is resumed from here: its input read
+    /// from the start again, its output cut back to this (JSONL) or read back and skipped
+    /// (Kafka), so what it wrote before the kill is not written twice.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub origin: Option<dataflows::checkpoint::SinkPositions>,
 }
 
 /// One worker's part of a checkpoint: what is not keyed state.

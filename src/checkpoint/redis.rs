@@ -11,7 +11,7 @@
 use super::{FORMAT, Keys, Manifest, WorkerPart, differences, fingerprint};
 use crate::config::{CheckpointConfig, Config};
 use crate::error::Error;
-use dataflows::checkpoint::{CheckpointStore, Restore, StateSnapshot, Taken};
+use dataflows::checkpoint::{CheckpointStore, Restore, SinkPositions, StateSnapshot, Taken};
 use dataflows::control::{Counters, RunControl, wall_clock_ms};
 use dataflows::shard::SHARDS;
 use redis::Commands;
@@ -38,8 +38,8 @@ pub struct Resumed {
 
 impl Resumed {
     /// The sinks' positions at the checkpoint (the writing worker's).
-    pub fn sinks(&self) -> Option<&dataflows::checkpoint::SinkPositions> {
-        self.parts.iter().find_map(|p| p.sinks.as_ref())
+    pub fn sinks(&self) -> Option<&SinkPositions> {
+        self.manifest.origin.as_ref().or_else(|| self.parts.iter().find_map(|p| p.sinks.as_ref()))
     }
 }
 
@@ -147,6 +147,35 @@ impl Store {
         Ok(Start { execution, resumed: Some(Resumed { manifest, parts }) })
     }
 
+    /// Writes the origin of a fresh run (see [`Manifest::origin`]) under the execution number
+    /// before `execution`, so that every process of this run, and a run after a kill, still
+    /// computes `execution` as its own.
+    fn write_origin(&self, execution: u64, fingerprint: &serde_json::Value, sinks: SinkPositions) -> Result<(), Error> {
+        let manifest = Manifest {
+            format: FORMAT,
+            execution: execution.saturating_sub(1),
+            time: 0,
+            workers: 0,
+            shards: SHARDS,
+            partitions: 0,
+            open_windows: 0,
+            bytes: 0,
+            completed_at: wall_clock_ms(),
+            finished: false,
+            fingerprint: fingerprint.clone(),
+            origin: Some(sinks),
+        };
+        let text = serde_json::to_string(&manifest).map_err(|e| self.error(e, false))?;
+        let mut connection = self.connection()?;
+        redis::cmd("SET")
+            .arg(self.keys.manifest())
+            .arg(text)
+            .arg("PX")
+            .arg(self.config.ttl.0)
+            .query::<()>(&mut connection)
+            .map_err(|e| self.error(format!("cannot write the origin of the run: {e}"), false))
+    }
+
     /// What global worker `worker` of `peers` resumes from: the partitions it now owns and the
     /// state of the key shards it now owns, merged over every worker that wrote them.
     pub fn restore(&self, resumed: &Resumed, worker: usize, peers: usize) -> Result<Restore, Error> {
@@ -192,6 +221,7 @@ impl Store {
             completed_at: 0,
             finished: true,
             fingerprint: fingerprint.clone(),
+            origin: None,
         });
         manifest.finished = true;
         manifest.completed_at = wall_clock_ms();
@@ -256,6 +286,7 @@ impl Writer {
         fingerprint: serde_json::Value,
         cluster: Cluster,
         control: Arc<RunControl>,
+        previous: Option<(u64, u64, usize)>,
     ) -> Writer {
         let shared = Arc::new(Shared {
             interval: store.config.interval.as_duration(),
@@ -276,13 +307,20 @@ impl Writer {
                     fingerprint: thread_fingerprint,
                     cluster,
                     shared: thread_shared,
-                    last: None,
+                    // The checkpoint resumed from is deleted once this run has one of its own.
+                    last: previous,
                     connection: None,
                 };
                 writing.run(receiver);
             })
             .ok();
         Writer { store, execution, fingerprint, shared, parts: Mutex::new(Some(sender)), thread: Mutex::new(thread) }
+    }
+
+    /// Records where the sinks stand before this fresh run writes anything (process 0, before
+    /// the workers start).
+    pub fn write_origin(&self, sinks: SinkPositions) -> Result<(), Error> {
+        self.store.write_origin(self.execution, &self.fingerprint, sinks)
     }
 
     /// After the last part is written, marks the run finished (process 0, at the end of an
@@ -503,6 +541,7 @@ impl Writing {
             completed_at: wall_clock_ms(),
             finished: false,
             fingerprint: self.fingerprint.clone(),
+            origin: None,
         };
         let Ok(text) = serde_json::to_string(&manifest) else { return false };
         let ttl = self.store.config.ttl.0;

@@ -98,6 +98,18 @@ pub struct Sinks {
 }
 
 impl Sinks {
+    /// What every sink holds now (each flushed first), as a checkpoint records it.
+    pub fn positions(&mut self) -> Result<dataflows::checkpoint::SinkPositions, String> {
+        use dataflows::operators::batch_sink::BatchWriter;
+        Ok(dataflows::checkpoint::SinkPositions {
+            metrics: self.metrics.checkpoint()?,
+            alerts: self.alerts.checkpoint()?,
+            dead_letters: self.dead_letters.checkpoint()?,
+        })
+    }
+}
+
+impl Sinks {
     /// Sinks that only count (benchmarks, and workers that receive nothing).
     pub fn counting(control: &Arc<RunControl>) -> Sinks {
         Sinks {

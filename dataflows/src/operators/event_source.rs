@@ -34,6 +34,10 @@ const LIVE_WINDOW_MS: u64 = 5 * 60_000;
 /// How soon a source held back by slow sinks looks again.
 const BACKPRESSURE_INTERVAL: Duration = Duration::from_millis(1);
 
+/// How many steps' worth of events (`engine.max_events_per_step` each) a source reads ahead
+/// while it is held at the checkpoint gate, so that parsing goes on while the pipeline drains.
+const READ_AHEAD_STEPS: usize = 16;
+
 /// What the event source needs to know.
 pub struct EventSourceSpec {
     /// How the source names itself in dead letters.
@@ -104,6 +108,9 @@ pub struct SourceState {
     next_partition: usize,
     /// The epoch of the last watermark this worker told the others.
     told_epoch: Option<u64>,
+    /// The partitions' positions when the capability reached the checkpoint gate: what a
+    /// checkpoint there records while the source reads ahead (see [`READ_AHEAD_STEPS`]).
+    at_gate: Option<Vec<PartitionSnapshot>>,
 }
 
 impl SourceState {
@@ -334,8 +341,11 @@ pub fn event_source<'s>(scope: Scope<'s, u64>, spec: EventSourceSpec) -> SourceS
             letters: Vec::new(),
             next_partition: 0,
             told_epoch: None,
+            at_gate: None,
         };
-        let state = hooks.share(source, |state, checkpoint| checkpoint.partitions.extend(state.snapshot()));
+        let state = hooks.share(source, |state, checkpoint| {
+            checkpoint.partitions.extend(state.at_gate.clone().unwrap_or_else(|| state.snapshot()))
+        });
 
         move |_frontiers| {
             let Some((event_cap, dead_cap, watermark_cap)) = caps.as_mut() else { return };
@@ -350,10 +360,23 @@ pub fn event_source<'s>(scope: Scope<'s, u64>, spec: EventSourceSpec) -> SourceS
             let ahead = sinks_probe.with_frontier(|f| f.first().map(|done| event_cap.time().saturating_sub(*done)));
             Counters::set(&control.counters.backpressure_epochs, ahead.unwrap_or(0) / epoch.max(1));
             let lagging = ahead.is_some_and(|ahead| ahead > max_ahead);
+            if at_gate && !lagging && state.pending.len() < READ_AHEAD_STEPS * state.engine.max_events_per_step.get() {
+                // Held at the gate (the pipeline drains to a checkpoint there, or worker 0 has not
+                // moved it yet): read and parse ahead, sending nothing. The events are sent at
+                // the capability once the gate has passed, so at or after it, as if read then —
+                // each judged against the same capability time — and a checkpoint at the gate
+                // records the positions from before them.
+                if state.at_gate.is_none() {
+                    state.at_gate = Some(state.snapshot());
+                }
+                let cap_time = *event_cap.time();
+                state.read(cap_time, now, &control);
+            }
             if (lagging || at_gate) && !stopping {
                 activator.activate_after(BACKPRESSURE_INTERVAL);
                 return;
             }
+            state.at_gate = None;
             let ready = !stopping && state.read(*event_cap.time(), now, &control);
             if !state.pending.is_empty() {
                 events_out.activate().session(&*event_cap).give_iterator(state.pending.drain(..));
@@ -468,6 +491,7 @@ mod tests {
             letters: Vec::new(),
             next_partition: 0,
             told_epoch: None,
+            at_gate: None,
         };
         let control = RunControl::default();
         state.read(0, Instant::now(), &control);
