@@ -47,6 +47,17 @@ fn events(dir: &Path, count: u32) -> std::path::PathBuf {
     path
 }
 
+/// The metrics and dead letters under `dir/cp` are those under `dir/plain`, each once.
+fn assert_same_output(dir: &Path, what: &str) {
+    for file in ["metrics.jsonl", "dead.jsonl"] {
+        let expected = comparable(&read_jsonl(&dir.join("plain").join(file)));
+        let got = comparable(&read_jsonl(&dir.join("cp").join(file)));
+        assert!(!expected.is_empty());
+        assert_eq!(got.len(), expected.len(), "{file}: every record once");
+        assert!(got == expected, "{file}: {what}");
+    }
+}
+
 fn run(config: &Path, args: &[&str]) -> std::process::Output {
     rtsa().arg("run").arg("--config").arg(config).args(args).output().unwrap()
 }
@@ -80,13 +91,7 @@ fn kill_9_five_times_and_rescaled_restarts_give_every_record_exactly_once() {
     resumed += stderr.matches("resuming from checkpoint").count();
     assert!(resumed >= 2, "the restarts resumed from checkpoints ({resumed} times)");
 
-    for file in ["metrics.jsonl", "dead.jsonl"] {
-        let expected = comparable(&read_jsonl(&dir.path().join("plain").join(file)));
-        let got = comparable(&read_jsonl(&dir.path().join("cp").join(file)));
-        assert!(!expected.is_empty());
-        assert_eq!(got.len(), expected.len(), "{file}: every record once");
-        assert!(got == expected, "{file}: the same records as a run without crashes");
-    }
+    assert_same_output(dir.path(), "the same records as a run without crashes");
 
     // A run after the end adds nothing.
     let again = run(&checkpointed, &[]);
@@ -271,13 +276,7 @@ fn one_process_then_a_cluster_of_two_whose_killed_process_the_cluster_restarts()
     assert!(said.contains("process 1 was killed by signal 9; restarting the cluster"), "{said}");
     assert_eq!(said.matches("[p0] rtsa: resuming from checkpoint").count(), 2, "{said}");
 
-    for file in ["metrics.jsonl", "dead.jsonl"] {
-        let expected = comparable(&read_jsonl(&dir.path().join("plain").join(file)));
-        let got = comparable(&read_jsonl(&dir.path().join("cp").join(file)));
-        assert!(!expected.is_empty());
-        assert_eq!(got.len(), expected.len(), "{file}: every record once");
-        assert!(got == expected, "{file}: the same records as a run without crashes");
-    }
+    assert_same_output(dir.path(), "the same records as a run without crashes");
     assert_eq!(manifest(&services.redis_url, &name).unwrap()["finished"], true);
 }
 
@@ -349,12 +348,7 @@ sinks:
     assert!(retries > 0, "the outage is counted: {said}");
     assert_eq!(manifest(&url, &name).unwrap()["finished"], true);
 
-    for file in ["metrics.jsonl", "dead.jsonl"] {
-        let expected = comparable(&read_jsonl(&dir.path().join("plain").join(file)));
-        let got = comparable(&read_jsonl(&dir.path().join("cp").join(file)));
-        assert!(!expected.is_empty());
-        assert!(got == expected, "{file}: nothing lost or repeated while Redis was away");
-    }
+    assert_same_output(dir.path(), "nothing lost or repeated while Redis was away");
 }
 
 #[test]
@@ -393,10 +387,5 @@ fn a_run_killed_before_its_first_checkpoint_writes_nothing_twice() {
     let said = String::from_utf8_lossy(&last.stderr);
     assert!(last.status.success(), "{said}");
     assert!(said.contains("ended before its first checkpoint"), "{said}");
-    for file in ["metrics.jsonl", "dead.jsonl"] {
-        let expected = comparable(&read_jsonl(&dir.path().join("plain").join(file)));
-        let got = comparable(&read_jsonl(&dir.path().join("cp").join(file)));
-        assert!(!expected.is_empty());
-        assert!(got == expected, "{file}: the same records as a run without crashes, once each");
-    }
+    assert_same_output(dir.path(), "the same records as a run without crashes, once each");
 }

@@ -140,6 +140,15 @@ pub struct PartialStats {
     pub users: FxHashSet<u128>,
 }
 
+/// A byte string that a self-describing format (JSON) gives as a sequence of numbers.
+fn bytes_of_seq<'de, A: serde::de::SeqAccess<'de>>(mut seq: A) -> Result<Vec<u8>, A::Error> {
+    let mut bytes = Vec::with_capacity(seq.size_hint().unwrap_or(0));
+    while let Some(byte) = seq.next_element::<u8>()? {
+        bytes.push(byte);
+    }
+    Ok(bytes)
+}
+
 /// Latency bucket counts serialized as one byte string: the buckets sorted, each as the
 /// difference from the one before in bucket steps and its count, both LEB128 varints — about 2
 /// bytes a bucket instead of 5–10 as a map of integers (a long session holds hundreds). A
@@ -241,12 +250,8 @@ mod bucket_bytes {
             Buckets::of(bytes)
         }
 
-        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-            let mut bytes = Vec::with_capacity(seq.size_hint().unwrap_or(0));
-            while let Some(byte) = seq.next_element::<u8>()? {
-                bytes.push(byte);
-            }
-            Buckets::of(&bytes)
+        fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Self::Value, A::Error> {
+            Buckets::of(&super::bytes_of_seq(seq)?)
         }
     }
 
@@ -332,13 +337,8 @@ mod fingerprint_bytes {
             Fingerprints::of(bytes)
         }
 
-        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-            // Self-describing formats (JSON) give the bytes as a sequence of numbers.
-            let mut bytes = Vec::with_capacity(seq.size_hint().unwrap_or(0));
-            while let Some(byte) = seq.next_element::<u8>()? {
-                bytes.push(byte);
-            }
-            Fingerprints::of(&bytes)
+        fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Self::Value, A::Error> {
+            Fingerprints::of(&super::bytes_of_seq(seq)?)
         }
     }
 

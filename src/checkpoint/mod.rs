@@ -59,6 +59,26 @@ pub struct Manifest {
     pub origin: Option<dataflows::checkpoint::SinkPositions>,
 }
 
+impl Manifest {
+    /// A manifest of `execution` with no checkpoint in it (time 0, no parts).
+    pub fn empty(execution: u64, fingerprint: &serde_json::Value) -> Manifest {
+        Manifest {
+            format: FORMAT,
+            execution,
+            time: 0,
+            workers: 0,
+            shards: dataflows::shard::SHARDS,
+            partitions: 0,
+            open_windows: 0,
+            bytes: 0,
+            completed_at: 0,
+            finished: false,
+            fingerprint: fingerprint.clone(),
+            origin: None,
+        }
+    }
+}
+
 /// One worker's part of a checkpoint: what is not keyed state.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct WorkerPart {

@@ -152,18 +152,9 @@ impl Store {
     /// computes `execution` as its own.
     fn write_origin(&self, execution: u64, fingerprint: &serde_json::Value, sinks: SinkPositions) -> Result<(), Error> {
         let manifest = Manifest {
-            format: FORMAT,
-            execution: execution.saturating_sub(1),
-            time: 0,
-            workers: 0,
-            shards: SHARDS,
-            partitions: 0,
-            open_windows: 0,
-            bytes: 0,
             completed_at: wall_clock_ms(),
-            finished: false,
-            fingerprint: fingerprint.clone(),
             origin: Some(sinks),
+            ..Manifest::empty(execution.saturating_sub(1), fingerprint)
         };
         let text = serde_json::to_string(&manifest).map_err(|e| self.error(e, false))?;
         let mut connection = self.connection()?;
@@ -209,20 +200,9 @@ impl Store {
     fn mark_finished(&self, execution: u64, fingerprint: &serde_json::Value) -> Result<(), Error> {
         let mut connection = self.connection()?;
         let text: Option<String> = connection.get(self.keys.manifest()).map_err(|e| self.error(e, false))?;
-        let mut manifest = text.and_then(|t| serde_json::from_str::<Manifest>(&t).ok()).unwrap_or_else(|| Manifest {
-            format: FORMAT,
-            execution,
-            time: 0,
-            workers: 0,
-            shards: SHARDS,
-            partitions: 0,
-            open_windows: 0,
-            bytes: 0,
-            completed_at: 0,
-            finished: true,
-            fingerprint: fingerprint.clone(),
-            origin: None,
-        });
+        let mut manifest = text
+            .and_then(|t| serde_json::from_str::<Manifest>(&t).ok())
+            .unwrap_or_else(|| Manifest { finished: true, ..Manifest::empty(execution, fingerprint) });
         manifest.finished = true;
         manifest.completed_at = wall_clock_ms();
         let text = serde_json::to_string(&manifest).map_err(|e| self.error(e, false))?;
