@@ -7,6 +7,7 @@ pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod error;
+pub mod http;
 pub mod kafka;
 pub mod run;
 pub mod sinks;

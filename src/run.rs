@@ -5,6 +5,7 @@
 use crate::checkpoint::redis::{Cluster, Store, Writer};
 use crate::config::{CheckpointStoreKind, Config, ProgressMode};
 use crate::error::Error;
+use crate::http::live::{Live, Tapped};
 use crate::sinks::Sinks;
 use dataflows::alerts::Alert;
 use dataflows::checkpoint::{CheckpointStore, Hooks, Restore, SinkPositions};
@@ -68,6 +69,7 @@ pub fn run(
     source: Arc<dyn Source>,
     output: Output,
     control: Arc<RunControl>,
+    live: Option<Arc<Live>>,
 ) -> Result<RunSummary, Error> {
     let timely_config = timely_config(options, config.pipeline.engine.progress)?;
     let writes_here = options.cluster.as_ref().is_none_or(|c| c.process == 0);
@@ -100,6 +102,15 @@ pub fn run(
             }
             Some(Writers::of(sinks))
         }
+    };
+    // The dashboard sees what process 0's sinks wrote, after they wrote it.
+    let sinks = match (sinks, live) {
+        (Some(w), Some(live)) => Some(Writers {
+            metrics: Tapped::new(w.metrics, live.clone()),
+            alerts: Tapped::new(w.alerts, live),
+            dead_letters: w.dead_letters,
+        }),
+        (sinks, _) => sinks,
     };
     let writer = checkpoints.as_ref().map(|c| c.writer.clone());
     // Set when the workers left at a stop's checkpoint rather than by draining to the end.
@@ -280,10 +291,11 @@ pub fn run_configured(
     options: &RunOptions,
     output: Output,
     control: Arc<RunControl>,
+    live: Option<Arc<Live>>,
 ) -> Result<RunSummary, Error> {
     // One start time for the generator in every worker of this process.
     let source = crate::sources::open(&config, dataflows::control::wall_clock_ms())?;
-    run(config, options, Arc::from(source), output, control)
+    run(config, options, Arc::from(source), output, control, live)
 }
 
 /// The writers of a run, handed to worker 0 (the others count what they receive: nothing).

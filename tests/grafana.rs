@@ -1,6 +1,7 @@
 //! The Grafana dashboards query what the sinks write: after a run into the test InfluxDB, every
 //! panel's InfluxQL (with Grafana's macros and the dashboards' variables at their defaults) and
 //! every variable's query returns rows, and every panel names the provisioned datasource by uid.
+//! The run takes checkpoints, so that the checkpoint panels have rows too.
 
 use crate::util::rtsa;
 use serde_json::Value;
@@ -46,7 +47,7 @@ fn every_panel_and_variable_of_the_dashboards_returns_rows() {
         &path,
         format!(
             r#"
-source: {{ kind: generator, rate: 3000, partitions: 2 }}
+source: {{ kind: generator, rate: 3000, partitions: 2, start_ms: {start} }}
 watermark: {{ max_out_of_orderness: 1s }}
 engine: {{ metrics_interval: 300ms, status_interval: 0s }}
 aggregations:
@@ -59,12 +60,15 @@ sinks:
   metrics: [ {{ kind: influxdb, api: v1, url: "{url}", database: {database}, linger: 100ms }} ]
   alerts: [ {{ kind: influxdb, api: v1, url: "{url}", database: {database}, linger: 100ms }} ]
   dead_letter: {{ kind: jsonl, path: {dead} }}
+checkpoint: {{ store: redis, interval: 500ms, name: {database}, ttl: 10m }}
 "#,
-            dead = dir.path().join("dead.jsonl").display()
+            dead = dir.path().join("dead.jsonl").display(),
+            start = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis()
         ),
     )
     .unwrap();
-    let child = rtsa().args(["run", "--config"]).arg(&path).stdout(std::process::Stdio::null()).spawn().unwrap();
+    let child =
+        rtsa().args(["run", "--fresh", "--config"]).arg(&path).stdout(std::process::Stdio::null()).spawn().unwrap();
     std::thread::sleep(std::time::Duration::from_secs(4));
     let _ = std::process::Command::new("kill").args(["-INT", &child.id().to_string()]).status();
     assert!(child.wait_with_output().unwrap().status.success());

@@ -1,8 +1,9 @@
 //! What the workers of one process share: the stop request (SIGINT/SIGTERM), the first runtime
 //! failure, and the engine's counters.
 
-use std::sync::Mutex;
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Engine counters (exported as `rtsa_*` metrics).
@@ -38,6 +39,59 @@ pub struct Counters {
     pub checkpoint_duration_ms: AtomicU64,
     /// How many bytes the last complete checkpoint wrote (a gauge).
     pub checkpoint_bytes: AtomicU64,
+    /// The time C (event time, ms) of the newest checkpoint this process completed, 0 before the
+    /// first (a gauge).
+    pub last_checkpoint: AtomicU64,
+    /// (event, aggregation) pairs left out as late, by aggregation name.
+    pub late_by_aggregation: PerLabel,
+    /// Invalid inputs by reason (`invalid_json`, `future`, …).
+    pub invalid_by_reason: PerLabel,
+    /// Records written, by `{role}/{sink kind}` (`metrics/jsonl`, `alerts/webhook`, …).
+    pub records_out: PerLabel,
+    /// Alerts emitted, by severity.
+    pub alerts_by_severity: PerLabel,
+    /// Alerts a channel could not deliver, by channel.
+    pub undelivered_by_channel: PerLabel,
+    /// A Kafka source's backlog (messages between its position and the partition's end), by
+    /// partition (a gauge each).
+    pub kafka_lag: PerLabel,
+    /// Open (window, key) entries on this process's workers: panes and sessions (a gauge, the
+    /// sum of what each worker last reported).
+    pub open_windows: PerLabel,
+}
+
+/// A counter (or gauge) per label value, for the `rtsa_*{label}` metrics. Label values are few
+/// (aggregations, reasons, sinks, severities, partitions), never per user or per key. A hot
+/// path takes a [`handle`](PerLabel::handle) once and adds to it without the lock.
+#[derive(Debug, Default)]
+pub struct PerLabel(Mutex<BTreeMap<String, Arc<AtomicU64>>>);
+
+impl PerLabel {
+    /// The counter of `label`, created at 0 the first time.
+    pub fn handle(&self, label: &str) -> Arc<AtomicU64> {
+        let mut map = self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some(counter) = map.get(label) {
+            return counter.clone();
+        }
+        map.entry(label.to_owned()).or_default().clone()
+    }
+    /// Adds `n` to the counter of `label`.
+    pub fn add(&self, label: &str, n: u64) {
+        Counters::add(&self.handle(label), n);
+    }
+    /// Sets the gauge of `label`.
+    pub fn set(&self, label: &str, value: u64) {
+        Counters::set(&self.handle(label), value);
+    }
+    /// Every label with its value, in label order.
+    pub fn values(&self) -> Vec<(String, u64)> {
+        let map = self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        map.iter().map(|(label, counter)| (label.clone(), Counters::get(counter))).collect()
+    }
+    /// The sum over every label.
+    pub fn total(&self) -> u64 {
+        self.values().iter().map(|(_, v)| v).sum()
+    }
 }
 
 impl Counters {
@@ -107,6 +161,8 @@ pub struct RunControl {
     pub counters: Counters,
     /// The workers' watermarks.
     pub watermarks: WorkerWatermarks,
+    /// What the workers report for a live view (off unless a dashboard is served).
+    pub live: LiveReports,
 }
 
 impl RunControl {
@@ -134,4 +190,79 @@ impl RunControl {
 /// Wall-clock milliseconds since the Unix epoch (for `emitted_at`, live watermarks, status lines).
 pub fn wall_clock_ms() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+}
+
+/// The counts so far of one aggregation's newest open window on one worker (for the live
+/// dashboard, before the window closes).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OpenWindow {
+    /// The aggregation's index.
+    pub aggregation: u16,
+    /// The window's start, ms.
+    pub window_start: u64,
+    /// The window's end, ms.
+    pub window_end: u64,
+    /// (key, events, errors) so far, the busiest keys first.
+    pub keys: Vec<(String, u64, u64)>,
+}
+
+/// What the workers report for a live view of the engine: open windows so far and the number
+/// of open (window, key) entries. Reporting costs a look at the clock per operator activation
+/// and, twice a second, a walk over the newest panes; it is off until [`LiveReports::enable`].
+#[derive(Debug, Default)]
+pub struct LiveReports {
+    enabled: AtomicBool,
+    open: Mutex<BTreeMap<(usize, u16), OpenWindow>>,
+}
+
+impl LiveReports {
+    /// How often a worker reports.
+    pub const EVERY: std::time::Duration = std::time::Duration::from_millis(500);
+
+    /// Turns reporting on (the HTTP server does, when it serves a dashboard).
+    pub fn enable(&self) {
+        self.enabled.store(true, Ordering::Relaxed);
+    }
+    /// Whether anyone listens.
+    #[inline]
+    pub fn enabled(&self) -> bool {
+        self.enabled.load(Ordering::Relaxed)
+    }
+    /// Worker `worker`'s newest open windows (replacing what it reported before).
+    pub fn publish(&self, worker: usize, windows: Vec<OpenWindow>) {
+        let mut open = self.open.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        open.retain(|(w, _), _| *w != worker);
+        for window in windows {
+            open.insert((worker, window.aggregation), window);
+        }
+    }
+    /// The newest open window of each aggregation, summed over the workers that reported it
+    /// (a worker still on an older window is left out of the newer one).
+    pub fn open_windows(&self) -> Vec<OpenWindow> {
+        let open = self.open.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut merged: BTreeMap<u16, (OpenWindow, BTreeMap<String, (u64, u64)>)> = BTreeMap::new();
+        for window in open.values() {
+            let entry = merged
+                .entry(window.aggregation)
+                .or_insert_with(|| (OpenWindow { keys: Vec::new(), ..window.clone() }, BTreeMap::new()));
+            if window.window_start > entry.0.window_start {
+                *entry = (OpenWindow { keys: Vec::new(), ..window.clone() }, BTreeMap::new());
+            }
+            if window.window_start == entry.0.window_start {
+                for (key, events, errors) in &window.keys {
+                    let sum = entry.1.entry(key.clone()).or_default();
+                    sum.0 += events;
+                    sum.1 += errors;
+                }
+            }
+        }
+        merged
+            .into_values()
+            .map(|(mut window, keys)| {
+                window.keys = keys.into_iter().map(|(k, (events, errors))| (k, events, errors)).collect();
+                window.keys.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+                window
+            })
+            .collect()
+    }
 }

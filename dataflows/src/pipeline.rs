@@ -84,6 +84,7 @@ pub fn build(
         None => (None, Vec::new()),
     };
     let peers_control = control.clone();
+    let live_control = control.clone();
     let spec = EventSourceSpec {
         sinks_probe: sinks_probe.clone(),
         kind: io.kind,
@@ -95,6 +96,11 @@ pub fn build(
         gate: gate.as_ref().map(|(probe, _)| probe.clone()),
         hooks: hooks.clone(),
         restored,
+        late_counters: config
+            .aggregations
+            .iter()
+            .map(|a| live_control.counters.late_by_aggregation.handle(&a.name))
+            .collect(),
     };
     let SourceStreams { events, dead_letters, watermarks } = event_source(scope, spec);
     // Every worker learns every other worker's watermark, across processes too.
@@ -110,8 +116,11 @@ pub fn build(
     let slots = FlushSlots::new(&plans, &alerted, config.watermark.epoch.0);
     // The flush waits after the alerted slots until their alerts are out.
     let window_alerts_probe = (!rules.window.is_empty()).then(ProbeHandle::new);
-    let fixed = events.clone().window_partials(&plans, slots, window_alerts_probe.clone(), &hooks).window_results();
-    let sessions = events.clone().session_windows(&plans, epoch, &hooks);
+    let fixed = events
+        .clone()
+        .window_partials(&plans, slots, window_alerts_probe.clone(), &hooks, live_control.clone())
+        .window_results();
+    let sessions = events.clone().session_windows(&plans, epoch, &hooks, live_control);
     // Metrics leave at their window's end; alerts are judged at each slot's time.
     let records = fixed.clone().concat(sessions.clone());
     let metrics = fixed.at_window_ends().concat(sessions).probe_with(&sinks_probe);

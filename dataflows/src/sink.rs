@@ -138,6 +138,10 @@ pub trait Record: Sized {
     fn write_to(sink: &mut dyn Sink, batch: &[Self]) -> Result<(), SinkError>;
     /// The counter of records written.
     fn counter(counters: &Counters) -> &AtomicU64;
+    /// Counts a written batch by label where the metrics have one (alerts by severity).
+    fn tally(batch: &[Self], counters: &Counters) {
+        let _ = (batch, counters);
+    }
     /// The records of `batch` that a sink of `kind` receives: all of them, but for alerts, which
     /// go only where their routes say.
     fn for_sink<'a>(batch: &'a [Self], router: Option<&Router>, kind: SinkKind) -> Cow<'a, [Self]>
@@ -167,6 +171,11 @@ impl Record for Alert {
     fn counter(counters: &Counters) -> &AtomicU64 {
         &counters.alerts
     }
+    fn tally(batch: &[Self], counters: &Counters) {
+        for alert in batch {
+            counters.alerts_by_severity.add(alert.severity.as_str(), 1);
+        }
+    }
     fn for_sink<'a>(batch: &'a [Self], router: Option<&Router>, kind: SinkKind) -> Cow<'a, [Self]> {
         match router {
             Some(router) => Cow::Owned(batch.iter().filter(|a| router.routes_to(a, kind)).cloned().collect()),
@@ -189,6 +198,8 @@ impl Record for DeadLetter {
 /// their routes name), and is counted. With no sinks it only counts (what `rtsa bench` uses).
 pub struct SinkSet<R> {
     sinks: Vec<Box<dyn Sink>>,
+    /// Records written, per sink (`rtsa_records_out_total{sink="metrics/jsonl"}`).
+    written: Vec<Arc<AtomicU64>>,
     router: Option<Router>,
     control: Arc<RunControl>,
     _records: std::marker::PhantomData<fn(&R)>,
@@ -197,7 +208,11 @@ pub struct SinkSet<R> {
 impl<R: Record> SinkSet<R> {
     /// Writes to `sinks`, counting into `control`.
     pub fn new(sinks: Vec<Box<dyn Sink>>, control: Arc<RunControl>) -> SinkSet<R> {
-        SinkSet { sinks, router: None, control, _records: std::marker::PhantomData }
+        let written = sinks
+            .iter()
+            .map(|sink| control.counters.records_out.handle(&format!("{}/{}", R::ROLE, sink.kind())))
+            .collect();
+        SinkSet { sinks, written, router: None, control, _records: std::marker::PhantomData }
     }
     /// Only counts.
     pub fn counting(control: Arc<RunControl>) -> SinkSet<R> {
@@ -247,12 +262,21 @@ impl<R: Record + Clone> BatchWriter<R> for SinkSet<R> {
     }
     fn write_batch(&mut self, batch: &[R]) {
         let router = self.router.as_ref();
-        let written = self.sinks.iter_mut().try_for_each(|sink| {
-            let records = R::for_sink(batch, router, sink.kind());
-            if records.is_empty() { Ok(()) } else { R::write_to(sink.as_mut(), &records) }
-        });
+        let written =
+            self.sinks.iter_mut().zip(&self.written).try_for_each(|(sink, counter)| -> Result<(), SinkError> {
+                let records = R::for_sink(batch, router, sink.kind());
+                if records.is_empty() {
+                    return Ok(());
+                }
+                R::write_to(sink.as_mut(), &records)?;
+                Counters::add(counter, records.len() as u64);
+                Ok(())
+            });
         match written {
-            Ok(()) => Counters::add(R::counter(&self.control.counters), batch.len() as u64),
+            Ok(()) => {
+                Counters::add(R::counter(&self.control.counters), batch.len() as u64);
+                R::tally(batch, &self.control.counters);
+            }
             Err(e) => self.control.fail(format!("{} sink: {e}", R::ROLE)),
         }
     }

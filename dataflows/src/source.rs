@@ -67,6 +67,11 @@ pub trait Partition {
     fn poll(&mut self, budget: usize, emit: &mut dyn FnMut(&[u8], u64)) -> Result<Poll, SourceError>;
     /// Where reading stands after the inputs delivered so far.
     fn position(&self) -> PartitionPosition;
+    /// How many inputs wait between the position and the partition's end, where the source
+    /// knows (a Kafka partition's lag); reported as `rtsa_kafka_lag_messages`.
+    fn backlog(&self) -> Option<u64> {
+        None
+    }
 }
 
 /// The partitions a worker owns: (partition index, reader).

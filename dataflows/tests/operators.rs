@@ -114,6 +114,8 @@ fn event_source_judges_lateness_per_partition_and_advances_event_time() {
         lines(&[r#"{"event_type":"b","timestamp":3000}"#]),
     ]);
     let spec = pipeline("aggregations: [ { name: t, window: { kind: tumbling, size: 10s } } ]");
+    let control = Arc::new(RunControl::default());
+    let counted = control.clone();
     let (events, letters) = timely::example(move |scope| {
         let partitions = source.open(&[0, 1], &[]).expect("memory partitions open");
         let mut watermark = spec.watermark.clone();
@@ -124,11 +126,12 @@ fn event_source_judges_lateness_per_partition_and_advances_event_time() {
             aggregations: AggregationPlan::from_config(&spec.aggregations),
             watermark,
             engine: spec.engine.clone(),
-            control: Arc::new(RunControl::default()),
+            control: control.clone(),
             sinks_probe: ProbeHandle::new(),
             gate: None,
             hooks: Hooks::off(),
             restored: Vec::new(),
+            late_counters: vec![control.counters.late_by_aggregation.handle("t")],
         };
         let SourceStreams { events, dead_letters, .. } = event_source(scope, spec);
         (events.map(|e| (e.timestamp, e.watermark)).capture(), dead_letters.capture())
@@ -151,6 +154,10 @@ fn event_source_judges_lateness_per_partition_and_advances_event_time() {
         .collect();
     letters.sort();
     assert_eq!(letters, vec![("invalid_json".into(), 0, 3), ("late".into(), 0, 2)]);
+    // The labelled counters behind rtsa_late_events_total{aggregation} and
+    // rtsa_invalid_events_total{reason} count the same.
+    assert_eq!(counted.counters.late_by_aggregation.values(), vec![("t".to_owned(), 1)]);
+    assert_eq!(counted.counters.invalid_by_reason.values(), vec![("invalid_json".to_owned(), 1)]);
 }
 
 #[test]
@@ -171,7 +178,10 @@ aggregations:
     let slots = FlushSlots::new(&plans, &[], 1_000);
     let expected_slots = slots.clone();
     let captured = timely::example(move |scope| {
-        at_times(scope, input).window_partials(&plans, slots, None, &Hooks::off()).window_results().capture()
+        at_times(scope, input)
+            .window_partials(&plans, slots, None, &Hooks::off(), Default::default())
+            .window_results()
+            .capture()
     });
     let records = windows(captured.extract());
     // Two narrow aggregations: slots 0 and 1, inserted at end - 4 and end - 2.
@@ -201,8 +211,9 @@ fn session_windows_close_at_the_epoch_of_last_plus_gap() {
         event(9_000, "a", "u1", "s1", false),
     ];
     let plans = AggregationPlan::from_config(&spec.aggregations);
-    let captured =
-        timely::example(move |scope| at_times(scope, input).session_windows(&plans, 1_000, &Hooks::off()).capture());
+    let captured = timely::example(move |scope| {
+        at_times(scope, input).session_windows(&plans, 1_000, &Hooks::off(), Default::default()).capture()
+    });
     assert_eq!(
         windows(captured.extract()),
         vec![

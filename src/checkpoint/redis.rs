@@ -448,6 +448,7 @@ impl Writing {
             Counters::add(&counters.checkpoints, 1);
             Counters::set(&counters.checkpoint_duration_ms, started.elapsed().as_millis() as u64);
             Counters::set(&counters.checkpoint_bytes, bytes);
+            Counters::set(&counters.last_checkpoint, shared.completed.load(Ordering::Acquire));
             tracing::info!(checkpoint = time, bytes, ms = started.elapsed().as_millis() as u64, "checkpoint complete");
         } else {
             Counters::add(&counters.checkpoint_failures, 1);

@@ -57,6 +57,10 @@ pub struct BenchArgs {
     /// Write to the config's sinks (an InfluxDB or Redis sink, say) instead of only counting.
     #[arg(long)]
     pub sinks: bool,
+    /// Serve /metrics and the dashboard on the config's `http.listen` while benchmarking (to
+    /// measure what they cost); off by default, so a benchmark never takes a running engine's port.
+    #[arg(long)]
+    pub http: bool,
 }
 
 /// The final line of `rtsa bench` (CONTRACT section 8).
@@ -220,7 +224,7 @@ fn alert_latency(args: &BenchArgs, mut config: Config) -> Result<ExitCode, Error
     let source =
         Arc::new(crate::sources::generator::GeneratorSource::new(&generator, dataflows::control::wall_clock_ms()));
     let output = Output::CountWithAlerts(Box::new(writer));
-    let summary = run::run(Arc::new(config), &options, source, output, control.clone())?;
+    let summary = run::run(Arc::new(config), &options, source, output, control.clone(), None)?;
     let processed = Counters::get(&control.counters.events_in);
     let elapsed = summary.elapsed.as_secs_f64();
     let line = serde_json::json!({
@@ -257,7 +261,10 @@ pub fn bench(args: &BenchArgs) -> Result<ExitCode, Error> {
     let checkpointed = args.sinks && config.checkpoint.store != crate::config::CheckpointStoreKind::None;
     let source = Arc::new(MemorySource::new(partitions));
     let output = if args.sinks { Output::Configured } else { Output::Count };
-    let summary = run::run(Arc::new(config), &options, source, output, control.clone())?;
+    let served = if args.http { super::run::serve(&config, 0, &control)? } else { None };
+    let live = served.as_ref().map(|(_, live)| live.clone());
+    let summary = run::run(Arc::new(config), &options, source, output, control.clone(), live)?;
+    drop(served);
     let seconds = summary.elapsed.as_secs_f64();
     let events = Counters::get(&control.counters.events_in);
     eprintln!(

@@ -5,10 +5,10 @@
 
 use super::{
     AggregationConfig, AlertsConfig, AnomalyConfig, CheckpointConfig, CheckpointStoreKind, Config, ConsoleSinkConfig,
-    EngineConfig, EventRule, FileSourceConfig, GeneratorConfig, GroupBy, InfluxApi, InfluxSinkConfig, JsonlSinkConfig,
-    KafkaConfig, KafkaSinkConfig, KafkaSourceConfig, Levels, PatternRule, Pipeline, RareSequenceRule, RedisSinkConfig,
-    SinkConfig, SinkRole, SinksConfig, SourceConfig, StdinSourceConfig, ThresholdRule, WatermarkConfig,
-    WebhookSinkConfig, WindowConfig, ZscoreRule,
+    EngineConfig, EventRule, FileSourceConfig, GeneratorConfig, GroupBy, HttpConfig, HttpListen, InfluxApi,
+    InfluxSinkConfig, JsonlSinkConfig, KafkaConfig, KafkaSinkConfig, KafkaSourceConfig, Levels, PatternRule, Pipeline,
+    RareSequenceRule, RedisSinkConfig, SinkConfig, SinkRole, SinksConfig, SourceConfig, StdinSourceConfig,
+    ThresholdRule, WatermarkConfig, WebhookSinkConfig, WindowConfig, ZscoreRule,
 };
 use serde::de::DeserializeOwned;
 use serde_yaml_ng::{Mapping, Value};
@@ -58,8 +58,18 @@ pub fn load_str(text: &str, env: impl IntoIterator<Item = (String, String)>) -> 
         return Err(ConfigErrors(vec!["config: the top level must be a mapping of sections".to_owned()]));
     };
 
-    const SECTIONS: [&str; 9] =
-        ["source", "kafka", "watermark", "engine", "aggregations", "sinks", "anomalies", "alerts", "checkpoint"];
+    const SECTIONS: [&str; 10] = [
+        "source",
+        "kafka",
+        "watermark",
+        "engine",
+        "aggregations",
+        "sinks",
+        "anomalies",
+        "alerts",
+        "checkpoint",
+        "http",
+    ];
     for key in map.keys() {
         let name = key.as_str().unwrap_or("?");
         if !SECTIONS.contains(&name) {
@@ -82,7 +92,8 @@ pub fn load_str(text: &str, env: impl IntoIterator<Item = (String, String)>) -> 
     let alerts: AlertsConfig = section(&map, "alerts", &mut errors).unwrap_or_default();
     let pipeline = Pipeline { watermark, engine, aggregations, anomalies, alerts };
     let checkpoint: CheckpointConfig = section(&map, "checkpoint", &mut errors).unwrap_or_default();
-    let config = Config { source, kafka, sinks, checkpoint, pipeline };
+    let http: HttpConfig = section(&map, "http", &mut errors).unwrap_or_default();
+    let config = Config { source, kafka, sinks, checkpoint, http, pipeline };
     validate(&config, &mut errors);
     if errors.is_empty() { Ok(config) } else { Err(ConfigErrors(errors)) }
 }
@@ -390,6 +401,14 @@ fn validate_alerts(config: &Config, errors: &mut Vec<String>) {
 const MAX_WINDOW_MS: u64 = 100 * 365 * 86_400_000;
 
 fn validate(config: &Config, errors: &mut Vec<String>) {
+    if let HttpListen::At(address) = config.http.listen
+        && !address.ip().is_loopback()
+        && config.http.token_env.is_none()
+    {
+        errors.push(format!(
+            "http.token_env: required when http.listen ({address}) is not a loopback address: name an environment variable holding a bearer token"
+        ));
+    }
     let checkpoint = &config.checkpoint;
     if checkpoint.store == CheckpointStoreKind::Redis {
         if checkpoint.name.is_empty() || checkpoint.name.contains(['{', '}', ' ', ':']) {

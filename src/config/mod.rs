@@ -26,6 +26,9 @@ pub struct Config {
     /// Checkpoints (off by default).
     #[serde(default)]
     pub checkpoint: CheckpointConfig,
+    /// The HTTP server: `/metrics`, `/health`, the live dashboard.
+    #[serde(default)]
+    pub http: HttpConfig,
     /// Watermarks, engine limits, aggregations, detector rules and alerting.
     #[serde(flatten)]
     pub pipeline: Pipeline,
@@ -702,8 +705,81 @@ impl Config {
                 dead_letter: jsonl("dead_letter.jsonl"),
             },
             checkpoint: CheckpointConfig::default(),
+            http: HttpConfig::default(),
             pipeline,
         }
+    }
+}
+
+/// `http:` (CONTRACT 6 and 10): one server per process.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct HttpConfig {
+    /// `host:port` to listen on (`127.0.0.1:9898`), or `off`. With several processes, process
+    /// I listens on port + I.
+    #[serde(default)]
+    pub listen: HttpListen,
+    /// The environment variable holding a bearer token that every request must carry
+    /// (`Authorization: Bearer …`, or `?token=…` for the page); required when `listen` is not a
+    /// loopback address.
+    #[serde(default)]
+    pub token_env: Option<String>,
+}
+
+/// `http.listen`: an address, or `off`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HttpListen {
+    /// No HTTP server.
+    Off,
+    /// Listen here.
+    At(std::net::SocketAddr),
+}
+
+impl Default for HttpListen {
+    fn default() -> Self {
+        HttpListen::At(std::net::SocketAddr::from(([127, 0, 0, 1], 9898)))
+    }
+}
+
+impl HttpListen {
+    /// The address process `process` of a cluster listens on (port + process), if any.
+    pub fn for_process(self, process: usize) -> Option<std::net::SocketAddr> {
+        match self {
+            HttpListen::Off => None,
+            HttpListen::At(mut address) if address.port() != 0 => {
+                address.set_port(address.port().saturating_add(process as u16));
+                Some(address)
+            }
+            HttpListen::At(address) => Some(address),
+        }
+    }
+}
+
+impl fmt::Display for HttpListen {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            HttpListen::Off => f.write_str("off"),
+            HttpListen::At(address) => write!(f, "{address}"),
+        }
+    }
+}
+
+impl Serialize for HttpListen {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for HttpListen {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        if text.trim() == "off" {
+            return Ok(HttpListen::Off);
+        }
+        let text = text.trim().replace("localhost:", "127.0.0.1:");
+        text.parse().map(HttpListen::At).map_err(|_| {
+            serde::de::Error::custom(format!("{text:?} is not an address: write host:port (127.0.0.1:9898) or off"))
+        })
     }
 }
 

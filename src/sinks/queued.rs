@@ -98,6 +98,7 @@ impl QueuedChannel {
                             }
                             Err(DeliveryError { reason, .. }) => {
                                 Counters::add(&counter.counters.alerts_undelivered, 1);
+                                counter.counters.undelivered_by_channel.add(&thread_name, 1);
                                 tracing::error!(channel = %thread_name, %key, %reason, "alert not delivered");
                                 break;
                             }
@@ -116,6 +117,7 @@ impl QueuedChannel {
             Ok(()) => Counters::add(&self.control.counters.alerts_queued, 1),
             Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
                 Counters::add(&self.control.counters.alerts_undelivered, 1);
+                self.control.counters.undelivered_by_channel.add(&self.name, 1);
                 tracing::error!(channel = %self.name, %key, "alert channel queue full; alert dropped");
             }
         }

@@ -21,9 +21,25 @@ use std::time::Duration;
 use std::time::Instant;
 
 /// Logs client errors, except the end-of-partition events that `stop_at: end` asks for.
-pub struct SourceContext;
+#[derive(Default)]
+pub struct SourceContext {
+    /// Each partition's end (last stable offset, for a read-committed consumer) as librdkafka's
+    /// statistics last reported it: what the backlog is measured against.
+    ends: std::sync::Mutex<std::collections::HashMap<i32, i64>>,
+}
 
 impl ClientContext for SourceContext {
+    fn stats(&self, statistics: rdkafka::Statistics) {
+        let mut ends = self.ends.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        for topic in statistics.topics.values() {
+            for (partition, stats) in &topic.partitions {
+                let end = if stats.ls_offset >= 0 { stats.ls_offset } else { stats.hi_offset };
+                if *partition >= 0 && end >= 0 {
+                    ends.insert(*partition, end);
+                }
+            }
+        }
+    }
     fn error(&self, error: KafkaError, reason: &str) {
         let end_of_partition = matches!(error, KafkaError::PartitionEOF(_))
             || error.rdkafka_error_code() == Some(rdkafka::types::RDKafkaErrorCode::PartitionEOF);
@@ -93,13 +109,15 @@ pub fn open_partitions(
         .set("isolation.level", "read_committed")
         .set("fetch.wait.max.ms", "10")
         .set("queued.min.messages", "200000")
-        .set("fetch.message.max.bytes", "4194304");
+        .set("fetch.message.max.bytes", "4194304")
+        // Partition ends for rtsa_kafka_lag_messages, delivered by the poll the source makes anyway.
+        .set("statistics.interval.ms", "1000");
     for (key, value) in &kafka.properties {
         config.set(key, value);
     }
     let consumer: Arc<BaseConsumer<SourceContext>> = Arc::new(
         config
-            .create_with_context(SourceContext)
+            .create_with_context(SourceContext::default())
             .map_err(|e| kafka_error(format!("kafka {}", kafka.bootstrap_servers), e))?,
     );
     let start = match source.start {
@@ -265,6 +283,11 @@ impl Partition for KafkaPartition {
 
     fn position(&self) -> PartitionPosition {
         PartitionPosition { next: self.next.unwrap_or(0), lines: 0 }
+    }
+    fn backlog(&self) -> Option<u64> {
+        let ends = self.consumer.context().ends.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let end = *ends.get(&self.partition)?;
+        Some(end.saturating_sub(self.next.map_or(0, |n| n as i64)).max(0) as u64)
     }
 }
 

@@ -22,6 +22,7 @@ use crate::spec::{EngineConfig, Millis, WatermarkConfig};
 use crate::window::{AggregationPlan, epoch_of};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
 use std::time::{Duration, Instant};
 use timely::dataflow::operators::generic::OutputBuilder;
 use timely::dataflow::operators::generic::builder_rc::OperatorBuilder;
@@ -34,6 +35,8 @@ const LIVE_WINDOW_MS: u64 = 5 * 60_000;
 /// How soon a source held back by slow sinks looks again.
 const BACKPRESSURE_INTERVAL: Duration = Duration::from_millis(1);
 
+/// How often the partitions' backlogs (a Kafka source's lag) are reported.
+const BACKLOG_REPORT_EVERY: Duration = Duration::from_secs(1);
 /// How many steps' worth of events (`engine.max_events_per_step` each) a source reads ahead
 /// while it is held at the checkpoint gate, so that parsing goes on while the pipeline drains.
 const READ_AHEAD_STEPS: usize = 16;
@@ -61,6 +64,8 @@ pub struct EventSourceSpec {
     pub hooks: Hooks,
     /// The watermarks of this worker's partitions at the checkpoint resumed from.
     pub restored: Vec<PartitionSnapshot>,
+    /// The late counter of each aggregation (by index), shared by the workers.
+    pub late_counters: Vec<Arc<AtomicU64>>,
 }
 
 /// Per-partition reading state.
@@ -111,6 +116,10 @@ pub struct SourceState {
     /// The partitions' positions when the capability reached the checkpoint gate: what a
     /// checkpoint there records while the source reads ahead (see [`READ_AHEAD_STEPS`]).
     at_gate: Option<Vec<PartitionSnapshot>>,
+    /// The late counter of each aggregation, by index.
+    late_counters: Vec<Arc<AtomicU64>>,
+    /// When the partitions' backlogs were last reported.
+    backlog_reported: Option<Instant>,
 }
 
 impl SourceState {
@@ -133,6 +142,7 @@ impl SourceState {
             let mut read = 0u64;
             let PartitionState { index, reader, max_timestamp, .. } = partition;
             let (pending, letters, aggregations) = (&mut self.pending, &mut self.letters, &self.aggregations);
+            let late_counters = &self.late_counters;
             let polled = reader.poll(budget, &mut |bytes, offset| {
                 read += 1;
                 let position = Position { partition: *index, offset };
@@ -142,6 +152,7 @@ impl SourceState {
                 match parse_event(bytes, max_bytes) {
                     Err(invalid) => {
                         Counters::add(&control.counters.invalid_events, 1);
+                        control.counters.invalid_by_reason.add(invalid.reason.as_str(), 1);
                         tracing::debug!(reason = invalid.reason.as_str(), detail = %invalid.detail, "invalid event");
                         let letter = DeadLetter::new(kind, position, invalid.reason.as_str(), None, bytes, None);
                         letters.push(letter.because(invalid.detail));
@@ -149,6 +160,7 @@ impl SourceState {
                     Ok(event) if latest.is_some_and(|latest| event.timestamp > latest) => {
                         // A broken clock: the event must not advance the watermark.
                         Counters::add(&control.counters.invalid_events, 1);
+                        control.counters.invalid_by_reason.add("future", 1);
                         let detail = format!(
                             "timestamp {} is {:.0} s ahead of the wall clock (watermark.max_future_skew {})",
                             event.timestamp,
@@ -168,6 +180,9 @@ impl SourceState {
                             let lateness = plan.lateness(event.timestamp, judged_against);
                             if lateness.late_for_some {
                                 Counters::add(&control.counters.late_events, 1);
+                                if let Some(counter) = late_counters.get(usize::from(plan.index)) {
+                                    Counters::add(counter, 1);
+                                }
                                 let at = Some(event.timestamp);
                                 letters.push(DeadLetter::new(kind, position, "late", Some(plan.index), bytes, at));
                             }
@@ -195,6 +210,14 @@ impl SourceState {
             }
         }
         self.next_partition = (self.next_partition + 1) % count.max(1);
+        if self.backlog_reported.is_none_or(|at| now.duration_since(at) >= BACKLOG_REPORT_EVERY) {
+            self.backlog_reported = Some(now);
+            for partition in &self.partitions {
+                if let Some(backlog) = partition.reader.backlog() {
+                    control.counters.kafka_lag.set(&partition.index.to_string(), backlog);
+                }
+            }
+        }
         ready
     }
 
@@ -307,6 +330,7 @@ pub fn event_source<'s>(scope: Scope<'s, u64>, spec: EventSourceSpec) -> SourceS
             gate,
             hooks,
             restored,
+            late_counters,
         } = spec;
         let max_ahead = engine.max_inflight_epochs.get().saturating_mul(watermark.epoch.0);
         let out_of_orderness = watermark.max_out_of_orderness.0;
@@ -342,6 +366,8 @@ pub fn event_source<'s>(scope: Scope<'s, u64>, spec: EventSourceSpec) -> SourceS
             next_partition: 0,
             told_epoch: None,
             at_gate: None,
+            late_counters,
+            backlog_reported: None,
         };
         let state = hooks.share(source, |state, checkpoint| {
             checkpoint.partitions.extend(state.at_gate.clone().unwrap_or_else(|| state.snapshot()))
@@ -492,6 +518,8 @@ mod tests {
             next_partition: 0,
             told_epoch: None,
             at_gate: None,
+            late_counters,
+            backlog_reported: None,
         };
         let control = RunControl::default();
         state.read(0, Instant::now(), &control);

@@ -8,6 +8,7 @@
 //! emitted at the epoch of `last + gap - 1`, so their output batch does not depend on timing.
 
 use crate::checkpoint::Hooks;
+use crate::control::{LiveReports, RunControl};
 use crate::event::Event;
 use crate::record::{WindowKey, WindowRecord};
 use crate::shard::{Sharded, shard_of};
@@ -17,6 +18,8 @@ use compact_str::CompactString;
 use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Instant;
 use timely::dataflow::StreamVec;
 use timely::dataflow::channels::pact::Exchange;
 use timely::dataflow::operators::Capability;
@@ -187,12 +190,14 @@ type Closing = (Capability<u64>, Vec<SessionKey>);
 /// Extension trait: session windows.
 pub trait SessionWindows<'s> {
     /// Computes the session windows of the session `aggregations`; the open sessions are
-    /// checkpointed through `hooks` (and restored from them).
+    /// checkpointed through `hooks` (and restored from them). The number of open sessions is
+    /// reported to `control` when a live view listens.
     fn session_windows(
         self,
         aggregations: &[AggregationPlan],
         epoch: u64,
         hooks: &Hooks,
+        control: Arc<RunControl>,
     ) -> StreamVec<'s, u64, WindowRecord>;
 }
 
@@ -202,7 +207,9 @@ impl<'s> SessionWindows<'s> for StreamVec<'s, u64, Event> {
         aggregations: &[AggregationPlan],
         epoch: u64,
         hooks: &Hooks,
+        control: Arc<RunControl>,
     ) -> StreamVec<'s, u64, WindowRecord> {
+        let worker = self.scope().index();
         let plans: Vec<AggregationPlan> =
             aggregations.iter().filter(|p| matches!(p.shape, Shape::Session { .. })).copied().collect();
         let gaps: FxHashMap<u16, u64> = plans
@@ -239,6 +246,7 @@ impl<'s> SessionWindows<'s> for StreamVec<'s, u64, Event> {
         });
         let restored = hooks.restored(|s| &mut s.sessions);
         let resumed_at = hooks.resumed_at;
+        let mut reported = Instant::now();
         session_events.unary_frontier(Exchange::new(route), "SessionWindows", move |cap, _info| {
             // Emit time → (capability, keys with a session that may close then).
             let mut closing: BTreeMap<u64, Closing> = BTreeMap::new();
@@ -262,6 +270,11 @@ impl<'s> SessionWindows<'s> for StreamVec<'s, u64, Event> {
                     }
                 });
 
+                if control.live.enabled() && reported.elapsed() >= LiveReports::EVERY {
+                    reported = Instant::now();
+                    let open = sessions.open.values().map(Vec::len).sum::<usize>() as u64;
+                    control.counters.open_windows.set(&format!("{worker}/sessions"), open);
+                }
                 while let Some(entry) = closing.first_entry() {
                     if frontier.less_equal(entry.key()) {
                         break;

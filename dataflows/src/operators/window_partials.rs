@@ -16,6 +16,7 @@
 //! watermark) goes to per-window extras instead of its pane, so no closed window can change.
 
 use crate::checkpoint::Hooks;
+use crate::control::{LiveReports, OpenWindow, RunControl};
 use crate::event::Event;
 use crate::record::WindowKey;
 use crate::shard::{Sharded, shard_of};
@@ -25,11 +26,15 @@ use compact_str::CompactString;
 use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use timely::dataflow::channels::pact::Pipeline;
 use timely::dataflow::operators::Capability;
 use timely::dataflow::operators::generic::Operator;
 use timely::dataflow::{ProbeHandle, StreamVec};
+
+/// How many keys of an open window a worker reports for the live view.
+const LIVE_KEYS: usize = 20;
 
 /// How long one activation may spend flushing before it lets other operators run.
 const FLUSH_BUDGET: Duration = Duration::from_micros(300);
@@ -140,6 +145,38 @@ impl WindowPanes {
         }
     }
 
+    /// The open (pane or extra, key) entries: the state held for open windows.
+    pub fn open_entries(&self) -> usize {
+        self.states.iter().flat_map(|s| s.panes.values().chain(s.extras.values())).map(|keys| keys.len()).sum()
+    }
+
+    /// For each aggregation, the window that closes first among those holding its newest pane
+    /// (the tumbling window itself; for a sliding window the one ending right after that pane),
+    /// with the events and errors so far of its `max_keys` busiest keys. Extras are left out:
+    /// they hold the few events that were nearly late.
+    pub fn so_far(&self, max_keys: usize) -> Vec<OpenWindow> {
+        let mut out = Vec::new();
+        for state in &self.states {
+            let Some(newest) = state.panes.keys().next_back() else { continue };
+            let w = state.windows;
+            let end = newest.saturating_add(w.slide);
+            let start = end.saturating_sub(w.size);
+            let mut keys: FxHashMap<&str, (u64, u64)> = FxHashMap::default();
+            for (_, partials) in state.panes.range(start..end) {
+                for (key, partial) in partials {
+                    let sum = keys.entry(key.as_str()).or_default();
+                    sum.0 += partial.scalar.count;
+                    sum.1 += partial.scalar.errors;
+                }
+            }
+            let mut keys: Vec<(String, u64, u64)> = keys.into_iter().map(|(k, (n, e))| (k.to_owned(), n, e)).collect();
+            keys.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+            keys.truncate(max_keys);
+            out.push(OpenWindow { aggregation: state.index, window_start: start, window_end: end, keys });
+        }
+        out
+    }
+
     /// Every pane and extra, by the shard of (aggregation, key).
     pub fn snapshot(&self) -> Sharded<PaneEntry> {
         let mut out = Sharded::default();
@@ -208,13 +245,16 @@ pub trait WindowPartials<'s> {
     ///
     /// With `window_alerts`, a probe on the window alerts, the flush waits after the alerted
     /// slots until their alerts are out before it merges anything else. The open panes are
-    /// checkpointed through `hooks` (and restored from them).
+    /// checkpointed through `hooks` (and restored from them). The open windows so far and the
+    /// number of open entries are reported to `control` (twice a second, when a live view
+    /// listens).
     fn window_partials(
         self,
         aggregations: &[AggregationPlan],
         slots: FlushSlots,
         window_alerts: Option<ProbeHandle<u64>>,
         hooks: &Hooks,
+        control: Arc<RunControl>,
     ) -> StreamVec<'s, u64, ContributionUpdate>;
 }
 
@@ -225,6 +265,7 @@ impl<'s> WindowPartials<'s> for StreamVec<'s, u64, Event> {
         slots: FlushSlots,
         window_alerts: Option<ProbeHandle<u64>>,
         hooks: &Hooks,
+        control: Arc<RunControl>,
     ) -> StreamVec<'s, u64, ContributionUpdate> {
         let panes = hooks.share(WindowPanes::new(aggregations, &slots), |panes, checkpoint| {
             checkpoint.state.panes.extend(panes.snapshot())
@@ -233,6 +274,8 @@ impl<'s> WindowPartials<'s> for StreamVec<'s, u64, Event> {
         let resumed_at = hooks.resumed_at;
 
         let scope = self.scope();
+        let worker = scope.index();
+        let mut reported = Instant::now();
         self.unary_frontier(Pipeline, "WindowPartials", move |cap, info| {
             let activator = scope.activator_for(info.address);
             // A capability at the first slot time of every window end that has data.
@@ -263,6 +306,11 @@ impl<'s> WindowPartials<'s> for StreamVec<'s, u64, Event> {
                         }
                     }
                 });
+                if control.live.enabled() && reported.elapsed() >= LiveReports::EVERY {
+                    reported = Instant::now();
+                    control.live.publish(worker, panes.so_far(LIVE_KEYS));
+                    control.counters.open_windows.set(&format!("{worker}/windows"), panes.open_entries() as u64);
+                }
 
                 let started = Instant::now();
                 loop {
@@ -479,6 +527,27 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn so_far_counts_the_newest_window_of_each_aggregation() {
+        let plans = plans();
+        let slots = FlushSlots::new(&plans, &[], 1_000);
+        let mut panes = WindowPanes::new(&plans, &slots);
+        for (ts, kind, user) in [(1_000, "a", "u1"), (12_000, "a", "u1"), (13_000, "b", "u2"), (15_000, "a", "u2")] {
+            panes.add(&event(ts, kind, user, 0), |_| {});
+        }
+        let so_far = panes.so_far(1);
+        // Tumbling 10 s by type: [10000, 20000), "a" twice (the busiest key only; one of them an error).
+        assert_eq!(
+            so_far[0],
+            OpenWindow { aggregation: 0, window_start: 10_000, window_end: 20_000, keys: vec![("a".into(), 2, 2)] }
+        );
+        // Sliding 20 s every 10 s by user: the window [0, 20000) closes first; u1 has two events in it.
+        assert_eq!(so_far[1].window_start, 0);
+        assert_eq!(so_far[1].window_end, 20_000);
+        assert_eq!(so_far[1].keys, vec![("u1".into(), 2, 1)]);
+        assert_eq!(panes.open_entries(), 2 + 2 + 2);
     }
 
     fn clone_state(state: &FixedState) -> FixedState {

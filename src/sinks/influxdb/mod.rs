@@ -150,6 +150,14 @@ fn engine_line(control: &RunControl, process: usize) -> String {
         ("alerts_undelivered_total", int(&c.alerts_undelivered)),
     ];
     fields.push(("backpressure_epochs", int(&c.backpressure_epochs)));
+    fields.extend([
+        ("checkpoints_total", int(&c.checkpoints)),
+        ("checkpoint_failures_total", int(&c.checkpoint_failures)),
+        ("checkpoint_retries_total", int(&c.checkpoint_retries)),
+        ("checkpoint_bytes", int(&c.checkpoint_bytes)),
+        ("checkpoint_duration_seconds", Field::Float(Counters::get(&c.checkpoint_duration_ms) as f64 / 1000.0)),
+        ("last_checkpoint_ms", int(&c.last_checkpoint)),
+    ]);
     if let Some(rss) = resident_bytes() {
         fields.push(("memory_rss_bytes", Field::Int(rss as i64)));
     }
