@@ -75,6 +75,7 @@ fn pipeline(c: &mut Criterion) {
                     Arc::new(MemorySource::new(partitions.clone())),
                     Output::Count,
                     control,
+                    None,
                 )
                 .unwrap()
             })

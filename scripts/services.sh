@@ -3,6 +3,7 @@
 #
 #   scripts/services.sh start   install what is missing, start every service on 127.0.0.1 (idempotent):
 #                               Redis, InfluxDB 1.x, VictoriaMetrics (the InfluxDB v2 write API), tansu;
+#                               installs Chromium and tmux (dashboard and `rtsa top` tests) and Python clients;
 #                               write target/services.env (export NAME=value lines)
 #   scripts/services.sh stop    stop what `start` started, by PID
 #   scripts/services.sh status  show what is running
@@ -120,11 +121,11 @@ start_kafka() {
   log "kafka (tansu) on 127.0.0.1:$kafka_port"
 }
 
-install_python_clients() { # an independent Kafka client for reading topics back in tests
-  if [[ -x "$venv/bin/python" ]] && "$venv/bin/python" -c "import kafka, lz4" 2>/dev/null; then return 0; fi
-  log "installing kafka-python and lz4 into $venv (pip)"
+install_python_clients() { # independent clients for tests: Kafka, the Prometheus text parser, Chromium's DevTools protocol
+  if [[ -x "$venv/bin/python" ]] && "$venv/bin/python" -c "import kafka, lz4, prometheus_client, websocket" 2>/dev/null; then return 0; fi
+  log "installing kafka-python, lz4, prometheus_client and websocket-client into $venv (pip)"
   python3 -m venv "$venv" 2>/dev/null || { apt_install python3-venv; python3 -m venv "$venv"; }
-  "$venv/bin/pip" install -q --disable-pip-version-check kafka-python lz4
+  "$venv/bin/pip" install -q --disable-pip-version-check kafka-python lz4 prometheus_client websocket-client
 }
 
 write_env() {
@@ -133,6 +134,7 @@ export RTSA_REDIS_URL=redis://127.0.0.1:$redis_port
 export RTSA_KAFKA_BROKERS=127.0.0.1:$kafka_port
 export RTSA_PYTHON=$venv/bin/python
 export RTSA_TANSU=$tansu
+export RTSA_CHROMIUM=/usr/bin/chromium
 export RTSA_INFLUXDB_V1_URL=http://127.0.0.1:$influxdb_port
 export RTSA_INFLUXDB_V2_URL=http://127.0.0.1:$victoria_port
 ENV
@@ -155,6 +157,7 @@ case "${1:-}" in
   start)
     mkdir -p "$data" "$cache"
     apt_install stunnel4 openssl # TLS in front of test servers, and their test certificates
+    apt_install chromium tmux    # the dashboard page in a real browser; rtsa top in a terminal
     start_redis
     start_influxdb
     start_victoria_metrics

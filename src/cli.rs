@@ -1,7 +1,7 @@
 //! The command line: clap parsing and dispatch only. Each command is a file in `commands/` that
 //! owns its arguments; `main` prints the error a command returns and picks the exit code.
 
-use crate::commands::{self, bench, check, cluster, generate, produce, run, tail, topics};
+use crate::commands::{self, bench, check, cluster, generate, produce, run, tail, top, topics};
 use crate::error::Error;
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -34,6 +34,8 @@ pub enum Command {
     Tail(tail::TailArgs),
     /// Manage the Kafka topics of a config.
     Topics(topics::TopicsArgs),
+    /// Watch a running engine's /metrics in the terminal, refreshed every second.
+    Top(top::TopArgs),
 }
 
 /// Runs the command; the exit code on success (a cluster's worst process), the error otherwise.
@@ -47,5 +49,6 @@ pub fn dispatch(cli: Cli) -> Result<ExitCode, Error> {
         Command::Produce(args) => produce::produce(&args).map(|_| ExitCode::SUCCESS),
         Command::Tail(args) => tail::tail(&args, commands::stop_flag()).map(|_| ExitCode::SUCCESS),
         Command::Topics(args) => topics::topics(&args),
+        Command::Top(args) => top::top(&args, commands::stop_flag()).map(|_| ExitCode::SUCCESS),
     }
 }

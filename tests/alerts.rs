@@ -271,6 +271,7 @@ sinks:
             Arc::new(MemorySource::new(fire_events(20))),
             Output::Configured,
             control.clone(),
+            None,
         )
         .unwrap();
         control
@@ -343,6 +344,7 @@ sinks:
         Arc::new(MemorySource::new(fire_events(20))),
         Output::Configured,
         control.clone(),
+        None,
     )
     .unwrap();
     assert_eq!(read_alerts(&dir.path().join("a.jsonl")).len(), 20, "the other channels got every alert");
@@ -433,7 +435,7 @@ sinks:
         let config = config::load_str(&text, Vec::new()).unwrap();
         let control = Arc::new(RunControl::default());
         let source = Arc::new(MemorySource::new(fire_events(5)));
-        run::run(Arc::new(config), &RunOptions::default(), source, Output::Configured, control.clone()).unwrap();
+        run::run(Arc::new(config), &RunOptions::default(), source, Output::Configured, control.clone(), None).unwrap();
         control
     };
     let trusted = run(&format!(", tls_ca_file: {}", path("ca.pem")));
@@ -478,7 +480,7 @@ sinks:
     let running = {
         let control = control.clone();
         std::thread::spawn(move || {
-            run::run_configured(Arc::new(config), &RunOptions::default(), Output::Configured, control)
+            run::run_configured(Arc::new(config), &RunOptions::default(), Output::Configured, control, None)
         })
     };
     // Redis goes away mid-run (kill -9) and comes back 1.5 s later.

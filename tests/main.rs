@@ -8,6 +8,7 @@ mod config_files;
 mod engine;
 mod generative;
 mod grafana;
+mod http;
 mod influxdb;
 mod kafka;
 mod redis_security;

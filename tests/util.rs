@@ -13,7 +13,11 @@ use std::sync::Arc;
 
 /// The `rtsa` binary under test.
 pub fn rtsa() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_rtsa"))
+    let mut command = Command::new(env!("CARGO_BIN_EXE_rtsa"));
+    // Tests run in parallel: none serves the dashboard on the default port unless it asks to
+    // (`env_remove("RTSA__HTTP__LISTEN")` and `http.listen` in its config).
+    command.env("RTSA__HTTP__LISTEN", "off");
+    command
 }
 
 /// A port nothing listens on (for servers the tests start themselves).
@@ -90,8 +94,15 @@ pub fn run_memory(yaml: &str, partitions: Vec<Arc<MemoryLines>>, workers: usize)
     let config = rtsa::config::load_str(yaml, Vec::new()).unwrap_or_else(|e| panic!("{e}\nin:\n{yaml}"));
     let control = Arc::new(RunControl::default());
     let options = RunOptions { workers, ..RunOptions::default() };
-    run::run(Arc::new(config), &options, Arc::new(MemorySource::new(partitions)), Output::Configured, control.clone())
-        .unwrap();
+    run::run(
+        Arc::new(config),
+        &options,
+        Arc::new(MemorySource::new(partitions)),
+        Output::Configured,
+        control.clone(),
+        None,
+    )
+    .unwrap();
     control
 }
 
@@ -105,6 +116,20 @@ pub struct Services {
     pub python: String,
     /// The tansu binary, for tests that start a broker of their own.
     pub tansu: String,
+}
+
+/// The values of the environment variables `names` (tools that `scripts/services.sh` installs,
+/// such as `RTSA_PYTHON` and `RTSA_CHROMIUM`), or `None` when one is missing (a failure with
+/// `RTSA_REQUIRE_SERVICES` set, as under `scripts/test.sh`).
+pub fn tools(test: &str, names: &[&str]) -> Option<Vec<String>> {
+    let missing: Vec<&str> = names.iter().copied().filter(|n| std::env::var(n).is_err()).collect();
+    if !missing.is_empty() {
+        let message = format!("{test}: needs {} (run the tests with scripts/test.sh)", missing.join(", "));
+        assert!(std::env::var("RTSA_REQUIRE_SERVICES").is_err(), "{message}");
+        eprintln!("skipped: {message}");
+        return None;
+    }
+    Some(names.iter().map(|n| std::env::var(n).unwrap_or_default()).collect())
 }
 
 /// The services, or `None` (saying on stderr what is missing) when the tests were not started by

@@ -192,6 +192,44 @@ pub fn wall_clock_ms() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
 }
 
+/// When an operator reports to [`LiveReports`]: at most every [`LiveReports::EVERY`], and once
+/// more after its state last changed (the operator asks to be woken for it), so an idle engine
+/// shows its final state without being woken again and again.
+#[derive(Debug, Default)]
+pub struct ReportPacing {
+    last: Option<std::time::Instant>,
+    dirty: bool,
+}
+
+/// What an operator should do about its live report.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Report {
+    /// Report now.
+    Now,
+    /// Nothing changed since the last report.
+    Idle,
+    /// Ask to be activated again after this long, then report.
+    After(std::time::Duration),
+}
+
+impl ReportPacing {
+    /// At an activation at `now`, in which the state `changed` or not.
+    pub fn poll(&mut self, changed: bool, now: std::time::Instant) -> Report {
+        self.dirty |= changed;
+        if !self.dirty {
+            return Report::Idle;
+        }
+        match self.last.map(|last| now.saturating_duration_since(last)) {
+            Some(since) if since < LiveReports::EVERY => Report::After(LiveReports::EVERY - since),
+            _ => {
+                self.last = Some(now);
+                self.dirty = false;
+                Report::Now
+            }
+        }
+    }
+}
+
 /// The counts so far of one aggregation's newest open window on one worker (for the live
 /// dashboard, before the window closes).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -264,5 +302,41 @@ impl LiveReports {
                 window
             })
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::{Duration, Instant};
+
+    #[test]
+    fn reports_are_paced_and_the_last_change_is_always_reported() {
+        let mut pacing = ReportPacing::default();
+        let t0 = Instant::now();
+        assert_eq!(pacing.poll(false, t0), Report::Idle);
+        assert_eq!(pacing.poll(true, t0), Report::Now);
+        // A change soon after: reported when the interval is up, even if nothing else happens.
+        assert_eq!(pacing.poll(true, t0 + Duration::from_millis(100)), Report::After(Duration::from_millis(400)));
+        assert_eq!(pacing.poll(false, t0 + Duration::from_millis(500)), Report::Now);
+        assert_eq!(pacing.poll(false, t0 + Duration::from_millis(2000)), Report::Idle);
+    }
+
+    #[test]
+    fn open_windows_sum_the_workers_on_the_newest_window() {
+        let live = LiveReports::default();
+        let window = |start: u64, keys: &[(&str, u64)]| OpenWindow {
+            aggregation: 0,
+            window_start: start,
+            window_end: start + 10,
+            keys: keys.iter().map(|(k, n)| (k.to_string(), *n, 0)).collect(),
+        };
+        live.publish(0, vec![window(10, &[("a", 3), ("b", 1)])]);
+        live.publish(1, vec![window(10, &[("b", 4)])]);
+        live.publish(2, vec![window(0, &[("a", 100)])]);
+        assert_eq!(live.open_windows(), vec![window(10, &[("b", 5), ("a", 3)])]);
+        // A worker's new report replaces its old one.
+        live.publish(1, Vec::new());
+        assert_eq!(live.open_windows(), vec![window(10, &[("a", 3), ("b", 1)])]);
     }
 }

@@ -19,6 +19,7 @@ pub mod generate;
 pub mod produce;
 pub mod run;
 pub mod tail;
+pub mod top;
 pub mod topics;
 
 use crate::config::{self, Config};

@@ -34,15 +34,17 @@ impl Histogram {
         self.sum_micros.fetch_add((seconds * 1e6) as u64, Ordering::Relaxed);
     }
 
-    /// (sum in seconds, count, cumulative buckets as (upper bound, count) ending with +Inf).
+    /// (sum in seconds, count, buckets as (upper bound, count in that bucket alone), the last
+    /// bound `f64::MAX` for +Inf): what `prometheus-client`'s encoder takes (it cumulates).
     pub fn read(&self) -> (f64, u64, Vec<(f64, u64)>) {
-        let mut cumulative = 0;
-        let mut buckets = Vec::with_capacity(self.counts.len());
-        for (i, count) in self.counts.iter().enumerate() {
-            cumulative += count.load(Ordering::Relaxed);
-            buckets.push((self.bounds.get(i).copied().unwrap_or(f64::INFINITY), cumulative));
-        }
-        (self.sum_micros.load(Ordering::Relaxed) as f64 / 1e6, cumulative, buckets)
+        let buckets: Vec<(f64, u64)> = self
+            .counts
+            .iter()
+            .enumerate()
+            .map(|(i, count)| (self.bounds.get(i).copied().unwrap_or(f64::MAX), count.load(Ordering::Relaxed)))
+            .collect();
+        let count = buckets.iter().map(|(_, n)| n).sum();
+        (self.sum_micros.load(Ordering::Relaxed) as f64 / 1e6, count, buckets)
     }
 }
 
@@ -51,7 +53,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn buckets_are_cumulative_with_an_upper_bound_each() {
+    fn each_observation_is_in_the_first_bucket_whose_bound_it_does_not_exceed() {
         let h = Histogram::latency();
         for s in [0.0005, 0.001, 0.003, 0.7, 120.0, -1.0] {
             h.observe(s);
@@ -61,9 +63,9 @@ mod tests {
         assert!((sum - 120.7045).abs() < 1e-6, "{sum}");
         // 0.0005, 0.001 (a bound is inclusive: le) and -1 → 0 are in the first bucket.
         assert_eq!(buckets[0], (0.001, 3));
-        assert_eq!(buckets[2], (0.005, 4));
-        assert_eq!(buckets[8], (0.5, 4));
-        assert_eq!(buckets[9], (1.0, 5));
-        assert_eq!(buckets.last().copied(), Some((f64::INFINITY, 6)));
+        assert_eq!(buckets[2], (0.005, 1));
+        assert_eq!(buckets[9], (1.0, 1));
+        assert_eq!(buckets.last().copied(), Some((f64::MAX, 1)));
+        assert_eq!(buckets.iter().map(|(_, n)| n).sum::<u64>(), 6);
     }
 }

@@ -57,6 +57,9 @@ pub struct Row {
     pub p99: Option<f64>,
     /// Sum of `value`, if the window had values.
     pub value_sum: Option<f64>,
+    /// Which batch of the sinks brought it (sessions of one batch have different windows).
+    #[serde(skip)]
+    pub batch: u64,
 }
 
 impl Row {
@@ -77,6 +80,7 @@ impl Row {
             p95: percentiles.map(|p| p[2]),
             p99: percentiles.map(|p| p[3]),
             value_sum: (s.value.count > 0).then(|| s.value.sum.to_f64()),
+            batch: 0,
         }
     }
 }
@@ -89,6 +93,8 @@ struct Table {
     rows: HashMap<String, Row>,
     /// Keys seen in all.
     keys_seen: u64,
+    /// Session windows: the newest are those of the latest batch, not of the latest start.
+    sessions: bool,
     /// (window start → key → (count, p99)) of the last windows, for charted aggregations.
     history: BTreeMap<i64, BTreeMap<String, (u64, Option<f64>)>>,
 }
@@ -121,9 +127,8 @@ impl Table {
     /// The newest windows' rows, busiest first.
     fn sorted(&self, limit: usize) -> Vec<Row> {
         let mut rows: Vec<Row> = self.rows.values().cloned().collect();
-        rows.sort_by(|a, b| {
-            b.window_start.cmp(&a.window_start).then(b.count.cmp(&a.count)).then_with(|| a.key.cmp(&b.key))
-        });
+        let newest = |r: &Row| if self.sessions { r.batch as i64 } else { r.window_start };
+        rows.sort_by(|a, b| newest(b).cmp(&newest(a)).then(b.count.cmp(&a.count)).then_with(|| a.key.cmp(&b.key)));
         rows.truncate(limit);
         rows
     }
@@ -152,6 +157,8 @@ impl Table {
 struct State {
     tables: Vec<Table>,
     alerts: VecDeque<Value>,
+    /// Metrics batches taken in.
+    batches: u64,
 }
 
 /// The live view shared by the sinks' tap, the HTTP handlers and the watermark sampler.
@@ -183,13 +190,16 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 impl Live {
     /// The live view of a run of `aggregations` in process `process`.
     pub fn new(control: Arc<RunControl>, aggregations: Vec<AggregationConfig>, process: usize) -> Arc<Live> {
-        let tables = aggregations.iter().map(|_| Table::default()).collect();
+        let tables = aggregations
+            .iter()
+            .map(|a| Table { sessions: matches!(a.window, WindowConfig::Session { .. }), ..Table::default() })
+            .collect();
         Arc::new(Live {
             control,
             aggregations,
             process,
             started_at: wall_clock_ms(),
-            state: Mutex::new(State { tables, alerts: VecDeque::new() }),
+            state: Mutex::new(State { tables, alerts: VecDeque::new(), batches: 0 }),
             watermarks: Mutex::new(VecDeque::new()),
             emit_latency: Histogram::latency(),
             alert_latency: Mutex::new(BTreeMap::new()),
@@ -258,12 +268,14 @@ impl Live {
             }
         }
         let mut state = lock(&self.state);
+        state.batches += 1;
+        let batch_number = state.batches;
         for record in batch {
             let index = usize::from(record.0.aggregation);
             let (Some(table), Some(aggregation)) = (state.tables.get_mut(index), self.aggregations.get(index)) else {
                 continue;
             };
-            table.add(Row::of(record), charted(aggregation));
+            table.add(Row { batch: batch_number, ..Row::of(record) }, charted(aggregation));
         }
     }
 
@@ -423,6 +435,7 @@ mod tests {
             p95: Some(2.0),
             p99: Some(count as f64),
             value_sum: None,
+            batch: 0,
         }
     }
 

@@ -215,7 +215,9 @@ mod tests {
             "rtsa_watermark_ms 1000",
             "rtsa_watermark_lag_seconds 2.5",
             "rtsa_kafka_lag_messages{partition=\"2\"} 5",
+            "rtsa_emit_latency_seconds_bucket{le=\"0.01\"} 0",
             "rtsa_emit_latency_seconds_bucket{le=\"0.025\"} 1",
+            "rtsa_emit_latency_seconds_bucket{le=\"+Inf\"} 1",
             "rtsa_emit_latency_seconds_count 1",
             "# EOF",
         ] {

@@ -518,7 +518,7 @@ mod tests {
             next_partition: 0,
             told_epoch: None,
             at_gate: None,
-            late_counters,
+            late_counters: vec![Arc::new(AtomicU64::new(0))],
             backlog_reported: None,
         };
         let control = RunControl::default();
@@ -526,6 +526,10 @@ mod tests {
         assert!(state.all_finished());
         let reasons: Vec<&str> = state.letters.iter().map(|l| l.reason.as_str()).collect();
         assert_eq!(reasons, vec!["invalid_json", "future", "late"], "ts 1000 is late once the watermark is 18000");
+        // The labelled counters of /metrics count the same.
+        assert_eq!(Counters::get(&state.late_counters[0]), 1);
+        let by_reason = control.counters.invalid_by_reason.values();
+        assert_eq!(by_reason, vec![("future".to_owned(), 1), ("invalid_json".to_owned(), 1)]);
         assert!(state.letters[1].detail.as_deref().is_some_and(|d| d.contains("ahead of the wall clock")));
         assert_eq!(state.pending.len(), 2);
         assert_eq!(

@@ -8,7 +8,7 @@
 //! emitted at the epoch of `last + gap - 1`, so their output batch does not depend on timing.
 
 use crate::checkpoint::Hooks;
-use crate::control::{LiveReports, RunControl};
+use crate::control::{Report, ReportPacing, RunControl};
 use crate::event::Event;
 use crate::record::{WindowKey, WindowRecord};
 use crate::shard::{Sharded, shard_of};
@@ -246,8 +246,10 @@ impl<'s> SessionWindows<'s> for StreamVec<'s, u64, Event> {
         });
         let restored = hooks.restored(|s| &mut s.sessions);
         let resumed_at = hooks.resumed_at;
-        let mut reported = Instant::now();
-        session_events.unary_frontier(Exchange::new(route), "SessionWindows", move |cap, _info| {
+        let mut pacing = ReportPacing::default();
+        let scope = session_events.scope();
+        session_events.unary_frontier(Exchange::new(route), "SessionWindows", move |cap, info| {
+            let activator = scope.activator_for(info.address);
             // Emit time → (capability, keys with a session that may close then).
             let mut closing: BTreeMap<u64, Closing> = BTreeMap::new();
             for (emit_at, id) in sessions.borrow_mut().restore(restored) {
@@ -258,7 +260,9 @@ impl<'s> SessionWindows<'s> for StreamVec<'s, u64, Event> {
 
             move |(input, frontier), output| {
                 let mut sessions = sessions.borrow_mut();
+                let mut changed = false;
                 input.for_each_stamp(|cap, batches| {
+                    changed = true;
                     for batch in batches {
                         for event in batch.drain(..) {
                             if let Some((emit_at, id)) = sessions.add(event) {
@@ -270,11 +274,7 @@ impl<'s> SessionWindows<'s> for StreamVec<'s, u64, Event> {
                     }
                 });
 
-                if control.live.enabled() && reported.elapsed() >= LiveReports::EVERY {
-                    reported = Instant::now();
-                    let open = sessions.open.values().map(Vec::len).sum::<usize>() as u64;
-                    control.counters.open_windows.set(&format!("{worker}/sessions"), open);
-                }
+                let closing_before = closing.len();
                 while let Some(entry) = closing.first_entry() {
                     if frontier.less_equal(entry.key()) {
                         break;
@@ -284,6 +284,16 @@ impl<'s> SessionWindows<'s> for StreamVec<'s, u64, Event> {
                     let mut session = output.session(&cap);
                     for id in ids {
                         sessions.close_due(&id, emit_at, |record| session.give(record));
+                    }
+                }
+                if control.live.enabled() {
+                    match pacing.poll(changed || closing.len() != closing_before, Instant::now()) {
+                        Report::Now => {
+                            let open = sessions.open.values().map(Vec::len).sum::<usize>() as u64;
+                            control.counters.open_windows.set(&format!("{worker}/sessions"), open);
+                        }
+                        Report::After(wait) => activator.activate_after(wait),
+                        Report::Idle => {}
                     }
                 }
             }

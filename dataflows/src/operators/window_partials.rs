@@ -16,7 +16,7 @@
 //! watermark) goes to per-window extras instead of its pane, so no closed window can change.
 
 use crate::checkpoint::Hooks;
-use crate::control::{LiveReports, OpenWindow, RunControl};
+use crate::control::{OpenWindow, Report, ReportPacing, RunControl};
 use crate::event::Event;
 use crate::record::WindowKey;
 use crate::shard::{Sharded, shard_of};
@@ -275,7 +275,7 @@ impl<'s> WindowPartials<'s> for StreamVec<'s, u64, Event> {
 
         let scope = self.scope();
         let worker = scope.index();
-        let mut reported = Instant::now();
+        let mut pacing = ReportPacing::default();
         self.unary_frontier(Pipeline, "WindowPartials", move |cap, info| {
             let activator = scope.activator_for(info.address);
             // A capability at the first slot time of every window end that has data.
@@ -292,7 +292,9 @@ impl<'s> WindowPartials<'s> for StreamVec<'s, u64, Event> {
 
             move |(input, frontier), output| {
                 let mut panes = panes.borrow_mut();
+                let mut changed = false;
                 input.for_each_stamp(|cap, batches| {
+                    changed = true;
                     // A capability at the first slot time of every window end that gets data.
                     let mut opened = |end: u64| {
                         ends.entry(end).or_insert_with(|| {
@@ -306,11 +308,7 @@ impl<'s> WindowPartials<'s> for StreamVec<'s, u64, Event> {
                         }
                     }
                 });
-                if control.live.enabled() && reported.elapsed() >= LiveReports::EVERY {
-                    reported = Instant::now();
-                    control.live.publish(worker, panes.so_far(LIVE_KEYS));
-                    control.counters.open_windows.set(&format!("{worker}/windows"), panes.open_entries() as u64);
-                }
+                let flushes = ends.len() + usize::from(flushing.is_some());
 
                 let started = Instant::now();
                 loop {
@@ -363,6 +361,20 @@ impl<'s> WindowPartials<'s> for StreamVec<'s, u64, Event> {
                             activator.activate();
                         }
                         break;
+                    }
+                }
+                if control.live.enabled() {
+                    changed |= flushes != ends.len() + usize::from(flushing.is_some());
+                    match pacing.poll(changed, Instant::now()) {
+                        Report::Now => {
+                            control.live.publish(worker, panes.so_far(LIVE_KEYS));
+                            control
+                                .counters
+                                .open_windows
+                                .set(&format!("{worker}/windows"), panes.open_entries() as u64);
+                        }
+                        Report::After(wait) => activator.activate_after(wait),
+                        Report::Idle => {}
                     }
                 }
             }
