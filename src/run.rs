@@ -106,8 +106,8 @@ pub fn run(
     // The dashboard sees what process 0's sinks wrote, after they wrote it.
     let sinks = match (sinks, live) {
         (Some(w), Some(live)) => Some(Writers {
-            metrics: Tapped::new(w.metrics, live.clone()),
-            alerts: Tapped::new(w.alerts, live),
+            metrics: Tapped::boxed(w.metrics, live.clone()),
+            alerts: Tapped::boxed(w.alerts, live),
             dead_letters: w.dead_letters,
         }),
         (sinks, _) => sinks,

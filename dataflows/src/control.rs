@@ -278,7 +278,9 @@ impl LiveReports {
     /// (a worker still on an older window is left out of the newer one).
     pub fn open_windows(&self) -> Vec<OpenWindow> {
         let open = self.open.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        let mut merged: BTreeMap<u16, (OpenWindow, BTreeMap<String, (u64, u64)>)> = BTreeMap::new();
+        // Per aggregation: the newest window, and (events, errors) by key summed over workers.
+        type Summed = (OpenWindow, BTreeMap<String, (u64, u64)>);
+        let mut merged: BTreeMap<u16, Summed> = BTreeMap::new();
         for window in open.values() {
             let entry = merged
                 .entry(window.aggregation)

@@ -215,7 +215,7 @@ pub fn top(args: &TopArgs, stop: Arc<AtomicBool>) -> Result<(), Error> {
             Err(e) => format!("rtsa top — {base}\n\n{e}; retrying"),
         };
         // Clear the screen and draw from the top left.
-        let _ = write!(stdout, "\x1b[2J\x1b[H{}\n", screen.replace('\n', "\r\n"));
+        let _ = writeln!(stdout, "\x1b[2J\x1b[H{}", screen.replace('\n', "\r\n"));
         let _ = stdout.flush();
         if let Ok(reading) = fetched {
             before = Some((reading, Instant::now()));

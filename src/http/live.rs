@@ -91,8 +91,8 @@ struct Table {
     /// The latest row of each key (at most `2 * ROWS_KEPT`; trimmed to the newest windows'
     /// busiest `ROWS_KEPT`).
     rows: HashMap<String, Row>,
-    /// Keys seen in all.
-    keys_seen: u64,
+    /// Records taken in.
+    records: u64,
     /// Session windows: the newest are those of the latest batch, not of the latest start.
     sessions: bool,
     /// (window start → key → (count, p99)) of the last windows, for charted aggregations.
@@ -101,6 +101,7 @@ struct Table {
 
 impl Table {
     fn add(&mut self, row: Row, charted: bool) {
+        self.records += 1;
         if charted {
             let window = self.history.entry(row.window_start).or_default();
             if window.len() < CHART_KEYS || window.contains_key(&row.key) {
@@ -114,7 +115,6 @@ impl Table {
             Some(existing) if existing.window_start > row.window_start => {}
             Some(existing) => *existing = row,
             None => {
-                self.keys_seen += 1;
                 self.rows.insert(row.key.clone(), row);
                 if self.rows.len() > 2 * ROWS_KEPT {
                     let kept = self.sorted(ROWS_KEPT);
@@ -344,7 +344,7 @@ impl Live {
                     "window": aggregation.window.kind_name(),
                     "group_by": aggregation.group_by.field_name(),
                     "rows": table.sorted(ROWS_SHOWN),
-                    "keys": table.keys_seen,
+                    "records": table.records,
                     "open": open,
                     "chart": charted(aggregation).then(|| table.chart()),
                 })
@@ -384,7 +384,7 @@ pub struct Tapped<R> {
 
 impl<R> Tapped<R> {
     /// Taps `inner`.
-    pub fn new(inner: Box<dyn BatchWriter<R> + Send>, live: Arc<Live>) -> Box<dyn BatchWriter<R> + Send>
+    pub fn boxed(inner: Box<dyn BatchWriter<R> + Send>, live: Arc<Live>) -> Box<dyn BatchWriter<R> + Send>
     where
         Tapped<R>: BatchWriter<R> + Send + 'static,
     {
@@ -466,7 +466,7 @@ mod tests {
             many.add(row(&format!("u{i}"), 0, i), false);
         }
         assert!(many.rows.len() <= 2 * ROWS_KEPT);
-        assert_eq!(many.keys_seen, 1_000);
+        assert_eq!(many.records, 1_000);
         assert_eq!(many.sorted(1)[0].key, "u999");
         assert!(many.history.is_empty());
     }

@@ -90,6 +90,15 @@ def main():
         tools = DevTools(targets[0]["webSocketDebuggerUrl"])
         tools.call("Page.enable")
         tools.call("Emulation.setDeviceMetricsOverride", width=1400, height=1800, deviceScaleFactor=1, mobile=False)
+        # The engine may still be starting (rtsa bench generates its events first).
+        host, port_text = url.split("://", 1)[1].split("/", 1)[0].rsplit(":", 1)
+        deadline = time.time() + 120
+        while time.time() < deadline:
+            try:
+                socket.create_connection((host, int(port_text)), timeout=1).close()
+                break
+            except OSError:
+                time.sleep(0.1)
         tools.call("Page.navigate", url=url)
         time.sleep(seconds)
         state = tools.call("Runtime.evaluate", expression=READ_DOM, returnByValue=True)["result"]["value"]
