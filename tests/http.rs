@@ -383,3 +383,59 @@ fn a_token_is_required_when_one_is_set_and_off_loopback() {
     assert!(out.status.success(), "{stderr}");
     assert!(!stderr.contains("s3cret-token"), "the token was printed: {stderr}");
 }
+
+#[test]
+fn each_process_of_a_cluster_serves_its_own_counters_on_the_next_port() {
+    let dir = tempfile::tempdir().unwrap();
+    // Two free ports in a row.
+    let port = loop {
+        let port = free_port();
+        if port < u16::MAX && std::net::TcpListener::bind(("127.0.0.1", port + 1)).is_ok() {
+            break port;
+        }
+    };
+    let config = dir.path().join("c.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "source: {{ kind: generator, rate: 2000, partitions: 4 }}\nwatermark: {{ max_out_of_orderness: 500ms }}\nengine: {{ status_interval: 0s }}\naggregations: [ {{ name: t, window: {{ kind: tumbling, size: 2s }}, group_by: event_type }} ]\nsinks: {{ metrics: [ {{ kind: jsonl, path: {m} }} ], alerts: [], dead_letter: {{ kind: jsonl, path: {d} }} }}\nhttp: {{ listen: \"127.0.0.1:{port}\" }}\n",
+            m = dir.path().join("m.jsonl").display(),
+            d = dir.path().join("d.jsonl").display()
+        ),
+    )
+    .unwrap();
+    let child = rtsa()
+        .env_remove("RTSA__HTTP__LISTEN")
+        .args(["cluster", "--processes", "2", "--config"])
+        .arg(&config)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for_port(port, "process 0's HTTP server");
+    wait_for_port(port + 1, "process 1's HTTP server");
+    std::thread::sleep(Duration::from_secs(4));
+    let states: Vec<Value> = [port, port + 1]
+        .iter()
+        .map(|p| serde_json::from_str(&get(&format!("http://127.0.0.1:{p}/api/state"), None).1).unwrap())
+        .collect();
+    let metrics: Vec<String> =
+        [port, port + 1].iter().map(|p| get(&format!("http://127.0.0.1:{p}/metrics"), None).1).collect();
+    interrupt(&child);
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains(&format!("[p1] rtsa: dashboard on http://127.0.0.1:{}/", port + 1)), "{stderr}");
+    for (process, state) in states.iter().enumerate() {
+        assert_eq!(state["process"], process as u64);
+        // Each reads its own partitions: both count events.
+        assert!(state["counters"]["events_in"].as_u64().unwrap() > 1000, "process {process}: {state}");
+    }
+    // Process 0 writes the records and shows them; process 1 only its counters.
+    assert!(!states[0]["aggregations"][0]["rows"].as_array().unwrap().is_empty(), "{}", states[0]);
+    assert!(states[1]["aggregations"][0]["rows"].as_array().unwrap().is_empty(), "{}", states[1]);
+    assert!(
+        metrics[0].contains("rtsa_metrics_records_total") && !metrics[0].contains("rtsa_metrics_records_total 0\n")
+    );
+    assert!(metrics[1].contains("rtsa_metrics_records_total 0\n"), "{}", metrics[1]);
+}

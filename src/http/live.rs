@@ -472,6 +472,17 @@ mod tests {
     }
 
     #[test]
+    fn the_status_is_running_stopping_or_failing() {
+        let control = Arc::new(RunControl::default());
+        let live = Live::new(control.clone(), Vec::new(), 0);
+        assert_eq!(live.status(), ("running", None));
+        control.request_stop();
+        assert_eq!(live.status(), ("stopping", None));
+        control.fail("metrics sink: disk full".into());
+        assert_eq!(live.status(), ("failing", Some("metrics sink: disk full".to_owned())));
+    }
+
+    #[test]
     fn the_emit_latency_runs_from_the_watermark_passing_the_window_end() {
         let control = Arc::new(RunControl::default());
         let live = Live::new(control.clone(), Vec::new(), 0);

@@ -11,6 +11,7 @@ import base64
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -63,6 +64,8 @@ class DevTools:
 
 
 def main():
+    # Terminated (as benches/http_cost.py does when its run ends): close Chromium on the way out.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     url, screenshot, seconds = sys.argv[1], sys.argv[2], float(sys.argv[3])
     chromium = os.environ.get("RTSA_CHROMIUM", "/usr/bin/chromium")
     port = free_port()
