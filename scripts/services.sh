@@ -20,7 +20,11 @@ kafka_port="${RTSA_KAFKA_PORT:-19092}"
 influxdb_port="${RTSA_INFLUXDB_PORT:-18086}"
 influxdb_rpc_port="${RTSA_INFLUXDB_RPC_PORT:-18088}"
 victoria_port="${RTSA_VICTORIA_PORT:-18428}"
-tansu="$cache/tansu/bin/tansu"
+# tansu 0.6.0 with SQLite storage (dynostore + libsql): the tests' SASL broker needs a storage
+# that keeps its users across the restart that turns authentication on.
+tansu_version=0.6.0
+tansu_root="$cache/tansu-$tansu_version-libsql"
+tansu="$tansu_root/bin/tansu"
 venv="$cache/venv"
 
 log() { echo "services: $*" >&2; }
@@ -104,10 +108,10 @@ start_victoria_metrics() { # takes the InfluxDB v2 write API (/api/v2/write); re
 
 install_tansu() { # the Kafka-protocol broker, built once per machine (20-35 minutes)
   [[ -x "$tansu" ]] && return 0
-  log "building the tansu Kafka broker from crates.io into $cache/tansu (once per machine, 20-35 minutes)"
-  cargo install tansu --locked --features dynostore --root "$cache/tansu" --target-dir "$cache/tansu-target" \
-    >"$cache/tansu-build.log" 2>&1 || { tail -n 30 "$cache/tansu-build.log" >&2; return 1; }
-  rm -rf "$cache/tansu-target"
+  log "building the tansu $tansu_version Kafka broker from crates.io into $tansu_root (once per machine, 20-35 minutes)"
+  cargo install tansu --version "$tansu_version" --locked --features "dynostore libsql" --root "$tansu_root" \
+    --target-dir "$cache/tansu-target" >"$cache/tansu-build.log" 2>&1 || { tail -n 30 "$cache/tansu-build.log" >&2; return 1; }
+  rm -rf "$cache/tansu-target" "$cache/tansu" # and an older build's
 }
 
 start_kafka() {

@@ -23,6 +23,9 @@ pub fn client_config(kafka: &KafkaConfig) -> ClientConfig {
     for (key, value) in &kafka.properties {
         config.set(key, value);
     }
+    if let Some(password) = &kafka.sasl_password {
+        config.set("sasl.password", password.expose());
+    }
     config
 }
 
@@ -43,6 +46,9 @@ pub fn producer_config(kafka: &KafkaConfig) -> ClientConfig {
     config.set("retry.backoff.max.ms", "5000");
     for (key, value) in &kafka.properties {
         config.set(key, value);
+    }
+    if let Some(password) = &kafka.sasl_password {
+        config.set("sasl.password", password.expose());
     }
     config
 }
@@ -69,13 +75,41 @@ fn metadata(kafka: &KafkaConfig, topic: Option<&str>) -> Result<rdkafka::metadat
                 return Err(Error::kafka(
                     brokers,
                     format!(
-                        "not reachable within {} (kafka.connect_timeout): {e}",
-                        crate::config::Millis(limit.as_millis() as u64)
+                        "not reachable within {} (kafka.connect_timeout): {e}{}",
+                        crate::config::Millis(limit.as_millis() as u64),
+                        what_it_may_mean(kafka)
                     ),
                 ));
             }
         }
     }
+}
+
+/// What a broker that never answers may mean with the security settings of `kafka`: librdkafka
+/// reports a refused SASL login, or a TLS handshake that failed, as a transport failure only.
+fn what_it_may_mean(kafka: &KafkaConfig) -> String {
+    let property = |key: &str| kafka.properties.get(key).map(|v| v.to_ascii_uppercase());
+    let protocol = property("security.protocol").unwrap_or_else(|| "PLAINTEXT".to_owned());
+    let mut hints = Vec::new();
+    if protocol.starts_with("SASL") {
+        let mechanism = property("sasl.mechanisms").or_else(|| property("sasl.mechanism")).unwrap_or_else(|| "GSSAPI".into());
+        let user = kafka.properties.get("sasl.username").map_or("(no sasl.username)", String::as_str);
+        let password = match (&kafka.sasl_password_env, &kafka.sasl_password_file) {
+            (Some(env), _) => format!("the password from ${env}"),
+            (_, Some(file)) => format!("the password in {}", file.display()),
+            _ => "no password (kafka.sasl_password_env)".to_owned(),
+        };
+        hints.push(format!(
+            "with {protocol} the brokers close the connection when the login fails: check sasl.username {user}, {password} and the mechanism {mechanism}"
+        ));
+    }
+    if protocol.ends_with("SSL") {
+        let ca = kafka.properties.get("ssl.ca.location").map_or("the system's CAs", String::as_str);
+        hints.push(format!(
+            "a TLS handshake that fails looks the same: check that the brokers' certificate is trusted by {ca} and names the host in bootstrap_servers"
+        ));
+    }
+    if hints.is_empty() { String::new() } else { format!("; {}", hints.join("; ")) }
 }
 
 /// The number of partitions of `topic`, or a readable error.

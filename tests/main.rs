@@ -11,6 +11,7 @@ mod grafana;
 mod http;
 mod influxdb;
 mod kafka;
+mod kafka_security;
 mod redis_security;
 mod reference;
 mod util;

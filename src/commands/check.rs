@@ -85,5 +85,12 @@ pub fn describe(config: &Config) -> String {
     out.push_str(&format!("metrics sinks: {}\n", list(&config.sinks.metrics)));
     out.push_str(&format!("alert sinks: {}\n", list(&config.sinks.alerts)));
     out.push_str(&format!("dead-letter sink: {}\n", config.sinks.dead_letter));
+    match (config.http.listen, &config.http.token_env) {
+        (crate::config::HttpListen::Off, _) => out.push_str("http: off\n"),
+        (listen, token) => out.push_str(&format!(
+            "http: dashboard, /metrics and /health on {listen}{}\n",
+            token.as_ref().map(|name| format!(" (bearer token from ${name})")).unwrap_or_default()
+        )),
+    }
     out
 }

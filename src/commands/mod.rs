@@ -56,3 +56,12 @@ pub fn load_config(path: Option<&Path>) -> Result<Config, Error> {
         }
     }
 }
+
+/// The `kafka:` section of a config (the embedded default's without one, with `RTSA__KAFKA__*`
+/// overrides either way) with `brokers` as its bootstrap servers: what `produce` and `tail`
+/// connect with, security settings included.
+pub fn kafka_section(config: Option<&Path>, brokers: &str) -> Result<crate::config::KafkaConfig, Error> {
+    let mut kafka = load_config(config)?.kafka;
+    kafka.bootstrap_servers = brokers.to_owned();
+    Ok(kafka)
+}

@@ -2,7 +2,6 @@
 //! by `user_id`, with a progress bar on a terminal and a summary with events/s at the end.
 
 use super::generate::GenerateArgs;
-use crate::config::KafkaConfig;
 use crate::error::Error;
 use crate::sinks::kafka::KafkaTopic;
 use crate::sources::file::read_bounded_line;
@@ -29,6 +28,10 @@ pub struct ProduceArgs {
     /// Disable the idempotent producer (for brokers without it).
     #[arg(long)]
     pub no_idempotence: bool,
+    /// A config whose `kafka:` section to use (security settings, properties, the SASL password
+    /// from its `sasl_password_env`); --brokers overrides its bootstrap_servers.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
 }
 
 /// The key of an event line: its `user_id`, if it has one.
@@ -43,11 +46,8 @@ fn user_key(line: &[u8]) -> Option<String> {
 
 /// Runs `rtsa produce`; returns the number of events sent.
 pub fn produce(args: &ProduceArgs) -> Result<u64, Error> {
-    let kafka = KafkaConfig {
-        bootstrap_servers: args.brokers.clone(),
-        idempotence: !args.no_idempotence,
-        ..KafkaConfig::default()
-    };
+    let mut kafka = super::kafka_section(args.config.as_deref(), &args.brokers)?;
+    kafka.idempotence &= !args.no_idempotence;
     let topic = KafkaTopic::open(&kafka, &args.topic)?;
     let total = if args.file.is_some() || args.events.count == 0 { None } else { Some(args.events.count) };
     let bar = if std::io::stderr().is_terminal() {

@@ -1,7 +1,6 @@
 //! `rtsa tail`: consumes the metrics or alerts topic (read-committed) and prints one line per
 //! record, readable or raw JSON.
 
-use crate::config::KafkaConfig;
 use crate::error::Error;
 use crate::kafka::client_config;
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -34,6 +33,10 @@ pub struct TailArgs {
     /// Stop after this long without a record (for example `5s`).
     #[arg(long)]
     pub idle_exit: Option<String>,
+    /// A config whose `kafka:` section to use (security settings, properties, the SASL password
+    /// from its `sasl_password_env`); --brokers overrides its bootstrap_servers.
+    #[arg(long)]
+    pub config: Option<std::path::PathBuf>,
 }
 
 /// One readable line for a metrics or alert record (raw text for anything else).
@@ -88,7 +91,7 @@ pub fn tail(args: &TailArgs, stop: Arc<AtomicBool>) -> Result<u64, Error> {
         .map(|t| crate::config::Millis::parse(t).map(|m| m.as_duration()))
         .transpose()
         .map_err(|e| Error::Usage(format!("--idle-exit: {e}")))?;
-    let kafka = KafkaConfig { bootstrap_servers: args.brokers.clone(), ..KafkaConfig::default() };
+    let kafka = super::kafka_section(args.config.as_deref(), &args.brokers)?;
     let mut config = client_config(&kafka);
     config
         .set("group.id", format!("rtsa-tail-{}", std::process::id()))

@@ -44,6 +44,7 @@ pub fn load_default(env: impl IntoIterator<Item = (String, String)>) -> Result<C
 
 /// Parses and validates config text with the given environment (only `RTSA__*` variables are used).
 pub fn load_str(text: &str, env: impl IntoIterator<Item = (String, String)>) -> Result<Config, ConfigErrors> {
+    let env: Vec<(String, String)> = env.into_iter().collect();
     let mut root: Value = if text.trim().is_empty() {
         Value::Mapping(Mapping::new())
     } else {
@@ -53,7 +54,7 @@ pub fn load_str(text: &str, env: impl IntoIterator<Item = (String, String)>) -> 
         root = Value::Mapping(Mapping::new());
     }
     let mut errors = Vec::new();
-    apply_env_overrides(&mut root, env, &mut errors);
+    apply_env_overrides(&mut root, env.iter().cloned(), &mut errors);
     let Value::Mapping(map) = root else {
         return Err(ConfigErrors(vec!["config: the top level must be a mapping of sections".to_owned()]));
     };
@@ -93,9 +94,56 @@ pub fn load_str(text: &str, env: impl IntoIterator<Item = (String, String)>) -> 
     let pipeline = Pipeline { watermark, engine, aggregations, anomalies, alerts };
     let checkpoint: CheckpointConfig = section(&map, "checkpoint", &mut errors).unwrap_or_default();
     let http: HttpConfig = section(&map, "http", &mut errors).unwrap_or_default();
-    let config = Config { source, kafka, sinks, checkpoint, http, pipeline };
+    let mut config = Config { source, kafka, sinks, checkpoint, http, pipeline };
+    config.kafka.sasl_password = kafka_password(&config.kafka, &env, &mut errors);
     validate(&config, &mut errors);
     if errors.is_empty() { Ok(config) } else { Err(ConfigErrors(errors)) }
+}
+
+/// librdkafka properties that hold secrets, which belong in the environment or a file.
+const SECRET_PROPERTIES: [&str; 3] = ["sasl.password", "ssl.key.password", "ssl.keystore.password"];
+
+/// The SASL password from `kafka.sasl_password_env` (looked up in `env`) or
+/// `kafka.sasl_password_file`; a secret written into `kafka.properties` is refused.
+fn kafka_password(
+    kafka: &KafkaConfig,
+    env: &[(String, String)],
+    errors: &mut Vec<String>,
+) -> Option<super::Secret> {
+    for key in SECRET_PROPERTIES {
+        if kafka.properties.contains_key(key) {
+            errors.push(format!(
+                "kafka.properties.{key}: a secret does not belong in the config text; put the SASL password in an environment variable named by kafka.sasl_password_env, or in a file named by kafka.sasl_password_file"
+            ));
+        }
+    }
+    match (&kafka.sasl_password_env, &kafka.sasl_password_file) {
+        (Some(_), Some(_)) => {
+            errors.push("kafka.sasl_password_file: give the password one way, sasl_password_env or sasl_password_file".to_owned());
+            None
+        }
+        (Some(name), None) => match env.iter().find(|(k, _)| k == name) {
+            Some((_, value)) if !value.is_empty() => Some(super::Secret::new(value.clone())),
+            _ => {
+                errors.push(format!("kafka.sasl_password_env: the environment variable {name} is not set"));
+                None
+            }
+        },
+        (None, Some(path)) => match std::fs::read_to_string(path) {
+            Ok(text) if !text.trim_end_matches(['\r', '\n']).is_empty() => {
+                Some(super::Secret::new(text.trim_end_matches(['\r', '\n']).to_owned()))
+            }
+            Ok(_) => {
+                errors.push(format!("kafka.sasl_password_file: {} is empty", path.display()));
+                None
+            }
+            Err(e) => {
+                errors.push(format!("kafka.sasl_password_file: cannot read {}: {e}", path.display()));
+                None
+            }
+        },
+        (None, None) => None,
+    }
 }
 
 /// Deserializes one top-level section, recording its errors with their full key path.
@@ -764,6 +812,31 @@ anomalies:
         ] {
             assert!(errors.iter().any(|e| e.starts_with(prefix)), "no {prefix:?} in {errors:#?}");
         }
+    }
+
+    #[test]
+    fn a_sasl_password_comes_from_the_environment_or_a_file_never_the_config() {
+        let env = vec![("KAFKA_PASSWORD".to_owned(), "s3cret".to_owned())];
+        let config = load_str("kafka: { sasl_password_env: KAFKA_PASSWORD }", env.clone()).unwrap();
+        assert_eq!(config.kafka.sasl_password.as_ref().map(|s| s.expose()), Some("s3cret"));
+        assert_eq!(format!("{:?}", config.kafka.sasl_password), "Some(***)");
+        assert!(!serde_yaml_ng::to_string(&config).unwrap().contains("s3cret"));
+        let file = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(file.path(), "from-a-file\n").unwrap();
+        let text = format!("kafka: {{ sasl_password_file: {} }}", file.path().display());
+        let config = load_str(&text, Vec::new()).unwrap();
+        assert_eq!(config.kafka.sasl_password.as_ref().map(|s| s.expose()), Some("from-a-file"));
+        // Every problem at once, each with its key.
+        let errors = load_str(
+            "kafka: { sasl_password_env: MISSING, properties: { sasl.password: oops, sasl.username: u } }",
+            env,
+        )
+        .unwrap_err()
+        .0;
+        assert_eq!(errors.len(), 2, "{errors:?}");
+        assert!(errors[0].starts_with("kafka.properties.sasl.password: a secret does not belong"), "{errors:?}");
+        assert!(errors[1].starts_with("kafka.sasl_password_env: the environment variable MISSING is not set"));
+        assert!(errors.iter().all(|e| !e.contains("oops")), "{errors:?}");
     }
 
     #[test]

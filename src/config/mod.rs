@@ -243,6 +243,38 @@ pub struct KafkaConfig {
     /// Topic of alert records: what an alert Kafka sink without `topic:` writes to.
     #[serde(default = "default_alerts_topic")]
     pub alerts_topic: String,
+    /// The environment variable holding the SASL password (`sasl.username` and
+    /// `sasl.mechanisms` go in `properties`).
+    #[serde(default)]
+    pub sasl_password_env: Option<String>,
+    /// A file holding the SASL password (one line), instead of `sasl_password_env`.
+    #[serde(default)]
+    pub sasl_password_file: Option<PathBuf>,
+    /// The SASL password, read from `sasl_password_env` or `sasl_password_file` when the config
+    /// is loaded; never serialized, printed or logged.
+    #[serde(skip)]
+    pub sasl_password: Option<Secret>,
+}
+
+/// A secret read from the environment or a file: shown as `***`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a secret.
+    pub fn new(secret: String) -> Secret {
+        Secret(secret)
+    }
+    /// The secret itself, for the client that sends it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("***")
+    }
 }
 
 impl Default for KafkaConfig {
@@ -257,6 +289,9 @@ impl Default for KafkaConfig {
             compression: Compression::default(),
             properties: Default::default(),
             alerts_topic: default_alerts_topic(),
+            sasl_password_env: None,
+            sasl_password_file: None,
+            sasl_password: None,
         }
     }
 }
