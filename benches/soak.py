@@ -6,7 +6,7 @@ Prints one line a sample: minutes, RSS (MB), events read, open windows, checkpoi
 records (from the engine's /metrics), and at the end the RSS after warm-up (first sample past
 --warmup minutes) against the last.
 
-    python3 benches/soak.py [--rtsa target/release/rtsa] [--minutes 60] [--rate 20000] [--warmup 10]
+    python3 benches/soak.py [--rtsa target/release/rtsa] [--minutes 60] [--rate 20000] [--warmup 10] [--users 200000]
 
 Needs a Redis: $RTSA_REDIS_URL (scripts/services.sh start writes it to target/services.env).
 """
@@ -48,13 +48,16 @@ def main():
     parser.add_argument("--warmup", type=float, default=10)
     parser.add_argument("--port", type=int, default=19897)
     parser.add_argument("--workers", type=int, default=2)
+    # With few users every user is active within any 30 s, so sessions never end and their
+    # state grows for as long as the run: many users let sessions close as they do in life.
+    parser.add_argument("--users", type=int, default=200000)
     args = parser.parse_args()
     out = tempfile.mkdtemp(prefix="rtsa-soak-")
     name = f"soak{os.getpid()}"
     config = os.path.join(out, "soak.yaml")
     with open(config, "w") as f:
         f.write(f"""
-source: {{ kind: generator, rate: {args.rate}, start_ms: {int(time.time() * 1000)} }}
+source: {{ kind: generator, rate: {args.rate}, users: {args.users}, start_ms: {int(time.time() * 1000)} }}
 engine: {{ status_interval: 0s }}
 aggregations:
   - {{ name: by_type_1m, window: {{ kind: tumbling, size: 1m }}, group_by: event_type }}

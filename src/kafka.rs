@@ -92,7 +92,8 @@ fn what_it_may_mean(kafka: &KafkaConfig) -> String {
     let protocol = property("security.protocol").unwrap_or_else(|| "PLAINTEXT".to_owned());
     let mut hints = Vec::new();
     if protocol.starts_with("SASL") {
-        let mechanism = property("sasl.mechanisms").or_else(|| property("sasl.mechanism")).unwrap_or_else(|| "GSSAPI".into());
+        let mechanism =
+            property("sasl.mechanisms").or_else(|| property("sasl.mechanism")).unwrap_or_else(|| "GSSAPI".into());
         let user = kafka.properties.get("sasl.username").map_or("(no sasl.username)", String::as_str);
         let password = match (&kafka.sasl_password_env, &kafka.sasl_password_file) {
             (Some(env), _) => format!("the password from ${env}"),
@@ -161,6 +162,10 @@ impl std::fmt::Display for Created {
 /// left as they are.
 pub fn create_topics(kafka: &KafkaConfig, topics: &[String]) -> Result<Vec<Created>, Error> {
     let brokers = &kafka.bootstrap_servers;
+    // Brokers that cannot be reached (or refuse the login) are asked again for
+    // kafka.connect_timeout and then named with what it may mean, not left to the admin
+    // request's own timeout.
+    metadata(kafka, None)?;
     let admin: AdminClient<DefaultClientContext> =
         client_config(kafka).create().map_err(|e| Error::kafka(brokers, format!("cannot create a client: {e}")))?;
     let partitions = kafka.partitions.get();

@@ -86,7 +86,17 @@ fn round_trip(python: &str, dir: &Path, config: &Path, brokers: &str, password: 
     let created = rtsa_with(&["topics", "create", "--brokers", brokers, "--config", config_path]);
     assert!(created.contains("created events"), "{created}");
     let file = dir.join("events.jsonl");
-    rtsa_with(&["produce", "--brokers", brokers, "--topic", "events", "--config", config_path, "--file", file.to_str().unwrap()]);
+    rtsa_with(&[
+        "produce",
+        "--brokers",
+        brokers,
+        "--topic",
+        "events",
+        "--config",
+        config_path,
+        "--file",
+        file.to_str().unwrap(),
+    ]);
     rtsa_with(&["run", "--config", config_path]);
     // An independent client over the same security reads what the engine wrote.
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/kafka_read.py");
@@ -107,7 +117,17 @@ fn round_trip(python: &str, dir: &Path, config: &Path, brokers: &str, password: 
     assert_eq!(comparable(&records), expected, "the secured run's metrics topic against the file run");
     // rtsa tail reads it too.
     let tailed = rtsa_with(&[
-        "tail", "--brokers", brokers, "--topic", "metrics", "--config", config_path, "--from-beginning", "--json", "--idle-exit", "3s",
+        "tail",
+        "--brokers",
+        brokers,
+        "--topic",
+        "metrics",
+        "--config",
+        config_path,
+        "--from-beginning",
+        "--json",
+        "--idle-exit",
+        "3s",
     ]);
     assert_eq!(tailed.lines().count(), expected.len());
 }

@@ -105,11 +105,7 @@ const SECRET_PROPERTIES: [&str; 3] = ["sasl.password", "ssl.key.password", "ssl.
 
 /// The SASL password from `kafka.sasl_password_env` (looked up in `env`) or
 /// `kafka.sasl_password_file`; a secret written into `kafka.properties` is refused.
-fn kafka_password(
-    kafka: &KafkaConfig,
-    env: &[(String, String)],
-    errors: &mut Vec<String>,
-) -> Option<super::Secret> {
+fn kafka_password(kafka: &KafkaConfig, env: &[(String, String)], errors: &mut Vec<String>) -> Option<super::Secret> {
     for key in SECRET_PROPERTIES {
         if kafka.properties.contains_key(key) {
             errors.push(format!(
@@ -119,7 +115,10 @@ fn kafka_password(
     }
     match (&kafka.sasl_password_env, &kafka.sasl_password_file) {
         (Some(_), Some(_)) => {
-            errors.push("kafka.sasl_password_file: give the password one way, sasl_password_env or sasl_password_file".to_owned());
+            errors.push(
+                "kafka.sasl_password_file: give the password one way, sasl_password_env or sasl_password_file"
+                    .to_owned(),
+            );
             None
         }
         (Some(name), None) => match env.iter().find(|(k, _)| k == name) {
@@ -817,18 +816,20 @@ anomalies:
     #[test]
     fn a_sasl_password_comes_from_the_environment_or_a_file_never_the_config() {
         let env = vec![("KAFKA_PASSWORD".to_owned(), "s3cret".to_owned())];
-        let config = load_str("kafka: { sasl_password_env: KAFKA_PASSWORD }", env.clone()).unwrap();
+        let aggregations = "aggregations: [ { name: t, window: { kind: tumbling, size: 1m } } ]\n";
+        let config =
+            load_str(&format!("{aggregations}kafka: {{ sasl_password_env: KAFKA_PASSWORD }}"), env.clone()).unwrap();
         assert_eq!(config.kafka.sasl_password.as_ref().map(|s| s.expose()), Some("s3cret"));
         assert_eq!(format!("{:?}", config.kafka.sasl_password), "Some(***)");
         assert!(!serde_yaml_ng::to_string(&config).unwrap().contains("s3cret"));
         let file = tempfile::NamedTempFile::new().unwrap();
         std::fs::write(file.path(), "from-a-file\n").unwrap();
-        let text = format!("kafka: {{ sasl_password_file: {} }}", file.path().display());
+        let text = format!("{aggregations}kafka: {{ sasl_password_file: {} }}", file.path().display());
         let config = load_str(&text, Vec::new()).unwrap();
         assert_eq!(config.kafka.sasl_password.as_ref().map(|s| s.expose()), Some("from-a-file"));
         // Every problem at once, each with its key.
         let errors = load_str(
-            "kafka: { sasl_password_env: MISSING, properties: { sasl.password: oops, sasl.username: u } }",
+            &format!("{aggregations}kafka: {{ sasl_password_env: MISSING, properties: {{ sasl.password: oops, sasl.username: u }} }}"),
             env,
         )
         .unwrap_err()
