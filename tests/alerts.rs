@@ -401,23 +401,8 @@ fn webhooks_over_https_trust_the_ca_file_and_refuse_an_unknown_certificate() {
     let plain_port = plain.url.trim_start_matches("http://127.0.0.1:").split('/').next().unwrap().to_owned();
     // stunnel4 in front of the plain receiver: TLS on a port of its own, with the test CA's certificate.
     let tls_port = crate::cluster::free_port();
+    let stunnel = crate::util::stunnel(dir.path(), tls_port, plain_port.parse().unwrap());
     let path = |name: &str| dir.path().join(name).display().to_string();
-    std::fs::write(
-        dir.path().join("stunnel.conf"),
-        format!(
-            "foreground = yes\npid =\n[webhook]\naccept = 127.0.0.1:{tls_port}\nconnect = 127.0.0.1:{plain_port}\ncert = {}\nkey = {}\n",
-            path("server.pem"),
-            path("server.key")
-        ),
-    )
-    .unwrap();
-    let mut stunnel = std::process::Command::new("stunnel4")
-        .arg(dir.path().join("stunnel.conf"))
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    crate::cluster::wait_for_port(tls_port, "stunnel4");
     let run = |ca: &str| {
         let text = format!(
             r#"
@@ -445,8 +430,7 @@ sinks:
     // Without the CA file the certificate is unknown: every alert undelivered, counted, no retries left hanging.
     let untrusted = run("");
     assert_eq!(Counters::get(&untrusted.counters.alerts_undelivered), Counters::get(&untrusted.counters.alerts));
-    let _ = stunnel.kill();
-    let _ = stunnel.wait();
+    drop(stunnel);
 }
 
 #[test]

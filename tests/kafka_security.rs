@@ -5,7 +5,9 @@
 //! security and compared with a run of the same events from a file. A wrong password, or a
 //! certificate the client does not trust, is a clear error within `kafka.connect_timeout`.
 
-use crate::util::{OwnServer, command_line, comparable, free_port, read_jsonl, rtsa, test_certificates, tools};
+use crate::util::{
+    OwnServer, command_line, comparable, free_port, read_jsonl, rtsa, stunnel, test_certificates, tools,
+};
 use serde_json::{Value, json};
 use std::path::Path;
 use std::process::Command;
@@ -226,17 +228,8 @@ fn tls_through_stunnel_round_trips_and_an_untrusted_certificate_is_a_clear_error
         ]),
         plain_port,
     );
+    let _stunnel = stunnel(dir.path(), tls_port, plain_port);
     let path = |name: &str| dir.path().join(name).display().to_string();
-    std::fs::write(
-        dir.path().join("stunnel.conf"),
-        format!(
-            "foreground = yes\npid =\n[kafka]\naccept = 127.0.0.1:{tls_port}\nconnect = 127.0.0.1:{plain_port}\ncert = {}\nkey = {}\n",
-            path("server.pem"),
-            path("server.key")
-        ),
-    )
-    .unwrap();
-    let _stunnel = OwnServer::start(command_line(["/usr/bin/stunnel4", &path("stunnel.conf")]), tls_port);
 
     let brokers = format!("localhost:{tls_port}");
     let security = format!("properties: {{ security.protocol: SSL, ssl.ca.location: {} }}", path("ca.pem"));

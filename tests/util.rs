@@ -268,6 +268,22 @@ impl Drop for OwnServer {
     }
 }
 
+/// stunnel4 accepting TLS on `tls_port` of 127.0.0.1 with the test certificate of `dir` (see
+/// [`test_certificates`]) and forwarding to `plain_port`; stopped when dropped.
+pub fn stunnel(dir: &Path, tls_port: u16, plain_port: u16) -> OwnServer {
+    let path = |name: &str| dir.join(name).display().to_string();
+    std::fs::write(
+        dir.join("stunnel.conf"),
+        format!(
+            "foreground = yes\npid =\n[tls]\naccept = 127.0.0.1:{tls_port}\nconnect = 127.0.0.1:{plain_port}\ncert = {}\nkey = {}\n",
+            path("server.pem"),
+            path("server.key")
+        ),
+    )
+    .unwrap();
+    OwnServer::start(command_line(["/usr/bin/stunnel4", &path("stunnel.conf")]), tls_port)
+}
+
 /// A command line as `OwnServer` takes it.
 pub fn command_line<S: AsRef<std::ffi::OsStr>>(parts: impl IntoIterator<Item = S>) -> Vec<std::ffi::OsString> {
     parts.into_iter().map(|p| p.as_ref().to_owned()).collect()

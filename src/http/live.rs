@@ -376,39 +376,41 @@ impl Live {
     }
 }
 
+/// Records the live view takes in.
+pub trait Observed: Sized {
+    /// Hands `batch`, written at `now`, to `live`.
+    fn observe(live: &Live, batch: &[Self], now: u64);
+}
+
+impl Observed for WindowRecord {
+    fn observe(live: &Live, batch: &[Self], now: u64) {
+        live.observe_metrics(batch, now);
+    }
+}
+
+impl Observed for Alert {
+    fn observe(live: &Live, batch: &[Self], now: u64) {
+        live.observe_alerts(batch, now);
+    }
+}
+
 /// A writer that hands what it writes to the live view after the sinks have it.
 pub struct Tapped<R> {
     inner: Box<dyn BatchWriter<R> + Send>,
     live: Arc<Live>,
 }
 
-impl<R> Tapped<R> {
+impl<R: Observed + 'static> Tapped<R> {
     /// Taps `inner`.
-    pub fn boxed(inner: Box<dyn BatchWriter<R> + Send>, live: Arc<Live>) -> Box<dyn BatchWriter<R> + Send>
-    where
-        Tapped<R>: BatchWriter<R> + Send + 'static,
-    {
+    pub fn boxed(inner: Box<dyn BatchWriter<R> + Send>, live: Arc<Live>) -> Box<dyn BatchWriter<R> + Send> {
         Box::new(Tapped { inner, live })
     }
 }
 
-impl BatchWriter<WindowRecord> for Tapped<WindowRecord> {
-    fn write_batch(&mut self, batch: &[WindowRecord]) {
+impl<R: Observed> BatchWriter<R> for Tapped<R> {
+    fn write_batch(&mut self, batch: &[R]) {
         self.inner.write_batch(batch);
-        self.live.observe_metrics(batch, wall_clock_ms());
-    }
-    fn close(&mut self) {
-        self.inner.close();
-    }
-    fn checkpoint(&mut self) -> Result<Vec<SinkPosition>, String> {
-        self.inner.checkpoint()
-    }
-}
-
-impl BatchWriter<Alert> for Tapped<Alert> {
-    fn write_batch(&mut self, batch: &[Alert]) {
-        self.inner.write_batch(batch);
-        self.live.observe_alerts(batch, wall_clock_ms());
+        R::observe(&self.live, batch, wall_clock_ms());
     }
     fn close(&mut self) {
         self.inner.close();
