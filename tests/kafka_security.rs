@@ -161,7 +161,9 @@ fn scram_sha_256_round_trips_and_a_wrong_password_is_a_clear_error() {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
     let listener = format!("tcp://127.0.0.1:{port}");
-    let storage = format!("sqlite://{}", dir.path().join("tansu.db").display());
+    // tansu reads what follows `sqlite:///` as a path relative to its working directory, so an
+    // absolute path needs one slash more.
+    let storage = format!("sqlite:///{}", dir.path().join("tansu.db").display());
     let broker = |authentication: bool| {
         let mut line = vec![
             tansu.as_str(),
