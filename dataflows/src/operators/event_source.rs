@@ -39,7 +39,11 @@ const BACKPRESSURE_INTERVAL: Duration = Duration::from_millis(1);
 const BACKLOG_REPORT_EVERY: Duration = Duration::from_secs(1);
 /// How many steps' worth of events (`engine.max_events_per_step` each) a source reads ahead
 /// while it is held at the checkpoint gate, so that parsing goes on while the pipeline drains.
-const READ_AHEAD_STEPS: usize = 16;
+/// On a replay the drain takes 60–300 ms (the sinks trail the sources by up to
+/// `engine.max_inflight_epochs`); 16 steps covered 20–30 ms of it and checkpoints every second
+/// cost ~8% of wall time, 64 steps (262,144 events a worker at the default step, ~70 MB) bring
+/// that to ~1.5% (BENCHMARKS.md). On live data the drain is one epoch and the buffer stays small.
+const READ_AHEAD_STEPS: usize = 64;
 
 /// What the event source needs to know.
 pub struct EventSourceSpec {
