@@ -172,6 +172,9 @@ sinks:
     let engine = query(&v1_url(), &database, "SELECT last(events_in_total), last(records_out_total) FROM rtsa_engine");
     assert_eq!(engine[0].2[0][1].as_u64(), Some(6_000), "{engine:?}");
     assert_eq!(engine[0].2[0][2].as_u64(), Some(records.len() as u64), "{engine:?}");
+    // The gauges of /metrics are fields too (open windows counted while the sink is there).
+    let gauges = query(&v1_url(), &database, "SELECT last(open_windows), last(backpressure_epochs) FROM rtsa_engine");
+    assert!(gauges[0].2[0][1].as_u64().is_some(), "{gauges:?}");
 
     // VictoriaMetrics (the v2 write API): a series per field, the same values.
     let selector = format!(r#"{{__name__=~"{measurement}_.*"}}"#);

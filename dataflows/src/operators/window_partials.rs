@@ -20,6 +20,7 @@ use crate::control::{OpenWindow, Report, ReportPacing, RunControl};
 use crate::event::Event;
 use crate::record::WindowKey;
 use crate::shard::{Sharded, shard_of};
+use crate::spec::GroupBy;
 use crate::stats::{PartialStats, ScalarPartial};
 use crate::window::{AggregationPlan, FixedWindows, FlushSlots, Shape};
 use compact_str::CompactString;
@@ -150,13 +151,18 @@ impl WindowPanes {
         self.states.iter().flat_map(|s| s.panes.values().chain(s.extras.values())).map(|keys| keys.len()).sum()
     }
 
-    /// For each aggregation, the window that closes first among those holding its newest pane
-    /// (the tumbling window itself; for a sliding window the one ending right after that pane),
-    /// with the events and errors so far of its `max_keys` busiest keys. Extras are left out:
-    /// they hold the few events that were nearly late.
+    /// For each aggregation by event type or by nothing, the window that closes first among
+    /// those holding its newest pane (the tumbling window itself; for a sliding window the one
+    /// ending right after that pane), with the events and errors so far of its `max_keys`
+    /// busiest keys. Extras are left out: they hold the few events that were nearly late.
+    /// Aggregations by user or session are left out too: their keys are many (a million users
+    /// would cost a walk over a million entries twice a second) and a live view shows few.
     pub fn so_far(&self, max_keys: usize) -> Vec<OpenWindow> {
         let mut out = Vec::new();
         for state in &self.states {
+            if !matches!(state.plan.group_by, GroupBy::EventType | GroupBy::None) {
+                continue;
+            }
             let Some(newest) = state.panes.keys().next_back() else { continue };
             let w = state.windows;
             let end = newest.saturating_add(w.slide);
@@ -555,11 +561,25 @@ mod tests {
             so_far[0],
             OpenWindow { aggregation: 0, window_start: 10_000, window_end: 20_000, keys: vec![("a".into(), 2, 2)] }
         );
-        // Sliding 20 s every 10 s by user: the window [0, 20000) closes first; u1 has two events in it.
-        assert_eq!(so_far[1].window_start, 0);
-        assert_eq!(so_far[1].window_end, 20_000);
-        assert_eq!(so_far[1].keys, vec![("u1".into(), 2, 1)]);
+        // The sliding aggregation is by user: left out.
+        assert_eq!(so_far.len(), 1);
         assert_eq!(panes.open_entries(), 2 + 2 + 2);
+        // By nothing instead: the sliding window [0, 20000) closes first and holds all three
+        // events (panes 0 and 10000), two of them errors.
+        let by_none = AggregationPlan::from_config(&[AggregationConfig {
+            name: "s".into(),
+            window: WindowConfig::Sliding { size: Millis(20_000), slide: Millis(10_000) },
+            group_by: GroupBy::None,
+        }]);
+        let mut panes = WindowPanes::new(&by_none, &FlushSlots::new(&by_none, &[], 1_000));
+        for ts in [1_000, 12_000, 15_000] {
+            panes.add(&event(ts, "a", "u1", 0), |_| {});
+        }
+        let so_far = panes.so_far(5);
+        assert_eq!(
+            so_far,
+            vec![OpenWindow { aggregation: 0, window_start: 0, window_end: 20_000, keys: vec![("*".into(), 3, 2)] }]
+        );
     }
 
     fn clone_state(state: &FixedState) -> FixedState {

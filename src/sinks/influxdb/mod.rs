@@ -150,6 +150,11 @@ fn engine_line(control: &RunControl, process: usize) -> String {
         ("alerts_undelivered_total", int(&c.alerts_undelivered)),
     ];
     fields.push(("backpressure_epochs", int(&c.backpressure_epochs)));
+    fields.push(("open_windows", Field::Int(c.open_windows.total() as i64)));
+    let lags = c.kafka_lag.values();
+    if !lags.is_empty() {
+        fields.push(("kafka_lag_messages", Field::Int(lags.iter().map(|(_, n)| *n as i64).sum())));
+    }
     fields.extend([
         ("checkpoints_total", int(&c.checkpoints)),
         ("checkpoint_failures_total", int(&c.checkpoint_failures)),
@@ -275,6 +280,10 @@ impl InfluxSink {
     ) -> Result<InfluxSink, SinkError> {
         let endpoint = Endpoint::open(config)?;
         let name = endpoint.name.clone();
+        if engine_metrics.is_some() && config.engine_metrics {
+            // The open (window, key) entries are counted by the workers' live reports.
+            control.live.enable();
+        }
         let writer = Writer {
             endpoint,
             batch_size: config.batch_size.get(),
