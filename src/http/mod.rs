@@ -100,14 +100,23 @@ fn routes(live: Arc<Live>, token: Option<Arc<str>>) -> Router {
     }
 }
 
+/// Compares a presented token with the expected one in time that does not depend on where they
+/// first differ (only on the presented length), so the token cannot be guessed byte by byte.
+fn same(presented: &str, token: &str) -> bool {
+    let (a, b) = (presented.as_bytes(), token.as_bytes());
+    let differences =
+        (0..a.len()).fold(a.len() ^ b.len(), |acc, i| acc | usize::from(a[i] ^ b.get(i).copied().unwrap_or(0)));
+    differences == 0
+}
+
 /// Lets a request through when it carries the token as `Authorization: Bearer …` or `?token=…`.
 async fn require_token(State(token): State<Arc<str>>, request: Request, next: Next) -> Response {
     let header = request.headers().get(axum::http::header::AUTHORIZATION).and_then(|v| v.to_str().ok());
-    let by_header = header.and_then(|v| v.strip_prefix("Bearer ")).is_some_and(|t| t == &*token);
+    let by_header = header.and_then(|v| v.strip_prefix("Bearer ")).is_some_and(|t| same(t, &token));
     let by_query = request
         .uri()
         .query()
-        .is_some_and(|q| q.split('&').any(|pair| pair.strip_prefix("token=").is_some_and(|t| t == &*token)));
+        .is_some_and(|q| q.split('&').any(|pair| pair.strip_prefix("token=").is_some_and(|t| same(t, &token))));
     if by_header || by_query {
         next.run(request).await
     } else {
@@ -117,5 +126,18 @@ async fn require_token(State(token): State<Arc<str>>, request: Request, next: Ne
             "a bearer token is required (http.token_env)\n",
         )
             .into_response()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::same;
+
+    #[test]
+    fn a_token_matches_only_itself() {
+        assert!(same("s3cret", "s3cret"));
+        for other in ["", "s3cre", "s3cret!", "S3cret", "x3cret"] {
+            assert!(!same(other, "s3cret"), "{other}");
+        }
     }
 }
