@@ -356,6 +356,38 @@ pub fn user_fingerprint(user_id: &str) -> u128 {
     xxhash_rust::xxh3::xxh3_128(user_id.as_bytes())
 }
 
+/// What one event adds to a partial: its latency with the latency's bucket, and its user's
+/// fingerprint, computed once for all the aggregations the event is added to.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Contributed {
+    /// Whether the event is an error.
+    pub is_error: bool,
+    /// `latency_ms` and its [`latency_bucket`].
+    pub latency: Option<(f64, u64)>,
+    /// `value`.
+    pub value: Option<f64>,
+    /// The [`user_fingerprint`] of `user_id`.
+    pub user: Option<u128>,
+}
+
+impl Contributed {
+    /// The contribution of an event with these fields.
+    #[inline]
+    pub fn of(
+        is_error: bool,
+        latency_ms: Option<f64>,
+        value: Option<f64>,
+        user_id: Option<&CompactString>,
+    ) -> Contributed {
+        Contributed {
+            is_error,
+            latency: latency_ms.map(|l| (l, latency_bucket(l))),
+            value,
+            user: user_id.map(|u| user_fingerprint(u)),
+        }
+    }
+}
+
 impl PartialStats {
     /// Adds one event's contribution.
     #[inline]
@@ -366,18 +398,25 @@ impl PartialStats {
         value: Option<f64>,
         user_id: Option<&CompactString>,
     ) {
+        self.add_keyed(&Contributed::of(is_error, latency_ms, value, user_id));
+    }
+
+    /// Adds one event's contribution, its bucket and fingerprint already computed (once per
+    /// event, however many aggregations it is added to).
+    #[inline]
+    pub fn add_keyed(&mut self, event: &Contributed) {
         let s = &mut self.scalar;
         s.count += 1;
-        s.errors += u64::from(is_error);
-        if let Some(latency) = latency_ms {
+        s.errors += u64::from(event.is_error);
+        if let Some((latency, bucket)) = event.latency {
             s.latency.add(latency);
-            *self.buckets.entry(latency_bucket(latency)).or_insert(0) += 1;
+            *self.buckets.entry(bucket).or_insert(0) += 1;
         }
-        if let Some(v) = value {
+        if let Some(v) = event.value {
             s.value.add(v);
         }
-        if let Some(user) = user_id {
-            self.users.insert(user_fingerprint(user));
+        if let Some(user) = event.user {
+            self.users.insert(user);
         }
     }
 

@@ -21,7 +21,7 @@ use crate::event::Event;
 use crate::record::WindowKey;
 use crate::shard::{Sharded, shard_of};
 use crate::spec::GroupBy;
-use crate::stats::{PartialStats, ScalarPartial};
+use crate::stats::{Contributed, PartialStats, ScalarPartial};
 use crate::window::{AggregationPlan, FixedWindows, FlushSlots, Shape};
 use compact_str::CompactString;
 use rustc_hash::FxHashMap;
@@ -127,6 +127,8 @@ impl WindowPanes {
     /// for). `opened` hears of every window end that gets its first data.
     #[inline]
     pub fn add(&mut self, event: &Event, mut opened: impl FnMut(u64)) {
+        // The latency's bucket and the user's fingerprint, once for every aggregation.
+        let contributed = Contributed::of(event.is_error, event.latency_ms, event.value, event.user_id.as_ref());
         for state in self.states.iter_mut() {
             let Some(key) = state.plan.group_key(event) else { continue };
             let w = state.windows;
@@ -136,12 +138,12 @@ impl WindowPanes {
                     w.window_ends(event.timestamp).for_each(&mut opened);
                     KeyedPartials::default()
                 });
-                add(partials, key, event);
+                add(partials, key, &contributed);
                 continue;
             }
             for end in w.window_ends(event.timestamp).filter(|end| *end > event.watermark) {
                 opened(end);
-                add(state.extras.entry(end).or_default(), key, event);
+                add(state.extras.entry(end).or_default(), key, &contributed);
             }
         }
     }
@@ -432,12 +434,12 @@ fn next_slot(flush: &mut Flush, slots: &FlushSlots) -> bool {
 }
 
 #[inline]
-fn add(partials: &mut KeyedPartials, key: &str, event: &Event) {
+fn add(partials: &mut KeyedPartials, key: &str, event: &Contributed) {
     let partial = match partials.get_mut(key) {
         Some(p) => p,
         None => partials.entry(CompactString::from(key)).or_default(),
     };
-    partial.add(event.is_error, event.latency_ms, event.value, event.user_id.as_ref());
+    partial.add_keyed(event);
 }
 
 /// Merges the panes and extras of the window ending at `end`, and retires what no later window needs.
