@@ -20,6 +20,12 @@ pub fn client_config(kafka: &KafkaConfig) -> ClientConfig {
     let mut config = ClientConfig::new();
     config.set("bootstrap.servers", &kafka.bootstrap_servers);
     config.set("client.id", "rtsa");
+    with_user_settings(config, kafka)
+}
+
+/// The user's `kafka.properties` and the SASL password, set last so that they override rtsa's
+/// own settings.
+fn with_user_settings(mut config: ClientConfig, kafka: &KafkaConfig) -> ClientConfig {
     for (key, value) in &kafka.properties {
         config.set(key, value);
     }
@@ -44,13 +50,7 @@ pub fn producer_config(kafka: &KafkaConfig) -> ClientConfig {
     config.set("message.timeout.ms", "0");
     config.set("retry.backoff.ms", "200");
     config.set("retry.backoff.max.ms", "5000");
-    for (key, value) in &kafka.properties {
-        config.set(key, value);
-    }
-    if let Some(password) = &kafka.sasl_password {
-        config.set("sasl.password", password.expose());
-    }
-    config
+    with_user_settings(config, kafka)
 }
 
 /// The brokers' metadata (of `topic`, or of every topic), asked again with backoff while they

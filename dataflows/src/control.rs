@@ -1,6 +1,7 @@
 //! What the workers of one process share: the stop request (SIGINT/SIGTERM), the first runtime
 //! failure, and the engine's counters.
 
+use crate::event::InvalidReason;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -45,7 +46,7 @@ pub struct Counters {
     /// (event, aggregation) pairs left out as late, by aggregation name.
     pub late_by_aggregation: PerLabel,
     /// Invalid inputs by reason (`invalid_json`, `future`, …).
-    pub invalid_by_reason: PerLabel,
+    pub invalid_by_reason: ReasonCounts,
     /// Records written, by `{role}/{sink kind}` (`metrics/jsonl`, `alerts/webhook`, …).
     pub records_out: PerLabel,
     /// Alerts emitted, by severity.
@@ -58,6 +59,29 @@ pub struct Counters {
     /// Open (window, key) entries on this process's workers: panes and sessions (a gauge, the
     /// sum of what each worker last reported).
     pub open_windows: PerLabel,
+}
+
+/// A counter per [`InvalidReason`], indexed by the reason: counting one is an atomic add, with
+/// no lock and no lookup by name (a file of hostile lines counts one per line).
+#[derive(Debug, Default)]
+pub struct ReasonCounts([AtomicU64; InvalidReason::ALL.len()]);
+
+impl ReasonCounts {
+    /// Adds `n` to the count of `reason`.
+    #[inline]
+    pub fn add(&self, reason: InvalidReason, n: u64) {
+        Counters::add(&self.0[reason as usize], n);
+    }
+    /// The reasons counted so far with their counts, in name order (as [`PerLabel::values`]).
+    pub fn values(&self) -> Vec<(String, u64)> {
+        let mut values: Vec<(String, u64)> = InvalidReason::ALL
+            .iter()
+            .map(|reason| (reason.as_str().to_owned(), Counters::get(&self.0[*reason as usize])))
+            .filter(|(_, n)| *n > 0)
+            .collect();
+        values.sort();
+        values
+    }
 }
 
 /// A counter (or gauge) per label value, for the `rtsa_*{label}` metrics. Label values are few

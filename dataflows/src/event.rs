@@ -80,6 +80,18 @@ pub enum InvalidReason {
 }
 
 impl InvalidReason {
+    /// Every reason, in declaration order (`reason as usize` is its position).
+    pub const ALL: [InvalidReason; 8] = [
+        InvalidReason::InvalidJson,
+        InvalidReason::NotObject,
+        InvalidReason::MissingField,
+        InvalidReason::BadType,
+        InvalidReason::BadValue,
+        InvalidReason::TooLarge,
+        InvalidReason::NotUtf8,
+        InvalidReason::Future,
+    ];
+
     /// The contract's name of the reason.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -91,6 +103,18 @@ impl InvalidReason {
             InvalidReason::TooLarge => "too_large",
             InvalidReason::NotUtf8 => "not_utf8",
             InvalidReason::Future => "future",
+        }
+    }
+}
+
+#[cfg(test)]
+mod reason_tests {
+    use super::InvalidReason;
+
+    #[test]
+    fn all_lists_every_reason_at_its_own_position() {
+        for (i, reason) in InvalidReason::ALL.iter().enumerate() {
+            assert_eq!(*reason as usize, i, "{}", reason.as_str());
         }
     }
 }

@@ -261,10 +261,9 @@ pub fn bench(args: &BenchArgs) -> Result<ExitCode, Error> {
     let checkpointed = args.sinks && config.checkpoint.store != crate::config::CheckpointStoreKind::None;
     let source = Arc::new(MemorySource::new(partitions));
     let output = if args.sinks { Output::Configured } else { Output::Count };
-    let served = if args.http { super::run::serve(&config, 0, &control)? } else { None };
-    let live = served.as_ref().map(|(_, live)| live.clone());
+    let (server, live) = if args.http { crate::http::serve(&config, 0, &control)? } else { None }.unzip();
     let summary = run::run(Arc::new(config), &options, source, output, control.clone(), live)?;
-    drop(served);
+    drop(server);
     let seconds = summary.elapsed.as_secs_f64();
     let events = Counters::get(&control.counters.events_in);
     eprintln!(

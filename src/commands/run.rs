@@ -4,8 +4,6 @@
 
 use super::load_config;
 use crate::error::Error;
-use crate::http::HttpServer;
-use crate::http::live::Live;
 use crate::run::{ClusterOptions, Output, RunOptions};
 use dataflows::control::{Counters, RunControl, wall_clock_ms};
 use std::path::PathBuf;
@@ -83,34 +81,6 @@ fn on_signals(control: Arc<RunControl>, shutdown_timeout: Duration, checkpoints:
     .map_err(|e| Error::Run(format!("cannot install the signal handler: {e}")))
 }
 
-/// Starts the HTTP server of process `process` (`http.listen`, port + process), saying where.
-pub fn serve(
-    config: &crate::config::Config,
-    process: usize,
-    control: &Arc<RunControl>,
-) -> Result<Option<(HttpServer, Arc<Live>)>, Error> {
-    let Some(address) = config.http.listen.for_process(process) else { return Ok(None) };
-    let token = match &config.http.token_env {
-        Some(name) => match std::env::var(name) {
-            Ok(token) if !token.is_empty() => Some(token),
-            _ => {
-                return Err(Error::Usage(format!(
-                    "http.token_env: the environment variable {name} is not set (it holds the bearer token the HTTP server requires)"
-                )));
-            }
-        },
-        None => None,
-    };
-    let live = Live::new(control.clone(), config.pipeline.aggregations.clone(), process);
-    let server = HttpServer::start(address, token, live.clone())?;
-    let shown = match server.address() {
-        a if a.ip().is_unspecified() => format!("127.0.0.1:{}", a.port()),
-        a => a.to_string(),
-    };
-    eprintln!("rtsa: dashboard on http://{shown}/ (metrics on /metrics, health on /health)");
-    Ok(Some((server, live)))
-}
-
 /// Runs `rtsa run`.
 pub fn run(args: RunArgs) -> Result<ExitCode, Error> {
     let config = load_config(args.config.as_deref())?;
@@ -136,10 +106,7 @@ pub fn run(args: RunArgs) -> Result<ExitCode, Error> {
         std::thread::spawn(move || crate::status::report_every(interval, control, status_stopped))
     });
     let process = options.cluster.as_ref().map_or(0, |c| c.process);
-    let (server, live) = match serve(&config, process, &control)? {
-        Some((server, live)) => (Some(server), Some(live)),
-        None => (None, None),
-    };
+    let (server, live) = crate::http::serve(&config, process, &control)?.unzip();
     let result = crate::run::run(Arc::new(config), &options, source, Output::Configured, control.clone(), live);
     drop(server);
     drop(stop_status);

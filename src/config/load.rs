@@ -129,13 +129,13 @@ fn kafka_password(kafka: &KafkaConfig, env: &[(String, String)], errors: &mut Ve
             }
         },
         (None, Some(path)) => match std::fs::read_to_string(path) {
-            Ok(text) if !text.trim_end_matches(['\r', '\n']).is_empty() => {
-                Some(super::Secret::new(text.trim_end_matches(['\r', '\n']).to_owned()))
-            }
-            Ok(_) => {
-                errors.push(format!("kafka.sasl_password_file: {} is empty", path.display()));
-                None
-            }
+            Ok(text) => match text.trim_end_matches(['\r', '\n']) {
+                "" => {
+                    errors.push(format!("kafka.sasl_password_file: {} is empty", path.display()));
+                    None
+                }
+                password => Some(super::Secret::new(password.to_owned())),
+            },
             Err(e) => {
                 errors.push(format!("kafka.sasl_password_file: cannot read {}: {e}", path.display()));
                 None

@@ -9,7 +9,7 @@ use dataflows::control::{RunControl, wall_clock_ms};
 use dataflows::operators::batch_sink::BatchWriter;
 use dataflows::record::WindowRecord;
 use dataflows::sink::SinkPosition;
-use dataflows::spec::{AggregationConfig, GroupBy, WindowConfig};
+use dataflows::spec::{AggregationConfig, WindowConfig};
 use serde::Serialize;
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, HashMap, VecDeque};
@@ -179,8 +179,14 @@ pub struct Live {
 
 /// Whether an aggregation's windows are charted: fixed windows over few keys.
 fn charted(aggregation: &AggregationConfig) -> bool {
-    !matches!(aggregation.window, WindowConfig::Session { .. })
-        && matches!(aggregation.group_by, GroupBy::EventType | GroupBy::None)
+    !matches!(aggregation.window, WindowConfig::Session { .. }) && aggregation.group_by.has_few_keys()
+}
+
+/// When the watermark was first seen at or past `time` (wall-clock ms) in `samples` (watermark,
+/// wall clock; both ascending), if it has been.
+fn passed(samples: &VecDeque<(u64, u64)>, time: u64) -> Option<u64> {
+    let at = samples.partition_point(|(watermark, _)| *watermark < time);
+    samples.get(at).map(|(_, wall)| *wall)
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -253,18 +259,14 @@ impl Live {
         }
     }
 
-    /// When the watermark was first seen at or past `time` (wall-clock ms), if it has been.
-    fn passed(&self, time: u64) -> Option<u64> {
-        let samples = lock(&self.watermarks);
-        let at = samples.partition_point(|(watermark, _)| *watermark < time);
-        samples.get(at).map(|(_, wall)| *wall)
-    }
-
     /// Takes in metrics records that left the sinks at `now`.
     pub fn observe_metrics(&self, batch: &[WindowRecord], now: u64) {
-        for (key, _) in batch {
-            if let Some(passed) = self.passed(key.end) {
-                self.emit_latency.observe(now.saturating_sub(passed) as f64 / 1000.0);
+        {
+            let samples = lock(&self.watermarks);
+            for (key, _) in batch {
+                if let Some(passed) = passed(&samples, key.end) {
+                    self.emit_latency.observe(now.saturating_sub(passed) as f64 / 1000.0);
+                }
             }
         }
         let mut state = lock(&self.state);
@@ -286,7 +288,7 @@ impl Live {
     pub fn observe_alerts(&self, batch: &[Alert], now: u64) {
         for alert in batch {
             let since = match alert.aggregation {
-                Some(_) => self.passed(alert.window_end),
+                Some(_) => passed(&lock(&self.watermarks), alert.window_end),
                 None => Some(alert.time).filter(|t| *t <= now && now - *t < 3_600_000),
             };
             if let Some(since) = since {
@@ -494,8 +496,9 @@ mod tests {
         live.sample(1_010);
         control.watermarks.publish(0, 61_000);
         live.sample(1_020);
-        assert_eq!(live.passed(60_000), Some(1_010));
-        assert_eq!(live.passed(55_000), Some(1_010));
-        assert_eq!(live.passed(70_000), None);
+        let samples = lock(&live.watermarks);
+        assert_eq!(passed(&samples, 60_000), Some(1_010));
+        assert_eq!(passed(&samples, 55_000), Some(1_010));
+        assert_eq!(passed(&samples, 70_000), None);
     }
 }

@@ -199,7 +199,7 @@ mod tests {
         let live = Live::new(control.clone(), vec![aggregation("by_type"), aggregation("other")], 0);
         Counters::add(&control.counters.events_in, 42);
         control.counters.late_by_aggregation.add("by_type", 3);
-        control.counters.invalid_by_reason.add("invalid_json", 2);
+        control.counters.invalid_by_reason.add(dataflows::event::InvalidReason::InvalidJson, 2);
         control.counters.kafka_lag.set("10", 7);
         control.counters.kafka_lag.set("2", 5);
         control.watermarks.publish(0, 1_000);

@@ -19,15 +19,45 @@ pub mod histogram;
 pub mod live;
 pub mod metrics;
 
+use crate::config::Config;
 use crate::error::Error;
 use axum::Router;
 use axum::extract::{Request, State};
 use axum::http::StatusCode;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use dataflows::control::RunControl;
 use live::Live;
 use std::net::SocketAddr;
 use std::sync::Arc;
+
+/// Starts the HTTP server of process `process` (`http.listen`, port + process), saying where.
+pub fn serve(
+    config: &Config,
+    process: usize,
+    control: &Arc<RunControl>,
+) -> Result<Option<(HttpServer, Arc<Live>)>, Error> {
+    let Some(address) = config.http.listen.for_process(process) else { return Ok(None) };
+    let token = match &config.http.token_env {
+        Some(name) => match std::env::var(name) {
+            Ok(token) if !token.is_empty() => Some(token),
+            _ => {
+                return Err(Error::Usage(format!(
+                    "http.token_env: the environment variable {name} is not set (it holds the bearer token the HTTP server requires)"
+                )));
+            }
+        },
+        None => None,
+    };
+    let live = Live::new(control.clone(), config.pipeline.aggregations.clone(), process);
+    let server = HttpServer::start(address, token, live.clone())?;
+    let shown = match server.address() {
+        a if a.ip().is_unspecified() => format!("127.0.0.1:{}", a.port()),
+        a => a.to_string(),
+    };
+    eprintln!("rtsa: dashboard on http://{shown}/ (metrics on /metrics, health on /health)");
+    Ok(Some((server, live)))
+}
 
 /// A running HTTP server; dropping it stops it.
 pub struct HttpServer {

@@ -15,7 +15,7 @@
 
 use crate::checkpoint::Hooks;
 use crate::control::{Counters, RunControl};
-use crate::event::{Event, parse_event};
+use crate::event::{Event, InvalidReason, parse_event};
 use crate::record::{DeadLetter, Position};
 use crate::source::{Partition, PartitionPosition, Poll, SourceKind};
 use crate::spec::{EngineConfig, Millis, WatermarkConfig};
@@ -156,7 +156,7 @@ impl SourceState {
                 match parse_event(bytes, max_bytes) {
                     Err(invalid) => {
                         Counters::add(&control.counters.invalid_events, 1);
-                        control.counters.invalid_by_reason.add(invalid.reason.as_str(), 1);
+                        control.counters.invalid_by_reason.add(invalid.reason, 1);
                         tracing::debug!(reason = invalid.reason.as_str(), detail = %invalid.detail, "invalid event");
                         let letter = DeadLetter::new(kind, position, invalid.reason.as_str(), None, bytes, None);
                         letters.push(letter.because(invalid.detail));
@@ -164,7 +164,7 @@ impl SourceState {
                     Ok(event) if latest.is_some_and(|latest| event.timestamp > latest) => {
                         // A broken clock: the event must not advance the watermark.
                         Counters::add(&control.counters.invalid_events, 1);
-                        control.counters.invalid_by_reason.add("future", 1);
+                        control.counters.invalid_by_reason.add(InvalidReason::Future, 1);
                         let detail = format!(
                             "timestamp {} is {:.0} s ahead of the wall clock (watermark.max_future_skew {})",
                             event.timestamp,
@@ -172,7 +172,10 @@ impl SourceState {
                             Millis(latest.unwrap_or(wall) - wall)
                         );
                         let at = Some(event.timestamp);
-                        letters.push(DeadLetter::new(kind, position, "future", None, bytes, at).because(detail));
+                        letters.push(
+                            DeadLetter::new(kind, position, InvalidReason::Future.as_str(), None, bytes, at)
+                                .because(detail),
+                        );
                     }
                     Ok(mut event) => {
                         event.watermark = judged_against;

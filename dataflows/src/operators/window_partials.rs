@@ -20,7 +20,6 @@ use crate::control::{OpenWindow, Report, ReportPacing, RunControl};
 use crate::event::Event;
 use crate::record::WindowKey;
 use crate::shard::{Sharded, shard_of};
-use crate::spec::GroupBy;
 use crate::stats::{Contributed, PartialStats, ScalarPartial};
 use crate::window::{AggregationPlan, FixedWindows, FlushSlots, Shape};
 use compact_str::CompactString;
@@ -162,7 +161,7 @@ impl WindowPanes {
     pub fn so_far(&self, max_keys: usize) -> Vec<OpenWindow> {
         let mut out = Vec::new();
         for state in &self.states {
-            if !matches!(state.plan.group_by, GroupBy::EventType | GroupBy::None) {
+            if !state.plan.group_by.has_few_keys() {
                 continue;
             }
             let Some(newest) = state.panes.keys().next_back() else { continue };

@@ -231,6 +231,12 @@ pub enum GroupBy {
 }
 
 impl GroupBy {
+    /// Whether its keys are few (event types, or the one key `*`), so that a live view can
+    /// walk, chart and show all of them; users and sessions can be millions.
+    pub fn has_few_keys(self) -> bool {
+        matches!(self, GroupBy::EventType | GroupBy::None)
+    }
+
     /// The contract's name of the field, as written in metrics records.
     pub fn field_name(self) -> &'static str {
         match self {
