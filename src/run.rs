@@ -11,6 +11,7 @@ use dataflows::alerts::Alert;
 use dataflows::checkpoint::{CheckpointStore, Hooks, Restore, SinkPositions};
 use dataflows::control::RunControl;
 use dataflows::operators::batch_sink::BatchWriter;
+use dataflows::operators::chunked_source::ChunkShare;
 use dataflows::pipeline::{self, PipelineIo};
 use dataflows::source::{OwnedPartitions, PartitionPosition, Source};
 use std::path::PathBuf;
@@ -119,6 +120,17 @@ pub fn run(
     let writers = Arc::new(Mutex::new(sinks));
     let kind = source.kind();
     let partition_count = source.partition_count();
+    // A file without checkpoints is read by every worker of process 0, chunk by chunk.
+    let chunked = match (&writer, process) {
+        (None, 0) => source.chunked().map_err(|e| Error::Run(format!("cannot open the source: {e}")))?,
+        _ => None,
+    };
+    let reads_in_chunks = chunked.is_some();
+    let shares: Mutex<Vec<Option<ChunkShare>>> = Mutex::new(
+        chunked
+            .map(|input| ChunkShare::split(0, input, workers_here).into_iter().map(Some).collect())
+            .unwrap_or_default(),
+    );
 
     let started = Instant::now();
     let worker_control = control.clone();
@@ -133,7 +145,11 @@ pub fn run(
         let restore = restores.lock().ok().and_then(|mut r| r.get_mut(index % workers_here).and_then(Option::take));
         let restore = restore.unwrap_or_default();
         let from: Vec<(u32, PartitionPosition)> = restore.partitions.iter().map(|p| (p.index, p.position)).collect();
-        let owned: Vec<u32> = (0..partition_count).filter(|p| *p as usize % peers == index).collect();
+        let chunks = shares.lock().ok().and_then(|mut s| s.get_mut(index % workers_here).and_then(Option::take));
+        let owned: Vec<u32> = match reads_in_chunks {
+            true => Vec::new(),
+            false => (0..partition_count).filter(|p| *p as usize % peers == index).collect(),
+        };
         let partitions: OwnedPartitions = source.open(&owned, &from).unwrap_or_else(|e| {
             worker_control.fail(format!("cannot open the source: {e}"));
             Vec::new()
@@ -143,6 +159,7 @@ pub fn run(
         let io = PipelineIo {
             kind,
             partitions,
+            chunks,
             metrics: writers.metrics,
             dead_letters: writers.dead_letters,
             alerts: writers.alerts,

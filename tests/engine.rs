@@ -223,3 +223,76 @@ sinks:
     assert_eq!(slotted.1, single.1, "dead letters differ");
     assert_eq!(slotted.2, single.2, "alerts differ");
 }
+
+/// Runs the test config over `file` in chunks of `chunk_bytes` with `workers` workers; returns
+/// the metrics (without `emitted_at`) and the dead letters, in the order written.
+fn run_file(file: &Path, chunk_bytes: u64, workers: usize) -> (Vec<Value>, Vec<Value>) {
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path();
+    let yaml = format!(
+        "source: {{ kind: file, path: {} }}\nengine: {{ read_chunk_bytes: {chunk_bytes} }}\n{}",
+        file.display(),
+        config_yaml(dir)
+    );
+    let config = Arc::new(rtsa::config::load_str(&yaml, Vec::new()).unwrap_or_else(|e| panic!("{e}\nin:\n{yaml}")));
+    let source: Arc<dyn dataflows::source::Source> = rtsa::sources::open(&config, START).unwrap().into();
+    let options = rtsa::run::RunOptions { workers, ..rtsa::run::RunOptions::default() };
+    rtsa::run::run(config, &options, source, rtsa::run::Output::Configured, Arc::new(RunControl::default()), None)
+        .unwrap();
+    let mut metrics = read_jsonl(&dir.join("metrics.jsonl"));
+    metrics.iter_mut().for_each(|m| drop(m.as_object_mut().unwrap().remove("emitted_at")));
+    (metrics, read_jsonl(&dir.join("dead_letter.jsonl")))
+}
+
+#[test]
+fn a_file_read_by_one_two_and_four_workers_gives_the_records_and_dead_letters_of_one_reader() {
+    let partitions = test_partitions(1, 8_000, 15);
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("events.jsonl");
+    let mut text = Vec::new();
+    for (i, line) in partitions[0].iter().enumerate() {
+        text.extend_from_slice(line);
+        // Blank lines and CRLF count as lines of the file, as a single reader counts them.
+        text.extend_from_slice(if i % 500 == 0 { b"\r\n\n" } else { b"\n" });
+    }
+    std::fs::write(&file, &text).unwrap();
+    let expected = reference::compute(&partitions, &reference_aggregations(), 5_000);
+    // Chunks of 4 KiB: about 200 of them, so each worker judges many against the others'.
+    let one = run_file(&file, 4096, 1);
+    let problems = reference::compare(&one.0, &expected);
+    assert!(problems.is_empty(), "{} differences, first: {:#?}", problems.len(), &problems[..problems.len().min(20)]);
+    assert!(one.1.len() > 100, "late and invalid lines: {}", one.1.len());
+    // Chunks smaller than a line too: most are empty, a line belongs to the chunk it starts in.
+    for (workers, chunk_bytes) in [(2, 4096), (4, 4096), (3, 100)] {
+        let many = run_file(&file, chunk_bytes, workers);
+        for (what, a, b) in [("metrics", &one.0, &many.0), ("dead letters", &one.1, &many.1)] {
+            let first = a.iter().zip(b).position(|(a, b)| a != b);
+            assert!(
+                a.len() == b.len() && first.is_none(),
+                "{workers} workers, chunks of {chunk_bytes} bytes: {what}: {} against {}, first difference at {first:?}: {:?}",
+                a.len(),
+                b.len(),
+                first.map(|i| (&a[i], &b[i]))
+            );
+        }
+    }
+    // The single reader of today (in-memory lines, offsets from 0) judges every line the same.
+    let memory = run_engine(&partitions, 2);
+    assert_eq!(comparable(&memory.metrics), comparable(&one.0));
+    let letter = |d: &Value, line: u64| (d["reason"].clone(), d["aggregation"].clone(), d["raw"].clone(), line);
+    let by_offset: Vec<_> = memory
+        .dead_letters
+        .iter()
+        .map(|d| {
+            let offset: u64 = d["position"].as_str().unwrap().rsplit(' ').next().unwrap().parse().unwrap();
+            // The file has a blank line after every 500th input.
+            letter(d, offset + 1 + offset.div_ceil(500))
+        })
+        .collect();
+    let by_line: Vec<_> = one
+        .1
+        .iter()
+        .map(|d| letter(d, d["position"].as_str().unwrap().strip_prefix("line ").unwrap().parse().unwrap()))
+        .collect();
+    assert_eq!(by_line, by_offset);
+}

@@ -9,8 +9,10 @@
 //! written as metrics records; invalid and late inputs go to a dead-letter sink. See
 //! `docs/architecture.md` for the design and its reasons.
 
+pub mod admission;
 pub mod alerts;
 pub mod checkpoint;
+pub mod chunks;
 pub mod control;
 pub mod detect;
 pub mod event;

@@ -1,6 +1,7 @@
 //! In-memory partitions of JSON lines: what `rtsa bench` and the tests feed the pipeline with,
 //! so that a measurement times the engine and not the disk.
 
+use crate::chunks::{ChunkLines, ChunkReader, ChunkedInput};
 use crate::source::{OwnedPartitions, Partition, PartitionPosition, Poll, Source, SourceError, SourceKind, start_of};
 use std::sync::Arc;
 
@@ -96,6 +97,42 @@ impl Source for MemorySource {
                 Ok((p, Box::new(MemoryPartition::new(lines, next)) as Box<dyn Partition>))
             })
             .collect()
+    }
+}
+
+/// In-memory lines as chunks of `lines_per_chunk` lines, for the workers to read together;
+/// offsets are line indexes, as in a [`MemoryPartition`].
+pub struct MemoryChunks {
+    lines: Arc<MemoryLines>,
+    lines_per_chunk: usize,
+}
+
+impl MemoryChunks {
+    /// `lines` in chunks of `lines_per_chunk` (at least 1).
+    pub fn new(lines: Arc<MemoryLines>, lines_per_chunk: usize) -> MemoryChunks {
+        MemoryChunks { lines, lines_per_chunk: lines_per_chunk.max(1) }
+    }
+}
+
+impl ChunkedInput for MemoryChunks {
+    fn chunk_count(&self) -> u64 {
+        self.lines.len().div_ceil(self.lines_per_chunk) as u64
+    }
+    fn reader(&self) -> Result<Box<dyn ChunkReader>, SourceError> {
+        Ok(Box::new(MemoryChunks { lines: self.lines.clone(), lines_per_chunk: self.lines_per_chunk }))
+    }
+}
+
+impl ChunkReader for MemoryChunks {
+    fn read(&mut self, index: u64, out: &mut ChunkLines) -> Result<(), SourceError> {
+        out.clear();
+        let start = (index as usize).saturating_mul(self.lines_per_chunk).min(self.lines.len());
+        let end = start.saturating_add(self.lines_per_chunk).min(self.lines.len());
+        for i in start..end {
+            out.push((i - start) as u64, self.lines.line(i));
+        }
+        out.span = (end - start) as u64;
+        Ok(())
     }
 }
 

@@ -7,6 +7,7 @@ use crate::control::RunControl;
 use crate::operators::alert_dedup::DedupAlerts;
 use crate::operators::batch_sink::{BatchSink, BatchWriter};
 use crate::operators::checkpoint_gate::{GateSpec, GateState, checkpoint_gate};
+use crate::operators::chunked_source::{ChunkShare, ChunkedSourceSpec, chunked_source};
 use crate::operators::event_alerts::EventAlerts;
 use crate::operators::event_source::{EventSourceSpec, PartitionSnapshot, SourceStreams, event_source};
 use crate::operators::pattern_alerts::PatternAlerts;
@@ -33,6 +34,9 @@ pub struct PipelineIo {
     pub kind: SourceKind,
     /// This worker's partitions.
     pub partitions: Vec<(u32, Box<dyn Partition>)>,
+    /// This worker's share of a partition every worker of the process reads (a file, without
+    /// checkpoints); then `partitions` is empty.
+    pub chunks: Option<ChunkShare>,
     /// Metrics sinks (only worker 0's receive records).
     pub metrics: Box<dyn BatchWriter<WindowRecord>>,
     /// Dead-letter sinks (only worker 0's receive records).
@@ -85,24 +89,41 @@ pub fn build(
     };
     let peers_control = control.clone();
     let live_control = control.clone();
-    let spec = EventSourceSpec {
-        sinks_probe: sinks_probe.clone(),
-        kind: io.kind,
-        partitions: io.partitions,
-        aggregations: plans.clone(),
-        watermark: config.watermark.clone(),
-        engine: config.engine.clone(),
-        control,
-        gate: gate.as_ref().map(|(probe, _)| probe.clone()),
-        hooks: hooks.clone(),
-        restored,
-        late_counters: config
-            .aggregations
-            .iter()
-            .map(|a| live_control.counters.late_by_aggregation.handle(&a.name))
-            .collect(),
+    let late_counters: Vec<_> =
+        config.aggregations.iter().map(|a| live_control.counters.late_by_aggregation.handle(&a.name)).collect();
+    let streams = match io.chunks {
+        Some(share) => {
+            assert!(gate.is_none(), "a chunked partition is read without checkpoints");
+            let spec = ChunkedSourceSpec {
+                kind: io.kind,
+                share,
+                aggregations: plans.clone(),
+                watermark: config.watermark.clone(),
+                engine: config.engine.clone(),
+                control,
+                sinks_probe: sinks_probe.clone(),
+                late_counters,
+            };
+            chunked_source(scope, spec)
+        }
+        None => {
+            let spec = EventSourceSpec {
+                sinks_probe: sinks_probe.clone(),
+                kind: io.kind,
+                partitions: io.partitions,
+                aggregations: plans.clone(),
+                watermark: config.watermark.clone(),
+                engine: config.engine.clone(),
+                control,
+                gate: gate.as_ref().map(|(probe, _)| probe.clone()),
+                hooks: hooks.clone(),
+                restored,
+                late_counters,
+            };
+            event_source(scope, spec)
+        }
     };
-    let SourceStreams { events, dead_letters, watermarks } = event_source(scope, spec);
+    let SourceStreams { events, dead_letters, watermarks } = streams;
     // Every worker learns every other worker's watermark, across processes too.
     watermarks.broadcast().sink(Pipeline, "PeerWatermarks", move |(input, _frontier)| {
         input.for_each(|_time, batch| {

@@ -378,3 +378,145 @@ fn a_batch_sink_writes_one_sorted_batch_per_time_then_closes() {
     assert_eq!(*batches.lock().unwrap(), vec![vec![4, 9], vec![3, 7]]);
     assert!(*closed.lock().unwrap());
 }
+
+/// What a source sent: (time, timestamp, watermark) per event and (time, reason, aggregation,
+/// offset) per dead letter, each sorted.
+type Sent = (Vec<(u64, u64, u64)>, Vec<(u64, String, Option<u16>, u64)>);
+
+/// Runs a source on `workers` worker threads and collects what it sent.
+fn sent_by<F>(workers: usize, build: F) -> Sent
+where
+    F: Fn(Scope<'_, u64>, usize) -> SourceStreams<'_> + Send + Sync + 'static,
+{
+    let events = Arc::new(Mutex::new(Vec::new()));
+    let letters = Arc::new(Mutex::new(Vec::new()));
+    let (e, l) = (events.clone(), letters.clone());
+    timely::execute(timely::Config::process(workers), move |worker| {
+        let (e, l) = (e.clone(), l.clone());
+        let index = worker.index();
+        worker.dataflow::<u64, _, _>(|scope| {
+            let SourceStreams { events, dead_letters, .. } = build(scope, index);
+            events.sink(Pipelined, "Events", move |(input, _)| {
+                input.for_each(|cap, batch| {
+                    let t = *cap.least().expect("a time");
+                    e.lock().unwrap().extend(batch.iter().map(|ev| (t, ev.timestamp, ev.watermark)));
+                });
+            });
+            dead_letters.sink(Pipelined, "DeadLetters", move |(input, _)| {
+                input.for_each(|cap, batch| {
+                    let t = *cap.least().expect("a time");
+                    l.lock()
+                        .unwrap()
+                        .extend(batch.iter().map(|d| (t, d.reason.to_string(), d.aggregation, d.position.offset)));
+                });
+            });
+        });
+    })
+    .expect("workers start")
+    .join();
+    let mut events = std::mem::take(&mut *events.lock().unwrap());
+    let mut letters = std::mem::take(&mut *letters.lock().unwrap());
+    events.sort();
+    letters.sort();
+    (events, letters)
+}
+
+/// Shuffled event times with invalid lines, late events for two window shapes and a session.
+fn disordered_lines(count: usize, seed: u64) -> Arc<MemoryLines> {
+    use rand::{Rng, SeedableRng};
+    let mut rng = rand::rngs::SmallRng::seed_from_u64(seed);
+    let mut lines = MemoryLines::default();
+    for i in 0..count {
+        let line = match rng.gen_range(0..40) {
+            0 => "{not json".to_owned(),
+            1 => r#"{"event_type":"a"}"#.to_owned(),
+            2 => r#"{"event_type":"a","timestamp":253402300799999}"#.to_owned(),
+            _ => {
+                let ts = (i as u64) * 100 + rng.gen_range(0..20_000);
+                let kind = ["a", "b", "c"][rng.gen_range(0..3)];
+                format!(r#"{{"event_type":"{kind}","user_id":"u{}","timestamp":{ts}}}"#, rng.gen_range(0..5))
+            }
+        };
+        lines.push(line.as_bytes());
+    }
+    Arc::new(lines)
+}
+
+#[test]
+fn a_partition_read_in_chunks_by_any_number_of_workers_is_judged_as_by_one_reader() {
+    use dataflows::memory::MemoryChunks;
+    use dataflows::operators::chunked_source::{ChunkShare, ChunkedSourceSpec, chunked_source};
+    let lines = disordered_lines(3_000, 7);
+    let spec = pipeline(
+        "aggregations: [ { name: t, window: { kind: tumbling, size: 10s } },
+                         { name: s, window: { kind: sliding, size: 30s, slide: 10s }, group_by: user_id },
+                         { name: u, window: { kind: session, gap: 5s }, group_by: user_id } ]",
+    );
+    let mut watermark = spec.watermark.clone();
+    watermark.max_out_of_orderness = dataflows::spec::Millis(8_000);
+    watermark.max_future_skew = dataflows::spec::OrOff(Some(dataflows::spec::Millis(86_400_000)));
+    let plans = AggregationPlan::from_config(&spec.aggregations);
+    let control = Arc::new(RunControl::default());
+    let (one_reader, one_reader_letters) = {
+        let (lines, plans, watermark, engine, control) =
+            (lines.clone(), plans.clone(), watermark.clone(), spec.engine.clone(), control.clone());
+        sent_by(1, move |scope, _| {
+            let source = MemorySource::new(vec![lines.clone()]);
+            let spec = EventSourceSpec {
+                kind: source.kind(),
+                partitions: source.open(&[0], &[]).expect("memory partition opens"),
+                aggregations: plans.clone(),
+                watermark: watermark.clone(),
+                engine: engine.clone(),
+                control: control.clone(),
+                sinks_probe: ProbeHandle::new(),
+                gate: None,
+                hooks: Hooks::off(),
+                restored: Vec::new(),
+                late_counters: Vec::new(),
+            };
+            event_source(scope, spec)
+        })
+    };
+    let untimed = |sent: &Sent| {
+        let mut events: Vec<_> = sent.0.iter().map(|(_, ts, w)| (*ts, *w)).collect();
+        let mut letters: Vec<_> = sent.1.iter().map(|(_, r, a, o)| (r.clone(), *a, *o)).collect();
+        events.sort();
+        letters.sort();
+        (events, letters)
+    };
+    let reference = untimed(&(one_reader, one_reader_letters));
+    assert!(reference.1.iter().any(|l| l.0 == "late") && reference.1.iter().any(|l| l.0 == "future"));
+    assert!(reference.0.len() > 2_000, "most events are on time: {}", reference.0.len());
+    for lines_per_chunk in [1, 7, 500] {
+        let mut by_workers = Vec::new();
+        for workers in [1, 2, 4] {
+            let shares = Arc::new(Mutex::new(
+                ChunkShare::split(0, Arc::new(MemoryChunks::new(lines.clone(), lines_per_chunk)), workers)
+                    .into_iter()
+                    .map(Some)
+                    .collect::<Vec<_>>(),
+            ));
+            let (plans, watermark, engine, control) =
+                (plans.clone(), watermark.clone(), spec.engine.clone(), control.clone());
+            let sent = sent_by(workers, move |scope, index| {
+                let share = shares.lock().unwrap()[index].take().expect("one share a worker");
+                let spec = ChunkedSourceSpec {
+                    kind: dataflows::source::SourceKind { name: "memory", by_line: false },
+                    share,
+                    aggregations: plans.clone(),
+                    watermark: watermark.clone(),
+                    engine: engine.clone(),
+                    control: control.clone(),
+                    sinks_probe: ProbeHandle::new(),
+                    late_counters: Vec::new(),
+                };
+                chunked_source(scope, spec)
+            });
+            assert_eq!(untimed(&sent), reference, "{workers} workers, chunks of {lines_per_chunk} lines");
+            by_workers.push(sent);
+        }
+        // Sent at the same times too: the sinks write the same batches in the same order.
+        assert!(by_workers.windows(2).all(|w| w[0] == w[1]), "chunks of {lines_per_chunk} lines");
+    }
+}

@@ -491,6 +491,9 @@ fn validate(config: &Config, errors: &mut Vec<String>) {
     if epoch == 0 {
         errors.push("watermark.epoch: must be at least 1ms".to_owned());
     }
+    if pipeline.engine.read_chunk_bytes.get() > dataflows::spec::MAX_READ_CHUNK_BYTES {
+        errors.push("engine.read_chunk_bytes: must be at most 1073741824 (1 GiB)".to_owned());
+    }
     if let SourceConfig::Generator(g) = &config.source {
         for (name, fraction) in [("out_of_order_fraction", g.out_of_order_fraction), ("late_fraction", g.late_fraction)]
         {

@@ -7,9 +7,12 @@
 //! input is read by a helper thread so that a worker never blocks on it.
 
 use super::{OwnedPartitions, Partition, PartitionPosition, Poll, Source, SourceError, SourceKind, start_of};
+use dataflows::chunks::{ChunkLines, ChunkReader, ChunkedInput};
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::Mutex;
 use std::sync::mpsc::{Receiver, TryRecvError, sync_channel};
 
@@ -23,6 +26,13 @@ pub fn read_bounded_line(reader: &mut impl BufRead, line: &mut Vec<u8>, max: usi
 /// included); 0 at the end of input.
 pub fn read_counted_line(reader: &mut impl BufRead, line: &mut Vec<u8>, max: usize) -> std::io::Result<u64> {
     line.clear();
+    append_counted_line(reader, line, max)
+}
+
+/// Appends the next line to `out` (without its `\n` or `\r\n`, at most `max + 1` bytes of it);
+/// returns how many bytes of input the line took, 0 at the end of input.
+pub fn append_counted_line(reader: &mut impl BufRead, out: &mut Vec<u8>, max: usize) -> std::io::Result<u64> {
+    let start = out.len();
     let mut taken = 0u64;
     loop {
         let available = match reader.fill_buf() {
@@ -37,8 +47,8 @@ pub fn read_counted_line(reader: &mut impl BufRead, line: &mut Vec<u8>, max: usi
             Some(i) => (&available[..i], true),
             None => (available, false),
         };
-        let room = (max + 1).saturating_sub(line.len());
-        line.extend_from_slice(&chunk[..chunk.len().min(room)]);
+        let room = (max + 1).saturating_sub(out.len() - start);
+        out.extend_from_slice(&chunk[..chunk.len().min(room)]);
         let used = chunk.len() + usize::from(found_newline);
         reader.consume(used);
         taken += used as u64;
@@ -46,8 +56,8 @@ pub fn read_counted_line(reader: &mut impl BufRead, line: &mut Vec<u8>, max: usi
             break;
         }
     }
-    if line.last() == Some(&b'\r') {
-        line.pop();
+    if out.len() > start && out.last() == Some(&b'\r') {
+        out.pop();
     }
     Ok(taken)
 }
@@ -61,12 +71,149 @@ fn memchr_newline(bytes: &[u8]) -> Option<usize> {
 pub struct FileSource {
     path: PathBuf,
     max_bytes: usize,
+    chunk_bytes: u64,
 }
 
 impl FileSource {
-    /// The file at `path` (opened by the worker that owns its partition).
-    pub fn new(path: &Path, max_bytes: usize) -> FileSource {
-        FileSource { path: path.to_owned(), max_bytes }
+    /// The file at `path` (opened by the worker that owns its partition), read by every worker
+    /// in chunks of about `chunk_bytes` when the run allows.
+    pub fn new(path: &Path, max_bytes: usize, chunk_bytes: u64) -> FileSource {
+        FileSource { path: path.to_owned(), max_bytes, chunk_bytes: chunk_bytes.max(1) }
+    }
+}
+
+/// A file cut into chunks at line boundaries: chunk `i` holds the lines that start in
+/// `[i * chunk_bytes, (i + 1) * chunk_bytes)` (none, inside a line longer than a chunk). Each
+/// worker reads its chunks with positional reads of the one open file. The file's length is
+/// taken when it is opened: like a single reader, a run reads a file, not what is appended to it
+/// later.
+pub struct FileChunks {
+    file: Arc<File>,
+    path: String,
+    len: u64,
+    chunk_bytes: u64,
+    max_bytes: usize,
+}
+
+impl FileChunks {
+    /// Opens `path` in chunks of about `chunk_bytes`, lines of at most `max_bytes`.
+    pub fn open(path: &Path, chunk_bytes: u64, max_bytes: usize) -> Result<FileChunks, SourceError> {
+        let what = path.display().to_string();
+        let file = File::open(path).map_err(|source| SourceError::io(&what, source))?;
+        let len = file.metadata().map_err(|source| SourceError::io(&what, source))?.len();
+        Ok(FileChunks { file: Arc::new(file), path: what, len, chunk_bytes: chunk_bytes.max(1), max_bytes })
+    }
+}
+
+impl ChunkedInput for FileChunks {
+    fn chunk_count(&self) -> u64 {
+        self.len.div_ceil(self.chunk_bytes)
+    }
+    fn reader(&self) -> Result<Box<dyn ChunkReader>, SourceError> {
+        let at = At { file: self.file.clone(), position: 0, end: 0 };
+        Ok(Box::new(FileChunkReader {
+            reader: BufReader::with_capacity(READ_BUFFER_BYTES, at),
+            path: self.path.clone(),
+            len: self.len,
+            chunk_bytes: self.chunk_bytes,
+            max_bytes: self.max_bytes,
+            scan: vec![0; 64 * 1024],
+        }))
+    }
+}
+
+/// The read buffer of a chunk reader.
+const READ_BUFFER_BYTES: usize = 256 * 1024;
+
+/// One worker's reader of a [`FileChunks`].
+struct FileChunkReader {
+    reader: BufReader<At>,
+    path: String,
+    len: u64,
+    chunk_bytes: u64,
+    max_bytes: usize,
+    /// A buffer for finding line starts.
+    scan: Vec<u8>,
+}
+
+impl FileChunkReader {
+    /// Where chunk `index` starts: the first line start at or after `index * chunk_bytes`.
+    fn start_of(&mut self, index: u64) -> std::io::Result<u64> {
+        let nominal = index.saturating_mul(self.chunk_bytes);
+        if nominal == 0 || nominal >= self.len {
+            return Ok(nominal.min(self.len));
+        }
+        // A line starts at `nominal` if the byte before it ends one.
+        let mut at = nominal - 1;
+        while at < self.len {
+            let read = self.reader.get_ref().file.read_at(&mut self.scan, at)?;
+            if read == 0 {
+                break;
+            }
+            if let Some(i) = memchr_newline(&self.scan[..read]) {
+                return Ok(at + i as u64 + 1);
+            }
+            at += read as u64;
+        }
+        Ok(self.len)
+    }
+}
+
+impl ChunkReader for FileChunkReader {
+    fn read(&mut self, index: u64, out: &mut ChunkLines) -> Result<(), SourceError> {
+        self.read_lines(index, out).map_err(|source| SourceError::io(self.path.as_str(), source))
+    }
+}
+
+impl FileChunkReader {
+    fn read_lines(&mut self, index: u64, out: &mut ChunkLines) -> std::io::Result<()> {
+        out.clear();
+        let (start, end) = (self.start_of(index)?, self.start_of(index + 1)?);
+        self.reader.seek(SeekFrom::Start(start))?;
+        self.reader.get_mut().end = end;
+        loop {
+            let begin = out.bytes.len();
+            let taken = append_counted_line(&mut self.reader, &mut out.bytes, self.max_bytes)?;
+            if taken == 0 {
+                return Ok(());
+            }
+            out.span += 1;
+            if is_blank(&out.bytes[begin..]) {
+                out.bytes.truncate(begin);
+            } else {
+                out.lines.push((out.span, begin, out.bytes.len()));
+            }
+        }
+    }
+}
+
+/// Positional reads of a shared file up to `end`.
+struct At {
+    file: Arc<File>,
+    position: u64,
+    end: u64,
+}
+
+impl Read for At {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let left = self.end.saturating_sub(self.position);
+        let want = buf.len().min(usize::try_from(left).unwrap_or(usize::MAX));
+        if want == 0 {
+            return Ok(0);
+        }
+        let read = self.file.read_at(&mut buf[..want], self.position)?;
+        self.position += read as u64;
+        Ok(read)
+    }
+}
+
+impl Seek for At {
+    fn seek(&mut self, to: SeekFrom) -> std::io::Result<u64> {
+        match to {
+            SeekFrom::Start(at) => self.position = at,
+            _ => return Err(std::io::Error::other("chunk reads seek from the start only")),
+        }
+        Ok(self.position)
     }
 }
 
@@ -76,6 +223,10 @@ impl Source for FileSource {
     }
     fn partition_count(&self) -> u32 {
         1
+    }
+    fn chunked(&self) -> Result<Option<Arc<dyn ChunkedInput>>, SourceError> {
+        let chunks = FileChunks::open(&self.path, self.chunk_bytes, self.max_bytes)?;
+        Ok(Some(Arc::new(chunks)))
     }
     fn open(&self, indexes: &[u32], from: &[(u32, PartitionPosition)]) -> Result<OwnedPartitions, SourceError> {
         indexes
@@ -294,6 +445,32 @@ mod tests {
         assert_eq!(rest, vec![("three".to_owned(), 4), ("four".to_owned(), 5)]);
         assert_eq!(poll, Poll::Finished);
         assert_eq!(resumed.position().next, std::fs::metadata(&path).unwrap().len());
+    }
+
+    #[test]
+    fn a_file_read_in_chunks_of_any_size_gives_the_lines_of_one_reader() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("events.jsonl");
+        let long = "x".repeat(40);
+        let text = format!("one\r\n\ntwo\n{long}\n  \nthree\r\n{long}{long}\nfour\n\nlast");
+        std::fs::write(&path, &text).unwrap();
+        let mut single = LinePartition::open_file(&path, 30, PartitionPosition::default()).unwrap();
+        let (expected, _) = read_all(&mut single, 100);
+        for chunk_bytes in [1, 2, 3, 5, 7, 16, 64, 1 << 20] {
+            let chunks = FileChunks::open(&path, chunk_bytes, 30).unwrap();
+            let mut reader = chunks.reader().unwrap();
+            let (mut seen, mut before) = (Vec::new(), 0);
+            let mut lines = ChunkLines::default();
+            for index in 0..chunks.chunk_count() {
+                reader.read(index, &mut lines).unwrap();
+                for (i, (offset, _, _)) in lines.lines.iter().enumerate() {
+                    seen.push((String::from_utf8_lossy(lines.line(i)).into_owned(), before + offset));
+                }
+                before += lines.span;
+            }
+            assert_eq!(seen, expected, "chunks of {chunk_bytes} bytes");
+            assert_eq!(before, 10, "every line counted once, blank ones too");
+        }
     }
 
     #[test]

@@ -17,7 +17,9 @@ pub use dataflows::source::{
 pub fn open(config: &Config, start_ms: u64) -> Result<Box<dyn Source>, Error> {
     let max_bytes = config.pipeline.engine.max_event_bytes.get();
     Ok(match &config.source {
-        SourceConfig::File(f) => Box::new(file::FileSource::new(&f.path, max_bytes)),
+        SourceConfig::File(f) => {
+            Box::new(file::FileSource::new(&f.path, max_bytes, config.pipeline.engine.read_chunk_bytes.get()))
+        }
         SourceConfig::Stdin(_) => Box::new(file::StdinSource::new(max_bytes)),
         SourceConfig::Generator(g) => Box::new(generator::GeneratorSource::new(g, g.start_ms.unwrap_or(start_ms))),
         SourceConfig::Kafka(k) => Box::new(kafka::KafkaSource::connect(&config.kafka, k)?),

@@ -13,12 +13,13 @@
 //! every worker has taken its checkpoint. A stop request is then the gate's business (a last
 //! checkpoint), not the source's.
 
+use crate::admission::{Clock, Judge, admit};
 use crate::checkpoint::Hooks;
 use crate::control::{Counters, RunControl};
-use crate::event::{Event, InvalidReason, parse_event};
+use crate::event::Event;
 use crate::record::{DeadLetter, Position};
 use crate::source::{Partition, PartitionPosition, Poll, SourceKind};
-use crate::spec::{EngineConfig, Millis, WatermarkConfig};
+use crate::spec::{EngineConfig, WatermarkConfig};
 use crate::window::{AggregationPlan, epoch_of};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
@@ -134,10 +135,11 @@ impl SourceState {
         let mut ready = false;
         let count = self.partitions.len();
         let budget = self.engine.max_events_per_step.get().div_ceil(count.max(1));
-        let (kind, out_of_orderness, max_bytes) = (self.kind, self.out_of_orderness, self.engine.max_event_bytes.get());
+        let (out_of_orderness, max_bytes) = (self.out_of_orderness, self.engine.max_event_bytes.get());
         // The wall clock and the latest acceptable event time, read once per step.
-        let wall = crate::control::wall_clock_ms();
-        let latest = self.max_future_skew.map(|skew| wall.saturating_add(skew));
+        let clock = Clock::now(self.max_future_skew);
+        let judge =
+            Judge { kind: self.kind, aggregations: &self.aggregations, late_counters: &self.late_counters, control };
         for step in 0..count {
             let partition = &mut self.partitions[(self.next_partition + step) % count];
             if partition.finished {
@@ -145,62 +147,18 @@ impl SourceState {
             }
             let mut read = 0u64;
             let PartitionState { index, reader, max_timestamp, .. } = partition;
-            let (pending, letters, aggregations) = (&mut self.pending, &mut self.letters, &self.aggregations);
-            let late_counters = &self.late_counters;
+            let (pending, letters) = (&mut self.pending, &mut self.letters);
             let polled = reader.poll(budget, &mut |bytes, offset| {
                 read += 1;
                 let position = Position { partition: *index, offset };
                 let partition_watermark = max_timestamp.map_or(0, |ts: u64| ts.saturating_sub(out_of_orderness));
                 // An idle partition may have let the capability run ahead of its watermark.
                 let judged_against = partition_watermark.max(cap_time);
-                match parse_event(bytes, max_bytes) {
-                    Err(invalid) => {
-                        Counters::add(&control.counters.invalid_events, 1);
-                        control.counters.invalid_by_reason.add(invalid.reason, 1);
-                        tracing::debug!(reason = invalid.reason.as_str(), detail = %invalid.detail, "invalid event");
-                        let letter = DeadLetter::new(kind, position, invalid.reason.as_str(), None, bytes, None);
-                        letters.push(letter.because(invalid.detail));
-                    }
-                    Ok(event) if latest.is_some_and(|latest| event.timestamp > latest) => {
-                        // A broken clock: the event must not advance the watermark.
-                        Counters::add(&control.counters.invalid_events, 1);
-                        control.counters.invalid_by_reason.add(InvalidReason::Future, 1);
-                        let detail = format!(
-                            "timestamp {} is {:.0} s ahead of the wall clock (watermark.max_future_skew {})",
-                            event.timestamp,
-                            event.timestamp.saturating_sub(wall) as f64 / 1000.0,
-                            Millis(latest.unwrap_or(wall) - wall)
-                        );
-                        let at = Some(event.timestamp);
-                        letters.push(
-                            DeadLetter::new(kind, position, InvalidReason::Future.as_str(), None, bytes, at)
-                                .because(detail),
-                        );
-                    }
-                    Ok(mut event) => {
-                        event.watermark = judged_against;
-                        let mut on_time = false;
-                        for plan in aggregations {
-                            if plan.group_key(&event).is_none() {
-                                continue;
-                            }
-                            let lateness = plan.lateness(event.timestamp, judged_against);
-                            if lateness.late_for_some {
-                                Counters::add(&control.counters.late_events, 1);
-                                if let Some(counter) = late_counters.get(usize::from(plan.index)) {
-                                    Counters::add(counter, 1);
-                                }
-                                let at = Some(event.timestamp);
-                                letters.push(DeadLetter::new(kind, position, "late", Some(plan.index), bytes, at));
-                            }
-                            on_time |= lateness.on_time_for_some;
-                        }
-                        *max_timestamp = Some(max_timestamp.map_or(event.timestamp, |m| m.max(event.timestamp)));
-                        if on_time {
-                            pending.push(event);
-                        }
-                    }
+                let admitted = admit(bytes, max_bytes, clock);
+                if let Some(ts) = admitted.timestamp() {
+                    *max_timestamp = Some(max_timestamp.map_or(ts, |m| m.max(ts)));
                 }
+                judge.judge(admitted, bytes, position, judged_against, pending, letters);
             });
             Counters::add(&control.counters.events_in, read);
             if read > 0 {

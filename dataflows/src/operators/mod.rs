@@ -3,6 +3,7 @@
 pub mod alert_dedup;
 pub mod batch_sink;
 pub mod checkpoint_gate;
+pub mod chunked_source;
 pub mod event_alerts;
 pub mod event_source;
 pub mod pattern_alerts;

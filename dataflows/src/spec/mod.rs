@@ -87,6 +87,10 @@ pub struct EngineConfig {
     /// How many epochs a source may read ahead of what the sinks have written (backpressure).
     #[serde(default = "default_max_inflight_epochs")]
     pub max_inflight_epochs: NonZeroU64,
+    /// A file (without checkpoints) is cut into chunks of about this many bytes, at line
+    /// boundaries, which the workers of the process read and parse side by side.
+    #[serde(default = "default_read_chunk_bytes")]
+    pub read_chunk_bytes: NonZeroU64,
     /// Pin each worker thread to its own core (worker `i` to core `i mod cores`) when a process
     /// has no more workers than cores: otherwise the kernel tends to wake a worker on the core of
     /// the worker that woke it, and the two take turns instead of running side by side.
@@ -127,6 +131,7 @@ impl Default for EngineConfig {
             max_event_bytes: default_max_event_bytes(),
             max_events_per_step: default_max_events_per_step(),
             max_inflight_epochs: default_max_inflight_epochs(),
+            read_chunk_bytes: default_read_chunk_bytes(),
             pin_workers: default_pin_workers(),
             status_interval: default_status_interval(),
             progress: ProgressMode::default(),
@@ -134,6 +139,13 @@ impl Default for EngineConfig {
             metrics_interval: default_metrics_interval(),
         }
     }
+}
+
+/// The largest `engine.read_chunk_bytes` accepted.
+pub const MAX_READ_CHUNK_BYTES: u64 = 1 << 30;
+
+fn default_read_chunk_bytes() -> NonZeroU64 {
+    NonZeroU64::new(1 << 20).unwrap_or(NonZeroU64::MIN)
 }
 
 fn default_max_event_bytes() -> NonZeroUsize {

@@ -1,0 +1,239 @@
+//! The event source of a partition read by every worker of a process (a file): each worker reads
+//! and parses the chunks it owns, publishes their summaries, and judges each chunk once every
+//! earlier chunk's summary is in (`chunks`), so the decisions are a single reader's.
+//!
+//! Everything judged from chunk `c` is sent at the epoch of the watermark before its first input,
+//! a time that depends on the file alone: the records, dead letters and their order are the same
+//! for any number of workers. A worker holds its capability at the epoch of the watermark before
+//! its oldest chunk not yet judged, as far as the summaries before it are in: every later chunk's
+//! time is at or after it.
+//!
+//! No checkpoints: a position would have to be a cut across chunks; with checkpoints on, a run
+//! reads the partition with one worker (`event_source`).
+
+use crate::admission::{Clock, Judge};
+use crate::chunks::{ChunkReader, ChunkTable, ChunkedInput, ParsedChunk, Prefix};
+use crate::control::{Counters, RunControl};
+use crate::event::Event;
+use crate::operators::event_source::SourceStreams;
+use crate::record::DeadLetter;
+use crate::source::SourceKind;
+use crate::spec::{EngineConfig, WatermarkConfig};
+use crate::window::{AggregationPlan, epoch_of};
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+use std::time::Duration;
+use timely::dataflow::operators::generic::OutputBuilder;
+use timely::dataflow::operators::generic::builder_rc::OperatorBuilder;
+use timely::dataflow::{ProbeHandle, Scope};
+
+/// How soon a worker waiting for another's chunk summary, or held back by slow sinks, looks again.
+const WAIT_INTERVAL: Duration = Duration::from_millis(1);
+/// How many chunks a worker parses ahead of the one it is waiting to judge.
+const PARSE_AHEAD: usize = 4;
+
+/// One worker's share of a chunked partition.
+pub struct ChunkShare {
+    /// The partition's index (in dead-letter positions).
+    pub partition: u32,
+    /// The input.
+    pub input: Arc<dyn ChunkedInput>,
+    /// The chunks' summaries, shared by the workers of the process.
+    pub table: Arc<ChunkTable>,
+    /// This worker's index among the readers.
+    pub reader: usize,
+    /// How many workers read.
+    pub readers: usize,
+}
+
+impl ChunkShare {
+    /// The shares of `readers` workers of one input.
+    pub fn split(partition: u32, input: Arc<dyn ChunkedInput>, readers: usize) -> Vec<ChunkShare> {
+        let table = Arc::new(ChunkTable::new(input.chunk_count()));
+        (0..readers.max(1))
+            .map(|reader| ChunkShare {
+                partition,
+                input: input.clone(),
+                table: table.clone(),
+                reader,
+                readers: readers.max(1),
+            })
+            .collect()
+    }
+}
+
+/// What the chunked source needs to know.
+pub struct ChunkedSourceSpec {
+    /// How the source names itself in dead letters.
+    pub kind: SourceKind,
+    /// This worker's share.
+    pub share: ChunkShare,
+    /// The aggregations, for lateness.
+    pub aggregations: Vec<AggregationPlan>,
+    /// Watermark settings.
+    pub watermark: WatermarkConfig,
+    /// Size limits.
+    pub engine: EngineConfig,
+    /// Stop requests, failures, counters.
+    pub control: Arc<RunControl>,
+    /// The frontier of what has reached the sinks, for backpressure.
+    pub sinks_probe: ProbeHandle<u64>,
+    /// The late counter of each aggregation (by index), shared by the workers.
+    pub late_counters: Vec<Arc<AtomicU64>>,
+}
+
+/// One worker's reading state.
+struct ChunkState {
+    share: ChunkShare,
+    reader: Box<dyn ChunkReader>,
+    /// The next chunk of this worker's to read.
+    next_own: u64,
+    /// Chunks parsed, oldest first, waiting for the summaries before them.
+    parsed: VecDeque<ParsedChunk>,
+    /// Judged chunks' memory, for reuse.
+    spare: Vec<ParsedChunk>,
+    prefix: Prefix,
+    /// The epoch of the last watermark this worker told the others.
+    told_epoch: Option<u64>,
+}
+
+impl ChunkState {
+    fn chunk_count(&self) -> u64 {
+        self.share.table.len()
+    }
+
+    /// The oldest chunk of this worker's not yet judged (the chunk count when none is left).
+    fn oldest_unjudged(&self) -> u64 {
+        self.parsed.front().map_or(self.next_own, |c| c.index)
+    }
+
+    /// Reads and parses this worker's next chunk and publishes its summary.
+    fn parse_next(&mut self, max_bytes: usize, clock: Clock, control: &RunControl) -> Result<(), String> {
+        let index = self.next_own;
+        let mut chunk = self.spare.pop().unwrap_or_default();
+        self.reader
+            .read(index, &mut chunk.lines)
+            .map_err(|e| format!("source partition {}: {e}", self.share.partition))?;
+        Counters::add(&control.counters.events_in, chunk.lines.lines.len() as u64);
+        let summary = chunk.parse(index, max_bytes, clock);
+        self.share.table.publish(index, summary);
+        self.parsed.push_back(chunk);
+        self.next_own += self.share.readers as u64;
+        Ok(())
+    }
+}
+
+/// Builds the chunked source of this worker.
+pub fn chunked_source<'s>(scope: Scope<'s, u64>, spec: ChunkedSourceSpec) -> SourceStreams<'s> {
+    let mut builder = OperatorBuilder::new("ChunkedSource".to_owned(), scope);
+    let activator = scope.activator_for(builder.operator_info().address);
+    let worker = scope.index();
+    let (events_out, events) = builder.new_output();
+    let (dead_out, dead_letters) = builder.new_output();
+    let (watermark_out, watermarks) = builder.new_output();
+    let mut events_out = OutputBuilder::<_, timely::container::CapacityContainerBuilder<Vec<Event>>>::from(events_out);
+    let mut dead_out = OutputBuilder::<_, timely::container::CapacityContainerBuilder<Vec<DeadLetter>>>::from(dead_out);
+    let mut watermark_out =
+        OutputBuilder::<_, timely::container::CapacityContainerBuilder<Vec<(u32, u64)>>>::from(watermark_out);
+
+    builder.build(move |mut capabilities| {
+        let watermark_cap = capabilities.pop().expect("three outputs");
+        let dead_cap = capabilities.pop().expect("three outputs");
+        let event_cap = capabilities.pop().expect("three outputs");
+        let ChunkedSourceSpec { kind, share, aggregations, watermark, engine, control, sinks_probe, late_counters } =
+            spec;
+        let max_ahead = engine.max_inflight_epochs.get().saturating_mul(watermark.epoch.0);
+        let out_of_orderness = watermark.max_out_of_orderness.0;
+        let epoch = watermark.epoch.0;
+        let max_bytes = engine.max_event_bytes.get();
+        let max_future_skew = watermark.max_future_skew.0.map(|skew| skew.0);
+        let mut state = match share.input.reader() {
+            Ok(reader) => Some(ChunkState {
+                next_own: share.reader as u64,
+                share,
+                reader,
+                parsed: VecDeque::new(),
+                spare: Vec::new(),
+                prefix: Prefix::default(),
+                told_epoch: None,
+            }),
+            Err(e) => {
+                control.fail(format!("cannot open the source: {e}"));
+                None
+            }
+        };
+        let mut caps = state.as_ref().map(|_| (event_cap, dead_cap, watermark_cap));
+        let (mut pending, mut letters) = (Vec::new(), Vec::new());
+
+        move |_frontiers| {
+            let (Some((event_cap, dead_cap, watermark_cap)), Some(state)) = (caps.as_mut(), state.as_mut()) else {
+                return;
+            };
+            // Backpressure: do not read further while the sinks lag too far behind.
+            let ahead = sinks_probe.with_frontier(|f| f.first().map(|done| event_cap.time().saturating_sub(*done)));
+            Counters::set(&control.counters.backpressure_epochs, ahead.unwrap_or(0) / epoch.max(1));
+            if control.stop_requested() || control.failure().is_some() {
+                caps = None;
+                return;
+            }
+            if ahead.is_some_and(|ahead| ahead > max_ahead) {
+                activator.activate_after(WAIT_INTERVAL);
+                return;
+            }
+            let mut progressed = false;
+            if state.parsed.len() < PARSE_AHEAD && state.next_own < state.chunk_count() {
+                if let Err(e) = state.parse_next(max_bytes, Clock::now(max_future_skew), &control) {
+                    control.fail(e);
+                    caps = None;
+                    return;
+                }
+                progressed = true;
+            }
+            let judge = Judge { kind, aggregations: &aggregations, late_counters: &late_counters, control: &control };
+            while let Some(front) = state.parsed.front() {
+                let index = front.index;
+                state.prefix.advance(&state.share.table, index);
+                if state.prefix.next != index {
+                    break;
+                }
+                let mut chunk = state.parsed.pop_front().expect("a front chunk");
+                let at = epoch_of(state.prefix.watermark(out_of_orderness), epoch);
+                chunk.judge(&state.prefix, state.share.partition, out_of_orderness, &judge, &mut pending, &mut letters);
+                state.spare.push(chunk);
+                if !pending.is_empty() {
+                    events_out.activate().session(&event_cap.delayed(&at)).give_iterator(pending.drain(..));
+                }
+                if !letters.is_empty() {
+                    dead_out.activate().session(&dead_cap.delayed(&at)).give_iterator(letters.drain(..));
+                }
+                progressed = true;
+            }
+            let upto = state.oldest_unjudged();
+            if upto >= state.chunk_count() {
+                caps = None;
+                return;
+            }
+            state.prefix.advance(&state.share.table, upto);
+            let w = state.prefix.watermark(out_of_orderness);
+            control.watermarks.publish(worker, w);
+            let target = epoch_of(w, epoch);
+            if state.told_epoch.is_none_or(|told| target > told) {
+                state.told_epoch = Some(target);
+                watermark_out.activate().session(&*watermark_cap).give((worker as u32, w));
+            }
+            if target > *event_cap.time() {
+                event_cap.downgrade(&target);
+                dead_cap.downgrade(&target);
+                watermark_cap.downgrade(&target);
+            }
+            if progressed {
+                activator.activate();
+            } else {
+                activator.activate_after(WAIT_INTERVAL);
+            }
+        }
+    });
+
+    SourceStreams { events, dead_letters, watermarks }
+}
