@@ -3,7 +3,7 @@
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use dataflows::control::RunControl;
-use dataflows::event::parse_event;
+use dataflows::event::{parse_event, parse_event_by_serde};
 use dataflows::memory::MemorySource;
 use dataflows::stats::{PartialStats, percentile_buckets};
 use dataflows::window::FixedWindows;
@@ -21,6 +21,13 @@ fn parser(c: &mut Criterion) {
         b.iter(|| {
             for i in 0..lines.len() {
                 black_box(parse_event(lines.line(i), 1 << 16).ok());
+            }
+        })
+    });
+    group.bench_function("parse_event_by_serde x10k", |b| {
+        b.iter(|| {
+            for i in 0..lines.len() {
+                black_box(parse_event_by_serde(lines.line(i), 1 << 16).ok());
             }
         })
     });

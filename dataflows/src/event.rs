@@ -4,6 +4,8 @@
 //! `borrow`), keeps short strings inline (`CompactString`, no heap allocation up to 24 bytes) and
 //! classifies every failure into a dead-letter reason.
 
+mod fast_path;
+
 use compact_str::CompactString;
 use serde::de::{self, Deserializer, Visitor};
 use serde::{Deserialize, Serialize};
@@ -192,12 +194,26 @@ pub const MAX_ABS_VALUE: f64 = 1e15;
 pub const MAX_LATENCY_MS: f64 = 1e12;
 
 /// Parses one input (a line or a message) into an event, or says why it is invalid.
+#[inline]
 pub fn parse_event(bytes: &[u8], max_bytes: usize) -> Result<Event, Invalid> {
+    parse_with(bytes, max_bytes, true)
+}
+
+/// [`parse_event`] without the fast path: what the fast path is held to (tests, benchmarks).
+#[doc(hidden)]
+pub fn parse_event_by_serde(bytes: &[u8], max_bytes: usize) -> Result<Event, Invalid> {
+    parse_with(bytes, max_bytes, false)
+}
+
+fn parse_with(bytes: &[u8], max_bytes: usize, fast: bool) -> Result<Event, Invalid> {
     if bytes.len() > max_bytes {
         return Err(Invalid::new(InvalidReason::TooLarge, format!("{} bytes, limit {max_bytes}", bytes.len())));
     }
     let text = std::str::from_utf8(bytes).map_err(|e| Invalid::new(InvalidReason::NotUtf8, e.to_string()))?;
-    let raw: RawEvent = serde_json::from_str(text).map_err(|e| classify(text, e))?;
+    let raw = match fast.then(|| fast_path::parse(text)).flatten() {
+        Some(raw) => raw,
+        None => serde_json::from_str::<RawEvent>(text).map_err(|e| classify(text, e))?,
+    };
     for (name, number) in [("latency_ms", raw.latency_ms), ("value", raw.value)] {
         if number.is_some_and(|v| !v.is_finite()) {
             return Err(Invalid::new(InvalidReason::BadValue, format!("{name} is not finite")));

@@ -1,12 +1,18 @@
 //! Generative tests of the parser: whatever the bytes, every input is either an event that keeps
-//! the contract's invariants or an invalid input with a reason — never a panic.
+//! the contract's invariants or an invalid input with a reason — never a panic — and the fast
+//! path decides exactly as serde_json does (the same event to the bit, or the same reason and
+//! detail).
 
-use dataflows::event::{MAX_ABS_VALUE, MAX_LATENCY_MS, MAX_TIMESTAMP_MS, parse_event};
+use dataflows::event::{MAX_ABS_VALUE, MAX_LATENCY_MS, MAX_TIMESTAMP_MS, parse_event, parse_event_by_serde};
 use proptest::prelude::*;
 use serde_json::Value;
 
 /// Checks one input's outcome.
 fn judged(bytes: &[u8]) -> Result<(), TestCaseError> {
+    // Debug output tells -0.0 from 0.0: the values must be the same bits.
+    let (fast, serde) =
+        (format!("{:?}", parse_event(bytes, 4_096)), format!("{:?}", parse_event_by_serde(bytes, 4_096)));
+    prop_assert_eq!(fast, serde, "{}", String::from_utf8_lossy(bytes));
     match parse_event(bytes, 4_096) {
         Ok(event) => {
             prop_assert!(!event.event_type.is_empty());
@@ -56,8 +62,109 @@ fn json() -> impl Strategy<Value = Value> {
     })
 }
 
+/// A JSON-like token: the number, string and literal spellings at the fast path's edges.
+fn token() -> impl Strategy<Value = String> {
+    prop_oneof![
+        6 => "-?[1-9][0-9]{0,3}(\\.[0-9]{1,3})?",
+        6 => "\"[a-z]{1,5}\"",
+        3 => Just("null".to_owned()),
+        1 => Just("nul".to_owned()),
+        1 => Just("true".to_owned()),
+        1 => Just("false".to_owned()),
+        1 => Just("{}".to_owned()),
+        1 => Just("[1]".to_owned()),
+        1 => Just(r#"{"event_type":"x"}"#.to_owned()),
+        1 => "-?(0|[1-9][0-9]{0,17}|0[0-9]{1,3})(\\.[0-9]{0,17})?([eE][+-]?[0-9]{0,3})?",
+        1 => "-?[0-9]{0,4}\\.?[0-9]{0,4}",
+        1 => "\"[a-z_\\\\\"\u{1}\t é]{0,8}\"",
+        1 => "\"(event_type|timestamp|user_id|session_id|latency_ms|value|status|error)\"",
+        1 => Just("\"2025-11-27T08:00:00.123Z\"".to_owned()),
+        1 => Just("1764230400000".to_owned()),
+        1 => Just("253402300799999".to_owned()),
+        1 => Just("253402300799999.0".to_owned()),
+        1 => Just("1e999".to_owned()),
+    ]
+}
+
+/// A flat object written token by token: the event's fields (some twice) and others, any
+/// whitespace, now and then a missing or extra separator.
+fn flat_object() -> impl Strategy<Value = String> {
+    let key = prop_oneof![
+        Just("event_type"),
+        Just("timestamp"),
+        Just("user_id"),
+        Just("session_id"),
+        Just("latency_ms"),
+        Just("value"),
+        Just("status"),
+        Just("event_id"),
+        Just("event\\u005ftype"),
+    ];
+    // JSON's whitespace, now and then a vertical tab (which is not).
+    let space = || prop_oneof![30 => "[ \t\r\n]{0,2}", 1 => Just("\u{b}".to_owned())];
+    let member = (key, space(), token(), space(), prop_oneof![8 => Just(","), 1 => Just(""), 1 => Just(",,")]);
+    // Mostly with a valid event type and timestamp somewhere, so that many are events.
+    let core = |key: &'static str, value: &'static str| {
+        prop::option::weighted(
+            0.9,
+            (Just(key), Just(String::new()), Just(value.to_owned()), Just(String::new()), Just(",")),
+        )
+    };
+    let members = (
+        prop::collection::vec(member, 0..4),
+        core("event_type", "\"click\""),
+        core("timestamp", "1764230400000"),
+        any::<prop::sample::Index>(),
+        any::<prop::sample::Index>(),
+    )
+        .prop_map(|(mut members, event_type, timestamp, i, j)| {
+            for (core, at) in [(event_type, i), (timestamp, j)] {
+                if let Some(core) = core {
+                    members.insert(at.index(members.len() + 1), core);
+                }
+            }
+            members
+        });
+    (space(), members, space(), prop_oneof![8 => Just(""), 1 => Just("x"), 1 => Just("}")]).prop_map(
+        |(lead, members, tail, junk)| {
+            let mut text = format!("{lead}{{");
+            for (i, (key, before, value, after, comma)) in members.iter().enumerate() {
+                let comma = if i + 1 == members.len() { "" } else { comma };
+                text.push_str(&format!("{before}\"{key}\"{after}:{before}{value}{after}{comma}"));
+            }
+            text.push_str(&format!("}}{tail}{junk}"));
+            text
+        },
+    )
+}
+
+proptest! {
+    // About a fifth are events; the rest fail somewhere, each of which must be left to serde_json.
+    #![proptest_config(ProptestConfig::with_cases(10_000))]
+
+    #[test]
+    fn flat_objects_are_read_as_serde_json_reads_them(text in flat_object()) {
+        judged(text.as_bytes())?;
+    }
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(2_000))]
+
+    #[test]
+    fn common_events_take_the_fast_path_and_read_the_same(
+        timestamp in 0..MAX_TIMESTAMP_MS + 10,
+        integer in 0..100_000u64,
+        fraction in "[0-9]{1,9}",
+        negative in any::<bool>(),
+        user in "[a-z0-9_-]{0,12}",
+    ) {
+        let sign = if negative { "-" } else { "" };
+        let text = format!(
+            r#"{{"event_id":"e-1","event_type":"click","user_id":"{user}","timestamp":{timestamp},"latency_ms":{integer}.{fraction},"value":{sign}{integer},"status":"error"}}"#
+        );
+        judged(text.as_bytes())?;
+    }
 
     #[test]
     fn arbitrary_bytes_are_an_event_or_a_dead_letter(bytes in prop::collection::vec(any::<u8>(), 0..200)) {
