@@ -19,12 +19,12 @@ use crate::operators::window_results::{AtWindowEnds, WindowResults};
 use crate::record::{DeadLetter, WindowRecord};
 use crate::source::{Partition, SourceKind};
 use crate::spec;
-use crate::window::{AggregationPlan, FlushSlots};
+use crate::window::{AggregationPlan, FlushSlots, Shape};
 use std::sync::Arc;
 use timely::dataflow::ProbeHandle;
 use timely::dataflow::Scope;
 use timely::dataflow::channels::pact::Pipeline;
-use timely::dataflow::operators::generic::Operator;
+use timely::dataflow::operators::generic::{Operator, operator::empty};
 use timely::dataflow::operators::vec::Broadcast;
 use timely::dataflow::operators::{Concat, Concatenate, Probe};
 
@@ -137,11 +137,19 @@ pub fn build(
     let slots = FlushSlots::new(&plans, &alerted, config.watermark.epoch.0);
     // The flush waits after the alerted slots until their alerts are out.
     let window_alerts_probe = (!rules.window.is_empty()).then(ProbeHandle::new);
-    let fixed = events
-        .clone()
-        .window_partials(&plans, slots, window_alerts_probe.clone(), &hooks, live_control.clone())
-        .window_results();
-    let sessions = events.clone().session_windows(&plans, epoch, &hooks, live_control);
+    // Only the operators the aggregations need: every further reader of the event stream costs
+    // a copy of every batch.
+    let fixed = match plans.iter().any(|p| matches!(p.shape, Shape::Fixed(_))) {
+        true => events
+            .clone()
+            .window_partials(&plans, slots, window_alerts_probe.clone(), &hooks, live_control.clone())
+            .window_results(),
+        false => empty(scope),
+    };
+    let sessions = match plans.iter().any(|p| matches!(p.shape, Shape::Session { .. })) {
+        true => events.clone().session_windows(&plans, epoch, &hooks, live_control),
+        false => empty(scope),
+    };
     // Metrics leave at their window's end; alerts are judged at each slot's time.
     let records = fixed.clone().concat(sessions.clone());
     let metrics = fixed.at_window_ends().concat(sessions).probe_with(&sinks_probe);
