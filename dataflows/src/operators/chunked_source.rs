@@ -14,9 +14,7 @@
 use crate::admission::{Clock, Judge};
 use crate::chunks::{ChunkReader, ChunkTable, ChunkedInput, ParsedChunk, Prefix};
 use crate::control::{Counters, RunControl};
-use crate::event::Event;
-use crate::operators::event_source::SourceStreams;
-use crate::record::DeadLetter;
+use crate::operators::event_source::{SourceOperator, SourceStreams};
 use crate::source::SourceKind;
 use crate::spec::{EngineConfig, WatermarkConfig};
 use crate::window::{AggregationPlan, epoch_of};
@@ -24,8 +22,6 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 use std::time::Duration;
-use timely::dataflow::operators::generic::OutputBuilder;
-use timely::dataflow::operators::generic::builder_rc::OperatorBuilder;
 use timely::dataflow::{ProbeHandle, Scope};
 
 /// How soon a worker waiting for another's chunk summary, or held back by slow sinks, looks again.
@@ -126,16 +122,15 @@ impl ChunkState {
 
 /// Builds the chunked source of this worker.
 pub fn chunked_source<'s>(scope: Scope<'s, u64>, spec: ChunkedSourceSpec) -> SourceStreams<'s> {
-    let mut builder = OperatorBuilder::new("ChunkedSource".to_owned(), scope);
+    let SourceOperator {
+        builder,
+        events: mut events_out,
+        dead_letters: mut dead_out,
+        watermarks: mut watermark_out,
+        streams,
+    } = SourceOperator::new(scope, "ChunkedSource");
     let activator = scope.activator_for(builder.operator_info().address);
     let worker = scope.index();
-    let (events_out, events) = builder.new_output();
-    let (dead_out, dead_letters) = builder.new_output();
-    let (watermark_out, watermarks) = builder.new_output();
-    let mut events_out = OutputBuilder::<_, timely::container::CapacityContainerBuilder<Vec<Event>>>::from(events_out);
-    let mut dead_out = OutputBuilder::<_, timely::container::CapacityContainerBuilder<Vec<DeadLetter>>>::from(dead_out);
-    let mut watermark_out =
-        OutputBuilder::<_, timely::container::CapacityContainerBuilder<Vec<(u32, u64)>>>::from(watermark_out);
 
     builder.build(move |mut capabilities| {
         let watermark_cap = capabilities.pop().expect("three outputs");
@@ -235,5 +230,5 @@ pub fn chunked_source<'s>(scope: Scope<'s, u64>, spec: ChunkedSourceSpec) -> Sou
         }
     });
 
-    SourceStreams { events, dead_letters, watermarks }
+    streams
 }

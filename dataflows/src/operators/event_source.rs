@@ -267,18 +267,46 @@ pub struct SourceStreams<'s> {
     pub watermarks: StreamVec<'s, u64, (u32, u64)>,
 }
 
+/// An output of a source operator.
+pub(crate) type SourceOutput<D> = OutputBuilder<u64, timely::container::CapacityContainerBuilder<Vec<D>>>;
+
+/// A source operator's builder and its three outputs: events, dead letters, watermarks.
+pub(crate) struct SourceOperator<'s> {
+    pub builder: OperatorBuilder<'s, u64>,
+    pub events: SourceOutput<Event>,
+    pub dead_letters: SourceOutput<DeadLetter>,
+    pub watermarks: SourceOutput<(u32, u64)>,
+    pub streams: SourceStreams<'s>,
+}
+
+impl<'s> SourceOperator<'s> {
+    /// A source operator named `name`, with its three outputs.
+    pub(crate) fn new(scope: Scope<'s, u64>, name: &str) -> SourceOperator<'s> {
+        let mut builder = OperatorBuilder::new(name.to_owned(), scope);
+        let (events_out, events) = builder.new_output();
+        let (dead_out, dead_letters) = builder.new_output();
+        let (watermark_out, watermarks) = builder.new_output();
+        SourceOperator {
+            builder,
+            events: OutputBuilder::from(events_out),
+            dead_letters: OutputBuilder::from(dead_out),
+            watermarks: OutputBuilder::from(watermark_out),
+            streams: SourceStreams { events, dead_letters, watermarks },
+        }
+    }
+}
+
 /// Builds the event source of this worker.
 pub fn event_source<'s>(scope: Scope<'s, u64>, spec: EventSourceSpec) -> SourceStreams<'s> {
-    let mut builder = OperatorBuilder::new("EventSource".to_owned(), scope);
+    let SourceOperator {
+        builder,
+        events: mut events_out,
+        dead_letters: mut dead_out,
+        watermarks: mut watermark_out,
+        streams,
+    } = SourceOperator::new(scope, "EventSource");
     let activator = scope.activator_for(builder.operator_info().address);
     let worker = scope.index();
-    let (events_out, events) = builder.new_output();
-    let (dead_out, dead_letters) = builder.new_output();
-    let (watermark_out, watermarks) = builder.new_output();
-    let mut events_out = OutputBuilder::<_, timely::container::CapacityContainerBuilder<Vec<Event>>>::from(events_out);
-    let mut dead_out = OutputBuilder::<_, timely::container::CapacityContainerBuilder<Vec<DeadLetter>>>::from(dead_out);
-    let mut watermark_out =
-        OutputBuilder::<_, timely::container::CapacityContainerBuilder<Vec<(u32, u64)>>>::from(watermark_out);
 
     builder.build(move |mut capabilities| {
         let watermark_cap = capabilities.pop().expect("three outputs");
@@ -414,7 +442,7 @@ pub fn event_source<'s>(scope: Scope<'s, u64>, spec: EventSourceSpec) -> SourceS
         }
     });
 
-    SourceStreams { events, dead_letters, watermarks }
+    streams
 }
 
 #[cfg(test)]
