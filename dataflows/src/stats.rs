@@ -137,7 +137,83 @@ pub struct PartialStats {
     pub buckets: FxHashMap<u64, u64>,
     /// Distinct `user_id`s, as their [`user_fingerprint`]s.
     #[serde(with = "fingerprint_bytes")]
-    pub users: FxHashSet<u128>,
+    pub users: UserSet,
+}
+
+/// Distinct users' fingerprints, the first one held inline: a key that is one user (an
+/// aggregation or session by user) never allocates a set or probes one — about half the
+/// partials of the embedded default's aggregations.
+#[derive(Clone, Debug, Default)]
+pub struct UserSet {
+    first: Option<u128>,
+    /// The others (never `first`).
+    rest: FxHashSet<u128>,
+}
+
+impl UserSet {
+    /// Adds a fingerprint.
+    #[inline]
+    pub fn insert(&mut self, user: u128) {
+        match self.first {
+            None => self.first = Some(user),
+            Some(first) if first == user => {}
+            Some(_) => {
+                self.rest.insert(user);
+            }
+        }
+    }
+
+    /// How many distinct users.
+    pub fn len(&self) -> usize {
+        usize::from(self.first.is_some()) + self.rest.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.first.is_none()
+    }
+
+    /// The fingerprints, in no particular order.
+    pub fn iter(&self) -> impl Iterator<Item = u128> + '_ {
+        self.first.into_iter().chain(self.rest.iter().copied())
+    }
+
+    /// A set with room for `capacity` fingerprints.
+    pub fn with_capacity(capacity: usize) -> UserSet {
+        UserSet {
+            first: None,
+            rest: FxHashSet::with_capacity_and_hasher(capacity.saturating_sub(1), Default::default()),
+        }
+    }
+}
+
+impl PartialEq for UserSet {
+    fn eq(&self, other: &UserSet) -> bool {
+        let theirs = |user: u128| other.first == Some(user) || other.rest.contains(&user);
+        self.len() == other.len() && self.iter().all(theirs)
+    }
+}
+
+impl Extend<u128> for UserSet {
+    fn extend<I: IntoIterator<Item = u128>>(&mut self, users: I) {
+        users.into_iter().for_each(|user| self.insert(user));
+    }
+}
+
+impl FromIterator<u128> for UserSet {
+    fn from_iter<I: IntoIterator<Item = u128>>(users: I) -> UserSet {
+        let mut set = UserSet::default();
+        set.extend(users);
+        set
+    }
+}
+
+impl IntoIterator for UserSet {
+    type Item = u128;
+    type IntoIter = std::iter::Chain<std::option::IntoIter<u128>, std::collections::hash_set::IntoIter<u128>>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.first.into_iter().chain(self.rest)
+    }
 }
 
 /// A byte string that a self-describing format (JSON) gives as a sequence of numbers.
@@ -299,13 +375,13 @@ mod bucket_bytes {
 /// are most of the bytes, and a random 128-bit integer takes 19 bytes as a varint and an encoder
 /// call of its own.
 mod fingerprint_bytes {
-    use rustc_hash::FxHashSet;
+    use super::UserSet;
     use serde::de::{Error, SeqAccess, Visitor};
     use serde::{Deserializer, Serializer};
 
-    pub fn serialize<S: Serializer>(set: &FxHashSet<u128>, serializer: S) -> Result<S::Ok, S::Error> {
+    pub fn serialize<S: Serializer>(set: &UserSet, serializer: S) -> Result<S::Ok, S::Error> {
         let mut bytes = Vec::with_capacity(set.len() * 16);
-        for fingerprint in set {
+        for fingerprint in set.iter() {
             bytes.extend_from_slice(&fingerprint.to_le_bytes());
         }
         serializer.serialize_bytes(&bytes)
@@ -314,11 +390,11 @@ mod fingerprint_bytes {
     struct Fingerprints;
 
     impl Fingerprints {
-        fn of<E: Error>(bytes: &[u8]) -> Result<FxHashSet<u128>, E> {
+        fn of<E: Error>(bytes: &[u8]) -> Result<UserSet, E> {
             if !bytes.len().is_multiple_of(16) {
                 return Err(E::custom(format!("{} bytes of fingerprints: not a multiple of 16", bytes.len())));
             }
-            let mut set = FxHashSet::with_capacity_and_hasher(bytes.len() / 16, Default::default());
+            let mut set = UserSet::with_capacity(bytes.len() / 16);
             for chunk in bytes.chunks_exact(16) {
                 set.insert(u128::from_le_bytes(chunk.try_into().expect("16 bytes")));
             }
@@ -327,7 +403,7 @@ mod fingerprint_bytes {
     }
 
     impl<'de> Visitor<'de> for Fingerprints {
-        type Value = FxHashSet<u128>;
+        type Value = UserSet;
 
         fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
             f.write_str("bytes of 128-bit fingerprints")
@@ -342,7 +418,7 @@ mod fingerprint_bytes {
         }
     }
 
-    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<FxHashSet<u128>, D::Error> {
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<UserSet, D::Error> {
         deserializer.deserialize_bytes(Fingerprints)
     }
 }
@@ -426,7 +502,7 @@ impl PartialStats {
         for (bucket, count) in &other.buckets {
             *self.buckets.entry(*bucket).or_insert(0) += count;
         }
-        self.users.extend(other.users.iter().copied());
+        self.users.extend(other.users.iter());
     }
 
     /// The final statistics, when this partial holds the whole window.
