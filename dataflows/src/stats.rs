@@ -10,7 +10,7 @@
 
 use compact_str::CompactString;
 use hdrhistogram::Histogram;
-use rustc_hash::{FxHashMap, FxHashSet};
+use rustc_hash::FxHashSet;
 use serde::{Deserialize, Serialize};
 use std::sync::LazyLock;
 
@@ -134,10 +134,121 @@ pub struct PartialStats {
     pub scalar: ScalarPartial,
     /// Latency bucket (see [`latency_bucket`]) → number of latencies in it.
     #[serde(with = "bucket_bytes")]
-    pub buckets: FxHashMap<u64, u64>,
+    pub buckets: BucketCounts,
     /// Distinct `user_id`s, as their [`user_fingerprint`]s.
     #[serde(with = "fingerprint_bytes")]
     pub users: UserSet,
+}
+
+/// Latency bucket counts. A latency is appended to a list of pending buckets — a write at the end
+/// of a small vector, where a hash-map insert cost a probe of a table that had left the cache
+/// (most partials belong to one user and are touched once in a while, at random) — and the list
+/// is sorted and folded into the sorted counts when it reaches [`PENDING_BUCKETS`] or the counts
+/// are read. Counts stay bounded by the distinct buckets plus the pending list.
+#[derive(Clone, Debug, Default)]
+pub struct BucketCounts {
+    /// (bucket, count), sorted by bucket, each bucket once.
+    counted: Vec<(u64, u64)>,
+    /// Buckets not yet counted.
+    pending: Vec<u64>,
+}
+
+/// How many latencies wait before they are counted.
+const PENDING_BUCKETS: usize = 2048;
+
+impl BucketCounts {
+    /// Counts one latency in `bucket`.
+    #[inline]
+    pub fn add(&mut self, bucket: u64) {
+        self.pending.push(bucket);
+        if self.pending.len() >= PENDING_BUCKETS {
+            self.count_pending();
+        }
+    }
+
+    /// Folds the pending buckets into the counts.
+    fn count_pending(&mut self) {
+        if self.pending.is_empty() {
+            return;
+        }
+        self.pending.sort_unstable();
+        let mut runs: Vec<(u64, u64)> = Vec::new();
+        for bucket in self.pending.drain(..) {
+            match runs.last_mut() {
+                Some((last, count)) if *last == bucket => *count += 1,
+                _ => runs.push((bucket, 1)),
+            }
+        }
+        self.counted = merge_counts(&self.counted, &runs);
+    }
+
+    /// Adds another's counts.
+    pub fn merge(&mut self, other: &BucketCounts) {
+        self.pending.extend_from_slice(&other.pending);
+        if !other.counted.is_empty() {
+            self.counted = merge_counts(&self.counted, &other.counted);
+        }
+        if self.pending.len() >= PENDING_BUCKETS {
+            self.count_pending();
+        }
+    }
+
+    /// The counts, sorted by bucket.
+    pub fn sorted(&self) -> std::borrow::Cow<'_, [(u64, u64)]> {
+        if self.pending.is_empty() {
+            return std::borrow::Cow::Borrowed(&self.counted);
+        }
+        let mut all = self.clone();
+        all.count_pending();
+        std::borrow::Cow::Owned(all.counted)
+    }
+
+    /// The counts, sorted by bucket.
+    pub fn into_sorted(mut self) -> Vec<(u64, u64)> {
+        self.count_pending();
+        self.counted
+    }
+
+    /// Counts from (bucket, count) pairs in any order.
+    pub fn from_counts(mut pairs: Vec<(u64, u64)>) -> BucketCounts {
+        pairs.sort_unstable();
+        BucketCounts { counted: merge_counts(&[], &pairs), pending: Vec::new() }
+    }
+}
+
+impl PartialEq for BucketCounts {
+    fn eq(&self, other: &BucketCounts) -> bool {
+        self.sorted() == other.sorted()
+    }
+}
+
+/// Two sorted bucket count lists as one (a bucket in both: the counts added; a bucket repeated in
+/// `b`, as in unsorted input sorted: summed too).
+fn merge_counts(a: &[(u64, u64)], b: &[(u64, u64)]) -> Vec<(u64, u64)> {
+    let mut out: Vec<(u64, u64)> = Vec::with_capacity(a.len() + b.len());
+    let (mut i, mut j) = (0, 0);
+    while i < a.len() || j < b.len() {
+        let next = match (a.get(i), b.get(j)) {
+            (Some(x), Some(y)) if x.0 <= y.0 => {
+                i += 1;
+                *x
+            }
+            (_, Some(y)) => {
+                j += 1;
+                *y
+            }
+            (Some(x), None) => {
+                i += 1;
+                *x
+            }
+            (None, None) => break,
+        };
+        match out.last_mut() {
+            Some((bucket, count)) if *bucket == next.0 => *count += next.1,
+            _ => out.push(next),
+        }
+    }
+    out
 }
 
 /// Distinct users' fingerprints, the first one held inline: a key that is one user (an
@@ -231,7 +342,7 @@ fn bytes_of_seq<'de, A: serde::de::SeqAccess<'de>>(mut seq: A) -> Result<Vec<u8>
 /// bucket is an HdrHistogram lowest-equivalent value (3 significant digits: 2048 sub-buckets),
 /// so `b >> k` for its magnitude `k` is exact; a map with any other key is kept as raw keys.
 mod bucket_bytes {
-    use rustc_hash::FxHashMap;
+    use super::BucketCounts;
     use serde::de::{Error, SeqAccess, Visitor};
     use serde::{Deserializer, Serializer};
 
@@ -277,11 +388,11 @@ mod bucket_bytes {
         None
     }
 
-    pub fn serialize<S: Serializer>(buckets: &FxHashMap<u64, u64>, serializer: S) -> Result<S::Ok, S::Error> {
-        let compact = buckets.keys().all(|b| bucket(step(*b)) == Some(*b));
-        let mut sorted: Vec<(u64, u64)> =
-            buckets.iter().map(|(b, n)| (if compact { step(*b) } else { *b }, *n)).collect();
-        sorted.sort_unstable();
+    pub fn serialize<S: Serializer>(buckets: &BucketCounts, serializer: S) -> Result<S::Ok, S::Error> {
+        let buckets = buckets.sorted();
+        let compact = buckets.iter().all(|(b, _)| bucket(step(*b)) == Some(*b));
+        // `step` keeps the order of the buckets it maps.
+        let sorted = buckets.iter().map(|(b, n)| (if compact { step(*b) } else { *b }, *n));
         let mut bytes = Vec::with_capacity(1 + sorted.len() * 3);
         bytes.push(if compact { COMPACT } else { RAW });
         let mut previous = 0;
@@ -296,10 +407,10 @@ mod bucket_bytes {
     struct Buckets;
 
     impl Buckets {
-        fn of<E: Error>(bytes: &[u8]) -> Result<FxHashMap<u64, u64>, E> {
+        fn of<E: Error>(bytes: &[u8]) -> Result<BucketCounts, E> {
             let bad = || E::custom("latency buckets: bad encoding");
             let (&mode, mut rest) = bytes.split_first().ok_or_else(bad)?;
-            let mut map = FxHashMap::default();
+            let mut map = Vec::new();
             let mut key = 0u64;
             while !rest.is_empty() {
                 key = key.checked_add(get(&mut rest).ok_or_else(bad)?).ok_or_else(bad)?;
@@ -309,14 +420,14 @@ mod bucket_bytes {
                     RAW => key,
                     _ => return Err(bad()),
                 };
-                map.insert(bucket, count);
+                map.push((bucket, count));
             }
-            Ok(map)
+            Ok(BucketCounts::from_counts(map))
         }
     }
 
     impl<'de> Visitor<'de> for Buckets {
-        type Value = FxHashMap<u64, u64>;
+        type Value = BucketCounts;
 
         fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
             f.write_str("bytes of latency bucket counts")
@@ -331,13 +442,39 @@ mod bucket_bytes {
         }
     }
 
-    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<FxHashMap<u64, u64>, D::Error> {
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<BucketCounts, D::Error> {
         deserializer.deserialize_bytes(Buckets)
     }
 
     #[cfg(test)]
     mod tests {
         use super::*;
+
+        #[test]
+        fn pending_buckets_count_as_counted_ones_and_serialize_the_same() {
+            let mut counts = BucketCounts::default();
+            let mut map = std::collections::BTreeMap::<u64, u64>::new();
+            for i in 0..(3 * super::super::PENDING_BUCKETS as u64 + 17) {
+                let b = (i * 7_919) % 613;
+                counts.add(b);
+                *map.entry(b).or_default() += 1;
+            }
+            assert!(!counts.pending.is_empty(), "some still pending");
+            let expected: Vec<(u64, u64)> = map.into_iter().collect();
+            assert_eq!(*counts.sorted(), expected[..]);
+            let mut merged = BucketCounts::default();
+            merged.merge(&counts);
+            merged.merge(&BucketCounts::from_counts(vec![(5, 2), (5, 1), (1 << 40, 3)]));
+            let mut more = expected.clone();
+            more.iter_mut().find(|(b, _)| *b == 5).unwrap().1 += 3;
+            more.push((1 << 40, 3));
+            assert_eq!(merged.clone().into_sorted(), more);
+            let bytes =
+                postcard::to_stdvec(&crate::stats::PartialStats { buckets: merged.clone(), ..Default::default() })
+                    .unwrap();
+            let back: crate::stats::PartialStats = postcard::from_bytes(&bytes).unwrap();
+            assert_eq!(back.buckets, merged);
+        }
 
         #[test]
         fn every_latency_bucket_has_an_exact_step() {
@@ -356,7 +493,8 @@ mod bucket_bytes {
         #[test]
         fn bucket_maps_round_trip_compact_and_raw() {
             for (mode, keys) in [("[0,", vec![0u64, 5, 2048, 4104, 1 << 62]), ("[1,", vec![3, 2049, 12_345_677])] {
-                let map: FxHashMap<u64, u64> = keys.iter().enumerate().map(|(i, k)| (*k, i as u64 * 300 + 1)).collect();
+                let map =
+                    BucketCounts::from_counts(keys.iter().enumerate().map(|(i, k)| (*k, i as u64 * 300 + 1)).collect());
                 let mut bytes = Vec::new();
                 let mut ser = serde_json::Serializer::new(&mut bytes);
                 serialize(&map, &mut ser).unwrap();
@@ -486,7 +624,7 @@ impl PartialStats {
         s.errors += u64::from(event.is_error);
         if let Some((latency, bucket)) = event.latency {
             s.latency.add(latency);
-            *self.buckets.entry(bucket).or_insert(0) += 1;
+            self.buckets.add(bucket);
         }
         if let Some(v) = event.value {
             s.value.add(v);
@@ -499,17 +637,13 @@ impl PartialStats {
     /// Merges another partial of the same window and key.
     pub fn merge(&mut self, other: &PartialStats) {
         self.scalar.merge(&other.scalar);
-        for (bucket, count) in &other.buckets {
-            *self.buckets.entry(*bucket).or_insert(0) += count;
-        }
+        self.buckets.merge(&other.buckets);
         self.users.extend(other.users.iter());
     }
 
     /// The final statistics, when this partial holds the whole window.
     pub fn finish(&self) -> WindowResult {
-        let mut buckets: Vec<(u64, u64)> = self.buckets.iter().map(|(b, c)| (*b, *c)).collect();
-        buckets.sort_unstable();
-        WindowResult::from_parts(self.scalar, &buckets, self.users.len() as u64)
+        WindowResult::from_parts(self.scalar, &self.buckets.sorted(), self.users.len() as u64)
     }
 }
 

@@ -56,8 +56,7 @@ pub struct Contribution {
 
 impl From<PartialStats> for Contribution {
     fn from(partial: PartialStats) -> Contribution {
-        let mut buckets: Vec<(u64, u64)> = partial.buckets.into_iter().collect();
-        buckets.sort_unstable();
+        let buckets = partial.buckets.into_sorted();
         let mut users: Vec<u128> = partial.users.into_iter().collect();
         users.sort_unstable();
         Contribution { scalar: partial.scalar, buckets, users }
