@@ -9,6 +9,7 @@ use crate::http::live::{Live, Tapped};
 use crate::sinks::Sinks;
 use dataflows::alerts::Alert;
 use dataflows::checkpoint::{CheckpointStore, Hooks, Restore, SinkPositions};
+use dataflows::chunks::Prefix;
 use dataflows::control::RunControl;
 use dataflows::operators::batch_sink::BatchWriter;
 use dataflows::operators::chunked_source::ChunkShare;
@@ -116,19 +117,24 @@ pub fn run(
     let writer = checkpoints.as_ref().map(|c| c.writer.clone());
     // Set when the workers left at a stop's checkpoint rather than by draining to the end.
     let stopped_at_checkpoint = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let restores = Arc::new(Mutex::new(checkpoints.map(|c| c.restores).unwrap_or_default()));
+    let restores: Vec<Option<Restore>> = checkpoints.map(|c| c.restores).unwrap_or_default();
+    // Where partition 0 stands at the checkpoint resumed from (a file read in chunks goes on there).
+    let resumed_first = restores.iter().flatten().flat_map(|r| r.partitions.iter()).find(|p| p.index == 0).copied();
+    let restores = Arc::new(Mutex::new(restores));
     let writers = Arc::new(Mutex::new(sinks));
     let kind = source.kind();
     let partition_count = source.partition_count();
-    // A file without checkpoints is read by every worker of process 0, chunk by chunk.
-    let chunked = match (&writer, process) {
-        (None, 0) => source.chunked().map_err(|e| Error::Run(format!("cannot open the source: {e}")))?,
+    // A file is read by every worker of process 0, chunk by chunk, from where it stands.
+    let from = resumed_first.map(|p| p.position).unwrap_or_default();
+    let chunked = match process {
+        0 => source.chunked(from).map_err(|e| Error::Run(format!("cannot open the source: {e}")))?,
         _ => None,
     };
     let reads_in_chunks = chunked.is_some();
+    let start = Prefix::at(from, resumed_first.and_then(|p| p.max_timestamp));
     let shares: Mutex<Vec<Option<ChunkShare>>> = Mutex::new(
         chunked
-            .map(|input| ChunkShare::split(0, input, workers_here).into_iter().map(Some).collect())
+            .map(|input| ChunkShare::split(0, input, workers_here, start).into_iter().map(Some).collect())
             .unwrap_or_default(),
     );
 

@@ -14,7 +14,7 @@ fn config(dir: &Path, events: &Path, out: &str, checkpoint: Option<(&str, &str)>
         r#"
 source: {{ kind: file, path: {events} }}
 watermark: {{ max_out_of_orderness: 5s, idle_timeout: 10s, epoch: 1s }}
-engine: {{ status_interval: 0s }}
+engine: {{ status_interval: 0s, read_chunk_bytes: 262144 }}
 aggregations:
   - {{ name: by_type_1m, window: {{ kind: tumbling, size: 1m }}, group_by: event_type }}
   - {{ name: by_type_5m_sliding, window: {{ kind: sliding, size: 5m, slide: 1m }}, group_by: event_type }}
@@ -298,7 +298,7 @@ fn a_run_goes_on_while_redis_is_down_and_its_next_checkpoint_completes() {
             r#"
 source: {{ kind: generator, count: 36000, rate: {rate}, seed: 5, partitions: 2, start_ms: 1764230400000, event_time_rate: 1000, users: 200 }}
 watermark: {{ max_out_of_orderness: 5s, idle_timeout: 10s, epoch: 1s }}
-engine: {{ status_interval: 0s }}
+engine: {{ status_interval: 0s, read_chunk_bytes: 262144 }}
 aggregations:
   - {{ name: by_type_1m, window: {{ kind: tumbling, size: 1m }}, group_by: event_type }}
   - {{ name: by_user_sessions, window: {{ kind: session, gap: 30s }}, group_by: user_id }}

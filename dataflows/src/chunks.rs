@@ -14,7 +14,7 @@
 use crate::admission::{Admitted, Clock, Judge, admit};
 use crate::event::Event;
 use crate::record::{DeadLetter, Position};
-use crate::source::SourceError;
+use crate::source::{PartitionPosition, SourceError};
 use std::sync::OnceLock;
 
 /// The lines of one chunk: their bytes one after the other and, per line, its offset counted from
@@ -27,6 +27,9 @@ pub struct ChunkLines {
     pub lines: Vec<(u64, usize, usize)>,
     /// How many offsets the chunk spans (lines, blank ones included).
     pub span: u64,
+    /// Where the input continues after the chunk (a byte offset of a file): a partition
+    /// position's `next`.
+    pub end: u64,
 }
 
 impl ChunkLines {
@@ -35,6 +38,7 @@ impl ChunkLines {
         self.bytes.clear();
         self.lines.clear();
         self.span = 0;
+        self.end = 0;
     }
 
     /// Adds a line at `offset` within the chunk.
@@ -73,6 +77,8 @@ pub struct ChunkSummary {
     pub max_timestamp: Option<u64>,
     /// How many offsets it spans.
     pub span: u64,
+    /// Where the input continues after it.
+    pub end: u64,
 }
 
 /// The summaries of a partition's chunks, published by the worker that parsed each.
@@ -108,8 +114,9 @@ impl ChunkTable {
     }
 }
 
-/// What a worker knows of the chunks before `next`: their largest timestamp and how many offsets
-/// they span.
+/// What a worker knows of the chunks before `next`: their largest timestamp, how many offsets
+/// they span and where the input continues after them — with the partition's state before the
+/// first chunk (a resumed run's position) folded in.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Prefix {
     /// The first chunk not folded in.
@@ -118,9 +125,37 @@ pub struct Prefix {
     pub max_timestamp: Option<u64>,
     /// How many offsets the chunks before `next` span.
     pub offsets: u64,
+    /// Where the input continues after the chunks before `next`.
+    pub end: u64,
 }
 
 impl Prefix {
+    /// The prefix before the first chunk of an input opened at `position`, whose largest
+    /// timestamp so far was `max_timestamp` (a resumed run's partition).
+    pub fn at(position: PartitionPosition, max_timestamp: Option<u64>) -> Prefix {
+        Prefix { next: 0, max_timestamp, offsets: position.lines, end: position.next }
+    }
+
+    /// Where the partition stands after the chunks before `next`, as a checkpoint records it.
+    pub fn position(&self) -> PartitionPosition {
+        PartitionPosition { next: self.end, lines: self.offsets }
+    }
+
+    /// The first chunk whose inputs are sent at or after time `time` (the epoch of the
+    /// watermark before it, in epochs of `epoch`): a checkpoint at `time` holds everything before
+    /// it and nothing of it. Folds published summaries from `self` on; every chunk sent before
+    /// `time` has published its summary.
+    pub fn cut(mut self, table: &ChunkTable, time: u64, out_of_orderness: u64, epoch: u64) -> Prefix {
+        while crate::window::epoch_of(self.watermark(out_of_orderness), epoch) < time && self.next < table.len() {
+            let before = self.next;
+            self.advance(table, before + 1);
+            if self.next == before {
+                break;
+            }
+        }
+        self
+    }
+
     /// Folds in the published summaries from `next` up to (not including) `upto`, stopping at the
     /// first one not yet published.
     pub fn advance(&mut self, table: &ChunkTable, upto: u64) {
@@ -128,6 +163,7 @@ impl Prefix {
             let Some(summary) = table.get(self.next) else { break };
             self.max_timestamp = self.max_timestamp.max(summary.max_timestamp);
             self.offsets += summary.span;
+            self.end = summary.end;
             self.next += 1;
         }
     }
@@ -161,7 +197,7 @@ impl ParsedChunk {
             max_timestamp = max_timestamp.max(admitted.timestamp());
             self.admitted.push(admitted);
         }
-        ChunkSummary { max_timestamp, span: self.lines.span }
+        ChunkSummary { max_timestamp, span: self.lines.span, end: self.lines.end }
     }
 
     /// Judges the chunk's inputs in order, the first against `prefix` (which must have folded in
@@ -195,17 +231,33 @@ mod tests {
     #[test]
     fn a_prefix_folds_published_summaries_in_order_and_stops_at_a_gap() {
         let table = ChunkTable::new(4);
-        table.publish(0, ChunkSummary { max_timestamp: Some(50), span: 3 });
-        table.publish(2, ChunkSummary { max_timestamp: Some(90), span: 2 });
-        let mut prefix = Prefix::default();
+        table.publish(0, ChunkSummary { max_timestamp: Some(50), span: 3, end: 30 });
+        table.publish(2, ChunkSummary { max_timestamp: Some(90), span: 2, end: 50 });
+        let mut prefix = Prefix::at(PartitionPosition { next: 7, lines: 1 }, Some(20));
         prefix.advance(&table, 4);
-        assert_eq!(prefix, Prefix { next: 1, max_timestamp: Some(50), offsets: 3 });
-        table.publish(1, ChunkSummary { max_timestamp: None, span: 1 });
+        assert_eq!(prefix, Prefix { next: 1, max_timestamp: Some(50), offsets: 4, end: 30 });
+        table.publish(1, ChunkSummary { max_timestamp: None, span: 1, end: 40 });
         prefix.advance(&table, 2);
-        assert_eq!(prefix, Prefix { next: 2, max_timestamp: Some(50), offsets: 4 }, "stops at upto");
+        assert_eq!(prefix, Prefix { next: 2, max_timestamp: Some(50), offsets: 5, end: 40 }, "stops at upto");
         prefix.advance(&table, 4);
-        assert_eq!(prefix, Prefix { next: 3, max_timestamp: Some(90), offsets: 6 });
+        assert_eq!(prefix, Prefix { next: 3, max_timestamp: Some(90), offsets: 7, end: 50 });
         assert_eq!(prefix.watermark(100), 0);
         assert_eq!(prefix.watermark(10), 80);
+        assert_eq!(prefix.position(), PartitionPosition { next: 50, lines: 7 });
+    }
+
+    #[test]
+    fn a_cut_is_the_first_chunk_sent_at_or_after_the_checkpoint() {
+        let table = ChunkTable::new(3);
+        for (i, max) in [(0, 1_500), (1, 2_600), (2, 9_000)] {
+            table.publish(i, ChunkSummary { max_timestamp: Some(max), span: 10, end: (i + 1) * 100 });
+        }
+        let start = Prefix::at(PartitionPosition::default(), None);
+        // Chunk times (epochs of 1000, no out-of-orderness): 0, 1000, 2000.
+        assert_eq!(start.cut(&table, 0, 0, 1_000).next, 0);
+        assert_eq!(start.cut(&table, 1_000, 0, 1_000).next, 1);
+        let cut = start.cut(&table, 1_500, 0, 1_000);
+        assert_eq!((cut.next, cut.position()), (2, PartitionPosition { next: 200, lines: 20 }));
+        assert_eq!(start.cut(&table, 50_000, 0, 1_000).next, 3, "everything sent: the end of the input");
     }
 }

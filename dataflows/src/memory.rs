@@ -132,6 +132,7 @@ impl ChunkReader for MemoryChunks {
             out.push((i - start) as u64, self.lines.line(i));
         }
         out.span = (end - start) as u64;
+        out.end = end as u64;
         Ok(())
     }
 }

@@ -34,8 +34,8 @@ pub struct PipelineIo {
     pub kind: SourceKind,
     /// This worker's partitions.
     pub partitions: Vec<(u32, Box<dyn Partition>)>,
-    /// This worker's share of a partition every worker of the process reads (a file, without
-    /// checkpoints); then `partitions` is empty.
+    /// This worker's share of a partition every worker of the process reads (a file); then
+    /// `partitions` is empty.
     pub chunks: Option<ChunkShare>,
     /// Metrics sinks (only worker 0's receive records).
     pub metrics: Box<dyn BatchWriter<WindowRecord>>,
@@ -93,7 +93,6 @@ pub fn build(
         config.aggregations.iter().map(|a| live_control.counters.late_by_aggregation.handle(&a.name)).collect();
     let streams = match io.chunks {
         Some(share) => {
-            assert!(gate.is_none(), "a chunked partition is read without checkpoints");
             let spec = ChunkedSourceSpec {
                 kind: io.kind,
                 share,
@@ -102,6 +101,8 @@ pub fn build(
                 engine: config.engine.clone(),
                 control,
                 sinks_probe: sinks_probe.clone(),
+                gate: gate.as_ref().map(|(probe, _)| probe.clone()),
+                hooks: hooks.clone(),
                 late_counters,
             };
             chunked_source(scope, spec)

@@ -93,9 +93,12 @@ pub trait Source: Send + Sync {
     /// How many partitions it has (fixed for the run).
     fn partition_count(&self) -> u32;
     /// For a source of one partition that can be cut into chunks read independently (a file):
-    /// the chunks, so that every worker of the process reads and parses a share of it. `None`
-    /// (the default) for sources read in order only.
-    fn chunked(&self) -> Result<Option<std::sync::Arc<dyn crate::chunks::ChunkedInput>>, SourceError> {
+    /// the chunks from `from` on, so that every worker of the process reads and parses a share
+    /// of it. `None` (the default) for sources read in order only.
+    fn chunked(
+        &self,
+        _from: PartitionPosition,
+    ) -> Result<Option<std::sync::Arc<dyn crate::chunks::ChunkedInput>>, SourceError> {
         Ok(None)
     }
     /// Opens the partitions `indexes`, each from its position in `from` (from the start when

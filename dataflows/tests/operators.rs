@@ -492,10 +492,15 @@ fn a_partition_read_in_chunks_by_any_number_of_workers_is_judged_as_by_one_reade
         let mut by_workers = Vec::new();
         for workers in [1, 2, 4] {
             let shares = Arc::new(Mutex::new(
-                ChunkShare::split(0, Arc::new(MemoryChunks::new(lines.clone(), lines_per_chunk)), workers)
-                    .into_iter()
-                    .map(Some)
-                    .collect::<Vec<_>>(),
+                ChunkShare::split(
+                    0,
+                    Arc::new(MemoryChunks::new(lines.clone(), lines_per_chunk)),
+                    workers,
+                    Default::default(),
+                )
+                .into_iter()
+                .map(Some)
+                .collect::<Vec<_>>(),
             ));
             let (plans, watermark, engine, control) =
                 (plans.clone(), watermark.clone(), spec.engine.clone(), control.clone());
@@ -509,6 +514,8 @@ fn a_partition_read_in_chunks_by_any_number_of_workers_is_judged_as_by_one_reade
                     engine: engine.clone(),
                     control: control.clone(),
                     sinks_probe: ProbeHandle::new(),
+                    gate: None,
+                    hooks: Hooks::off(),
                     late_counters: Vec::new(),
                 };
                 chunked_source(scope, spec)

@@ -83,37 +83,42 @@ impl FileSource {
 }
 
 /// A file cut into chunks at line boundaries: chunk `i` holds the lines that start in
-/// `[i * chunk_bytes, (i + 1) * chunk_bytes)` (none, inside a line longer than a chunk). Each
+/// `[origin + i * chunk_bytes, origin + (i + 1) * chunk_bytes)` (none, inside a line longer than
+/// a chunk), `origin` being where reading starts (a resumed run's position, a line start). Each
 /// worker reads its chunks with positional reads of the one open file. The file's length is
 /// taken when it is opened: like a single reader, a run reads a file, not what is appended to it
 /// later.
 pub struct FileChunks {
     file: Arc<File>,
     path: String,
+    origin: u64,
     len: u64,
     chunk_bytes: u64,
     max_bytes: usize,
 }
 
 impl FileChunks {
-    /// Opens `path` in chunks of about `chunk_bytes`, lines of at most `max_bytes`.
-    pub fn open(path: &Path, chunk_bytes: u64, max_bytes: usize) -> Result<FileChunks, SourceError> {
+    /// Opens `path` from byte `origin` (a line start) in chunks of about `chunk_bytes`, lines of
+    /// at most `max_bytes`.
+    pub fn open(path: &Path, chunk_bytes: u64, max_bytes: usize, origin: u64) -> Result<FileChunks, SourceError> {
         let what = path.display().to_string();
         let file = File::open(path).map_err(|source| SourceError::io(&what, source))?;
         let len = file.metadata().map_err(|source| SourceError::io(&what, source))?.len();
-        Ok(FileChunks { file: Arc::new(file), path: what, len, chunk_bytes: chunk_bytes.max(1), max_bytes })
+        let chunk_bytes = chunk_bytes.max(1);
+        Ok(FileChunks { file: Arc::new(file), path: what, origin: origin.min(len), len, chunk_bytes, max_bytes })
     }
 }
 
 impl ChunkedInput for FileChunks {
     fn chunk_count(&self) -> u64 {
-        self.len.div_ceil(self.chunk_bytes)
+        (self.len - self.origin).div_ceil(self.chunk_bytes)
     }
     fn reader(&self) -> Result<Box<dyn ChunkReader>, SourceError> {
         let at = At { file: self.file.clone(), position: 0, end: 0 };
         Ok(Box::new(FileChunkReader {
             reader: BufReader::with_capacity(READ_BUFFER_BYTES, at),
             path: self.path.clone(),
+            origin: self.origin,
             len: self.len,
             chunk_bytes: self.chunk_bytes,
             max_bytes: self.max_bytes,
@@ -129,6 +134,7 @@ const READ_BUFFER_BYTES: usize = 256 * 1024;
 struct FileChunkReader {
     reader: BufReader<At>,
     path: String,
+    origin: u64,
     len: u64,
     chunk_bytes: u64,
     max_bytes: usize,
@@ -137,10 +143,10 @@ struct FileChunkReader {
 }
 
 impl FileChunkReader {
-    /// Where chunk `index` starts: the first line start at or after `index * chunk_bytes`.
+    /// Where chunk `index` starts: the first line start at or after `origin + index * chunk_bytes`.
     fn start_of(&mut self, index: u64) -> std::io::Result<u64> {
-        let nominal = index.saturating_mul(self.chunk_bytes);
-        if nominal == 0 || nominal >= self.len {
+        let nominal = self.origin.saturating_add(index.saturating_mul(self.chunk_bytes));
+        if index == 0 || nominal >= self.len {
             return Ok(nominal.min(self.len));
         }
         // A line starts at `nominal` if the byte before it ends one.
@@ -171,6 +177,7 @@ impl FileChunkReader {
         let (start, end) = (self.start_of(index)?, self.start_of(index + 1)?);
         self.reader.seek(SeekFrom::Start(start))?;
         self.reader.get_mut().end = end;
+        out.end = end;
         loop {
             let begin = out.bytes.len();
             let taken = append_counted_line(&mut self.reader, &mut out.bytes, self.max_bytes)?;
@@ -224,8 +231,8 @@ impl Source for FileSource {
     fn partition_count(&self) -> u32 {
         1
     }
-    fn chunked(&self) -> Result<Option<Arc<dyn ChunkedInput>>, SourceError> {
-        let chunks = FileChunks::open(&self.path, self.chunk_bytes, self.max_bytes)?;
+    fn chunked(&self, from: PartitionPosition) -> Result<Option<Arc<dyn ChunkedInput>>, SourceError> {
+        let chunks = FileChunks::open(&self.path, self.chunk_bytes, self.max_bytes, from.next)?;
         Ok(Some(Arc::new(chunks)))
     }
     fn open(&self, indexes: &[u32], from: &[(u32, PartitionPosition)]) -> Result<OwnedPartitions, SourceError> {
@@ -457,7 +464,7 @@ mod tests {
         let mut single = LinePartition::open_file(&path, 30, PartitionPosition::default()).unwrap();
         let (expected, _) = read_all(&mut single, 100);
         for chunk_bytes in [1, 2, 3, 5, 7, 16, 64, 1 << 20] {
-            let chunks = FileChunks::open(&path, chunk_bytes, 30).unwrap();
+            let chunks = FileChunks::open(&path, chunk_bytes, 30, 0).unwrap();
             let mut reader = chunks.reader().unwrap();
             let (mut seen, mut before) = (Vec::new(), 0);
             let mut lines = ChunkLines::default();
@@ -470,6 +477,26 @@ mod tests {
             }
             assert_eq!(seen, expected, "chunks of {chunk_bytes} bytes");
             assert_eq!(before, 10, "every line counted once, blank ones too");
+        }
+        // From a position a single reader reported (a checkpoint's): the rest, in chunks.
+        let mut first = LinePartition::open_file(&path, 30, PartitionPosition::default()).unwrap();
+        read_all(&mut first, 4);
+        let at = first.position();
+        for chunk_bytes in [1, 9, 1 << 20] {
+            let chunks = FileChunks::open(&path, chunk_bytes, 30, at.next).unwrap();
+            let mut reader = chunks.reader().unwrap();
+            let (mut seen, mut before) = (Vec::new(), at.lines);
+            let mut lines = ChunkLines::default();
+            for index in 0..chunks.chunk_count() {
+                reader.read(index, &mut lines).unwrap();
+                for (i, (offset, _, _)) in lines.lines.iter().enumerate() {
+                    seen.push((String::from_utf8_lossy(lines.line(i)).into_owned(), before + offset));
+                }
+                before += lines.span;
+            }
+            assert_eq!(lines.end, std::fs::metadata(&path).unwrap().len(), "the last chunk ends at the end");
+            let rest: Vec<_> = expected.iter().filter(|(_, line)| *line > at.lines).cloned().collect();
+            assert_eq!(seen, rest, "from byte {} in chunks of {chunk_bytes} bytes", at.next);
         }
     }
 

@@ -8,13 +8,19 @@
 //! its oldest chunk not yet judged, as far as the summaries before it are in: every later chunk's
 //! time is at or after it.
 //!
-//! No checkpoints: a position would have to be a cut across chunks; with checkpoints on, a run
-//! reads the partition with one worker (`event_source`).
+//! With checkpoints, the capability never passes the checkpoint gate, and a chunk whose time is
+//! at or after the gate waits (parsed) until the gate has moved. Since chunk times only grow
+//! with the chunk index, what was sent before a checkpoint at C is exactly the chunks before the
+//! first whose time is C or later: the first reader records that cut ([`Prefix::cut`]) as the
+//! partition's position — the byte offset where that chunk starts, the lines before it and the
+//! largest timestamp before it, the same record a single reader writes — and a resumed run cuts
+//! its chunks from there, with any number of workers.
 
 use crate::admission::{Clock, Judge};
+use crate::checkpoint::Hooks;
 use crate::chunks::{ChunkReader, ChunkTable, ChunkedInput, ParsedChunk, Prefix};
 use crate::control::{Counters, RunControl};
-use crate::operators::event_source::{SourceOperator, SourceStreams};
+use crate::operators::event_source::{PartitionSnapshot, SourceOperator, SourceStreams};
 use crate::source::SourceKind;
 use crate::spec::{EngineConfig, WatermarkConfig};
 use crate::window::{AggregationPlan, epoch_of};
@@ -41,11 +47,13 @@ pub struct ChunkShare {
     pub reader: usize,
     /// How many workers read.
     pub readers: usize,
+    /// The partition before the first chunk (where a resumed run continues).
+    pub start: Prefix,
 }
 
 impl ChunkShare {
-    /// The shares of `readers` workers of one input.
-    pub fn split(partition: u32, input: Arc<dyn ChunkedInput>, readers: usize) -> Vec<ChunkShare> {
+    /// The shares of `readers` workers of one input whose first chunk follows `start`.
+    pub fn split(partition: u32, input: Arc<dyn ChunkedInput>, readers: usize, start: Prefix) -> Vec<ChunkShare> {
         let table = Arc::new(ChunkTable::new(input.chunk_count()));
         (0..readers.max(1))
             .map(|reader| ChunkShare {
@@ -54,6 +62,7 @@ impl ChunkShare {
                 table: table.clone(),
                 reader,
                 readers: readers.max(1),
+                start,
             })
             .collect()
     }
@@ -75,6 +84,11 @@ pub struct ChunkedSourceSpec {
     pub control: Arc<RunControl>,
     /// The frontier of what has reached the sinks, for backpressure.
     pub sinks_probe: ProbeHandle<u64>,
+    /// The checkpoint gate's frontier, with checkpoints on: the capability stays at or below it.
+    pub gate: Option<ProbeHandle<u64>>,
+    /// Checkpoint hooks: the first reader records the partition's position; a resumed run
+    /// starts at the checkpoint's time.
+    pub hooks: Hooks,
     /// The late counter of each aggregation (by index), shared by the workers.
     pub late_counters: Vec<Arc<AtomicU64>>,
 }
@@ -136,21 +150,43 @@ pub fn chunked_source<'s>(scope: Scope<'s, u64>, spec: ChunkedSourceSpec) -> Sou
         let watermark_cap = capabilities.pop().expect("three outputs");
         let dead_cap = capabilities.pop().expect("three outputs");
         let event_cap = capabilities.pop().expect("three outputs");
-        let ChunkedSourceSpec { kind, share, aggregations, watermark, engine, control, sinks_probe, late_counters } =
-            spec;
+        let ChunkedSourceSpec {
+            kind,
+            share,
+            aggregations,
+            watermark,
+            engine,
+            control,
+            sinks_probe,
+            gate,
+            hooks,
+            late_counters,
+        } = spec;
         let max_ahead = engine.max_inflight_epochs.get().saturating_mul(watermark.epoch.0);
         let out_of_orderness = watermark.max_out_of_orderness.0;
         let epoch = watermark.epoch.0;
         let max_bytes = engine.max_event_bytes.get();
         let max_future_skew = watermark.max_future_skew.0.map(|skew| skew.0);
+        if share.reader == 0 {
+            // The partition's position at a checkpoint: the cut at its time.
+            let (table, start) = (share.table.clone(), share.start);
+            hooks.share((), move |_, taken| {
+                let cut = start.cut(&table, taken.time, out_of_orderness, epoch);
+                taken.partitions.push(PartitionSnapshot {
+                    index: share.partition,
+                    position: cut.position(),
+                    max_timestamp: cut.max_timestamp,
+                });
+            });
+        }
         let mut state = match share.input.reader() {
             Ok(reader) => Some(ChunkState {
                 next_own: share.reader as u64,
+                prefix: share.start,
                 share,
                 reader,
                 parsed: VecDeque::new(),
                 spare: Vec::new(),
-                prefix: Prefix::default(),
                 told_epoch: None,
             }),
             Err(e) => {
@@ -159,6 +195,12 @@ pub fn chunked_source<'s>(scope: Scope<'s, u64>, spec: ChunkedSourceSpec) -> Sou
             }
         };
         let mut caps = state.as_ref().map(|_| (event_cap, dead_cap, watermark_cap));
+        // A resumed run continues at the checkpoint's time: nothing before it is sent again.
+        if let Some((event_cap, dead_cap, watermark_cap)) = caps.as_mut() {
+            for cap in [event_cap, dead_cap, watermark_cap] {
+                cap.downgrade(&hooks.resumed_at);
+            }
+        }
         let (mut pending, mut letters) = (Vec::new(), Vec::new());
 
         move |_frontiers| {
@@ -168,10 +210,12 @@ pub fn chunked_source<'s>(scope: Scope<'s, u64>, spec: ChunkedSourceSpec) -> Sou
             // Backpressure: do not read further while the sinks lag too far behind.
             let ahead = sinks_probe.with_frontier(|f| f.first().map(|done| event_cap.time().saturating_sub(*done)));
             Counters::set(&control.counters.backpressure_epochs, ahead.unwrap_or(0) / epoch.max(1));
-            if control.stop_requested() || control.failure().is_some() {
+            // With checkpoints on, a stop is a last checkpoint at the gate (the gate's business).
+            if (control.stop_requested() && gate.is_none()) || control.failure().is_some() {
                 caps = None;
                 return;
             }
+            let limit = gate.as_ref().and_then(|gate| gate.with_frontier(|f| f.first().copied()));
             if ahead.is_some_and(|ahead| ahead > max_ahead) {
                 activator.activate_after(WAIT_INTERVAL);
                 return;
@@ -192,8 +236,12 @@ pub fn chunked_source<'s>(scope: Scope<'s, u64>, spec: ChunkedSourceSpec) -> Sou
                 if state.prefix.next != index {
                     break;
                 }
-                let mut chunk = state.parsed.pop_front().expect("a front chunk");
                 let at = epoch_of(state.prefix.watermark(out_of_orderness), epoch);
+                if limit.is_some_and(|limit| at >= limit) {
+                    // At or after the checkpoint gate: it waits until the gate has moved.
+                    break;
+                }
+                let mut chunk = state.parsed.pop_front().expect("a front chunk");
                 chunk.judge(&state.prefix, state.share.partition, out_of_orderness, &judge, &mut pending, &mut letters);
                 state.spare.push(chunk);
                 if !pending.is_empty() {
@@ -212,11 +260,12 @@ pub fn chunked_source<'s>(scope: Scope<'s, u64>, spec: ChunkedSourceSpec) -> Sou
             state.prefix.advance(&state.share.table, upto);
             let w = state.prefix.watermark(out_of_orderness);
             control.watermarks.publish(worker, w);
-            let target = epoch_of(w, epoch);
-            if state.told_epoch.is_none_or(|told| target > told) {
-                state.told_epoch = Some(target);
+            let reached = epoch_of(w, epoch);
+            if state.told_epoch.is_none_or(|told| reached > told) {
+                state.told_epoch = Some(reached);
                 watermark_out.activate().session(&*watermark_cap).give((worker as u32, w));
             }
+            let target = reached.min(limit.unwrap_or(u64::MAX));
             if target > *event_cap.time() {
                 event_cap.downgrade(&target);
                 dead_cap.downgrade(&target);
