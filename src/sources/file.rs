@@ -232,6 +232,11 @@ impl Source for FileSource {
         1
     }
     fn chunked(&self, from: PartitionPosition) -> Result<Option<Arc<dyn ChunkedInput>>, SourceError> {
+        // A named pipe, a device or a file of /proc has no length to cut: read it in order.
+        let what = self.path.display().to_string();
+        if !std::fs::metadata(&self.path).map_err(|source| SourceError::io(&what, source))?.is_file() {
+            return Ok(None);
+        }
         let chunks = FileChunks::open(&self.path, self.chunk_bytes, self.max_bytes, from.next)?;
         Ok(Some(Arc::new(chunks)))
     }
@@ -498,6 +503,16 @@ mod tests {
             let rest: Vec<_> = expected.iter().filter(|(_, line)| *line > at.lines).cloned().collect();
             assert_eq!(seen, rest, "from byte {} in chunks of {chunk_bytes} bytes", at.next);
         }
+    }
+
+    #[test]
+    fn a_file_that_is_not_regular_is_read_in_order() {
+        let source = FileSource::new(Path::new("/dev/null"), 100, 1 << 20);
+        assert!(source.chunked(PartitionPosition::default()).unwrap().is_none());
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("events.jsonl");
+        std::fs::write(&path, "{}\n").unwrap();
+        assert!(FileSource::new(&path, 100, 1 << 20).chunked(PartitionPosition::default()).unwrap().is_some());
     }
 
     #[test]
