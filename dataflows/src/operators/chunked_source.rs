@@ -236,7 +236,9 @@ pub fn chunked_source<'s>(scope: Scope<'s, u64>, spec: ChunkedSourceSpec) -> Sou
                 if state.prefix.next != index {
                     break;
                 }
-                let at = epoch_of(state.prefix.watermark(out_of_orderness), epoch);
+                // Never below the capability (a resumed run's first chunk is at or after its
+                // checkpoint's time by construction; this only guards the invariant).
+                let at = epoch_of(state.prefix.watermark(out_of_orderness), epoch).max(*event_cap.time());
                 if limit.is_some_and(|limit| at >= limit) {
                     // At or after the checkpoint gate: it waits until the gate has moved.
                     break;
