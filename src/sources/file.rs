@@ -468,26 +468,9 @@ mod tests {
         std::fs::write(&path, &text).unwrap();
         let mut single = LinePartition::open_file(&path, 30, PartitionPosition::default()).unwrap();
         let (expected, _) = read_all(&mut single, 100);
-        for chunk_bytes in [1, 2, 3, 5, 7, 16, 64, 1 << 20] {
-            let chunks = FileChunks::open(&path, chunk_bytes, 30, 0).unwrap();
-            let mut reader = chunks.reader().unwrap();
-            let (mut seen, mut before) = (Vec::new(), 0);
-            let mut lines = ChunkLines::default();
-            for index in 0..chunks.chunk_count() {
-                reader.read(index, &mut lines).unwrap();
-                for (i, (offset, _, _)) in lines.lines.iter().enumerate() {
-                    seen.push((String::from_utf8_lossy(lines.line(i)).into_owned(), before + offset));
-                }
-                before += lines.span;
-            }
-            assert_eq!(seen, expected, "chunks of {chunk_bytes} bytes");
-            assert_eq!(before, 10, "every line counted once, blank ones too");
-        }
-        // From a position a single reader reported (a checkpoint's): the rest, in chunks.
-        let mut first = LinePartition::open_file(&path, 30, PartitionPosition::default()).unwrap();
-        read_all(&mut first, 4);
-        let at = first.position();
-        for chunk_bytes in [1, 9, 1 << 20] {
+        // Every chunk in order: (line, line number) from `lines` lines before, the lines counted,
+        // where the last chunk ends.
+        let in_chunks = |chunk_bytes: u64, at: PartitionPosition| {
             let chunks = FileChunks::open(&path, chunk_bytes, 30, at.next).unwrap();
             let mut reader = chunks.reader().unwrap();
             let (mut seen, mut before) = (Vec::new(), at.lines);
@@ -499,7 +482,20 @@ mod tests {
                 }
                 before += lines.span;
             }
-            assert_eq!(lines.end, std::fs::metadata(&path).unwrap().len(), "the last chunk ends at the end");
+            (seen, before, lines.end)
+        };
+        for chunk_bytes in [1, 2, 3, 5, 7, 16, 64, 1 << 20] {
+            let (seen, lines, _) = in_chunks(chunk_bytes, PartitionPosition::default());
+            assert_eq!(seen, expected, "chunks of {chunk_bytes} bytes");
+            assert_eq!(lines, 10, "every line counted once, blank ones too");
+        }
+        // From a position a single reader reported (a checkpoint's): the rest, in chunks.
+        let mut first = LinePartition::open_file(&path, 30, PartitionPosition::default()).unwrap();
+        read_all(&mut first, 4);
+        let at = first.position();
+        for chunk_bytes in [1, 9, 1 << 20] {
+            let (seen, _, end) = in_chunks(chunk_bytes, at);
+            assert_eq!(end, std::fs::metadata(&path).unwrap().len(), "the last chunk ends at the end");
             let rest: Vec<_> = expected.iter().filter(|(_, line)| *line > at.lines).cloned().collect();
             assert_eq!(seen, rest, "from byte {} in chunks of {chunk_bytes} bytes", at.next);
         }
