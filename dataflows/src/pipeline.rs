@@ -9,7 +9,7 @@ use crate::operators::batch_sink::{BatchSink, BatchWriter};
 use crate::operators::checkpoint_gate::{GateSpec, GateState, checkpoint_gate};
 use crate::operators::chunked_source::{ChunkShare, ChunkedSourceSpec, chunked_source};
 use crate::operators::event_alerts::EventAlerts;
-use crate::operators::event_source::{EventSourceSpec, PartitionSnapshot, SourceStreams, event_source};
+use crate::operators::event_source::{EventSourceSpec, PartitionSnapshot, SourceContext, SourceStreams, event_source};
 use crate::operators::pattern_alerts::PatternAlerts;
 use crate::operators::rare_sequences::RareSequenceAlerts;
 use crate::operators::session_windows::SessionWindows;
@@ -89,40 +89,24 @@ pub fn build(
     };
     let peers_control = control.clone();
     let live_control = control.clone();
-    let late_counters: Vec<_> =
-        config.aggregations.iter().map(|a| live_control.counters.late_by_aggregation.handle(&a.name)).collect();
+    let context = SourceContext {
+        kind: io.kind,
+        aggregations: plans.clone(),
+        watermark: config.watermark.clone(),
+        engine: config.engine.clone(),
+        control,
+        sinks_probe: sinks_probe.clone(),
+        gate: gate.as_ref().map(|(probe, _)| probe.clone()),
+        hooks: hooks.clone(),
+        late_counters: config
+            .aggregations
+            .iter()
+            .map(|a| live_control.counters.late_by_aggregation.handle(&a.name))
+            .collect(),
+    };
     let streams = match io.chunks {
-        Some(share) => {
-            let spec = ChunkedSourceSpec {
-                kind: io.kind,
-                share,
-                aggregations: plans.clone(),
-                watermark: config.watermark.clone(),
-                engine: config.engine.clone(),
-                control,
-                sinks_probe: sinks_probe.clone(),
-                gate: gate.as_ref().map(|(probe, _)| probe.clone()),
-                hooks: hooks.clone(),
-                late_counters,
-            };
-            chunked_source(scope, spec)
-        }
-        None => {
-            let spec = EventSourceSpec {
-                sinks_probe: sinks_probe.clone(),
-                kind: io.kind,
-                partitions: io.partitions,
-                aggregations: plans.clone(),
-                watermark: config.watermark.clone(),
-                engine: config.engine.clone(),
-                control,
-                gate: gate.as_ref().map(|(probe, _)| probe.clone()),
-                hooks: hooks.clone(),
-                restored,
-                late_counters,
-            };
-            event_source(scope, spec)
-        }
+        Some(share) => chunked_source(scope, ChunkedSourceSpec { context, share }),
+        None => event_source(scope, EventSourceSpec { context, partitions: io.partitions, restored }),
     };
     let SourceStreams { events, dead_letters, watermarks } = streams;
     // Every worker learns every other worker's watermark, across processes too.

@@ -168,18 +168,10 @@ impl BucketCounts {
 
     /// Folds the pending buckets into the counts.
     fn count_pending(&mut self) {
-        if self.pending.is_empty() {
-            return;
+        if !self.pending.is_empty() {
+            self.counted = with_pending(&self.counted, &mut self.pending);
+            self.pending.clear();
         }
-        self.pending.sort_unstable();
-        let mut runs: Vec<(u64, u64)> = Vec::new();
-        for bucket in self.pending.drain(..) {
-            match runs.last_mut() {
-                Some((last, count)) if *last == bucket => *count += 1,
-                _ => runs.push((bucket, 1)),
-            }
-        }
-        self.counted = merge_counts(&self.counted, &runs);
     }
 
     /// Adds another's counts.
@@ -198,9 +190,7 @@ impl BucketCounts {
         if self.pending.is_empty() {
             return std::borrow::Cow::Borrowed(&self.counted);
         }
-        let mut all = self.clone();
-        all.count_pending();
-        std::borrow::Cow::Owned(all.counted)
+        std::borrow::Cow::Owned(with_pending(&self.counted, &mut self.pending.clone()))
     }
 
     /// The counts, sorted by bucket.
@@ -209,10 +199,10 @@ impl BucketCounts {
         self.counted
     }
 
-    /// Counts from (bucket, count) pairs in any order.
+    /// Counts from (bucket, count) pairs in any order, a bucket maybe repeated.
     pub fn from_counts(mut pairs: Vec<(u64, u64)>) -> BucketCounts {
         pairs.sort_unstable();
-        BucketCounts { counted: merge_counts(&[], &pairs), pending: Vec::new() }
+        BucketCounts { counted: runs(pairs), pending: Vec::new() }
     }
 }
 
@@ -222,33 +212,78 @@ impl PartialEq for BucketCounts {
     }
 }
 
-/// Two sorted bucket count lists as one (a bucket in both: the counts added; a bucket repeated in
-/// `b`, as in unsorted input sorted: summed too).
+/// `counted` with the buckets of `pending` (sorted in place) counted in.
+fn with_pending(counted: &[(u64, u64)], pending: &mut [u64]) -> Vec<(u64, u64)> {
+    pending.sort_unstable();
+    merge_counts(counted, &runs(pending.iter().map(|bucket| (*bucket, 1))))
+}
+
+/// Two sorted bucket count lists (each bucket once) as one, the counts of a bucket in both added.
 fn merge_counts(a: &[(u64, u64)], b: &[(u64, u64)]) -> Vec<(u64, u64)> {
-    let mut out: Vec<(u64, u64)> = Vec::with_capacity(a.len() + b.len());
-    let (mut i, mut j) = (0, 0);
-    while i < a.len() || j < b.len() {
-        let next = match (a.get(i), b.get(j)) {
-            (Some(x), Some(y)) if x.0 <= y.0 => {
-                i += 1;
-                *x
-            }
-            (_, Some(y)) => {
-                j += 1;
-                *y
-            }
-            (Some(x), None) => {
-                i += 1;
-                *x
-            }
-            (None, None) => break,
-        };
-        match out.last_mut() {
-            Some((bucket, count)) if *bucket == next.0 => *count += next.1,
-            _ => out.push(next),
+    merge_sorted(a, b, |x| *x, |into, (_, count)| into.1 += count)
+}
+
+/// Sorted (bucket, count) pairs with each bucket once: the counts of equal neighbours added.
+fn runs(sorted: impl IntoIterator<Item = (u64, u64)>) -> Vec<(u64, u64)> {
+    let mut runs: Vec<(u64, u64)> = Vec::new();
+    for (bucket, count) in sorted {
+        match runs.last_mut() {
+            Some((last, total)) if *last == bucket => *total += count,
+            _ => runs.push((bucket, count)),
         }
     }
-    out
+    runs
+}
+
+/// Merges two lists sorted by their first field (or by themselves), each key once: `new` makes
+/// an element of `b`, `combine` folds an element of `b` into an equal one of `a`.
+pub fn merge_sorted<T: Copy + KeyOf>(a: &[T], b: &[T], new: impl Fn(&T) -> T, combine: impl Fn(&mut T, &T)) -> Vec<T> {
+    let mut merged = Vec::with_capacity(a.len() + b.len());
+    let (mut i, mut j) = (0, 0);
+    while i < a.len() && j < b.len() {
+        match a[i].key().cmp(&b[j].key()) {
+            std::cmp::Ordering::Less => {
+                merged.push(a[i]);
+                i += 1;
+            }
+            std::cmp::Ordering::Greater => {
+                merged.push(new(&b[j]));
+                j += 1;
+            }
+            std::cmp::Ordering::Equal => {
+                let mut both = a[i];
+                combine(&mut both, &b[j]);
+                merged.push(both);
+                i += 1;
+                j += 1;
+            }
+        }
+    }
+    merged.extend_from_slice(&a[i..]);
+    merged.extend(b[j..].iter().map(new));
+    merged
+}
+
+/// What sorted lists are ordered by.
+pub trait KeyOf {
+    /// The key.
+    type Key: Ord;
+    /// The element's key.
+    fn key(&self) -> Self::Key;
+}
+
+impl KeyOf for (u64, u64) {
+    type Key = u64;
+    fn key(&self) -> u64 {
+        self.0
+    }
+}
+
+impl KeyOf for u128 {
+    type Key = u128;
+    fn key(&self) -> u128 {
+        *self
+    }
 }
 
 /// Distinct users' fingerprints, the first one held inline: a key that is one user (an

@@ -11,7 +11,7 @@ use dataflows::memory::{MemoryLines, MemorySource};
 use dataflows::operators::alert_dedup::DedupAlerts;
 use dataflows::operators::batch_sink::{BatchSink, BatchWriter};
 use dataflows::operators::event_alerts::EventAlerts;
-use dataflows::operators::event_source::{EventSourceSpec, SourceStreams, event_source};
+use dataflows::operators::event_source::{EventSourceSpec, SourceContext, SourceStreams, event_source};
 use dataflows::operators::pattern_alerts::PatternAlerts;
 use dataflows::operators::rare_sequences::RareSequenceAlerts;
 use dataflows::operators::session_windows::SessionWindows;
@@ -120,9 +120,8 @@ fn event_source_judges_lateness_per_partition_and_advances_event_time() {
         let partitions = source.open(&[0, 1], &[]).expect("memory partitions open");
         let mut watermark = spec.watermark.clone();
         watermark.max_out_of_orderness = dataflows::spec::Millis(5_000);
-        let spec = EventSourceSpec {
+        let context = SourceContext {
             kind: source.kind(),
-            partitions,
             aggregations: AggregationPlan::from_config(&spec.aggregations),
             watermark,
             engine: spec.engine.clone(),
@@ -130,9 +129,9 @@ fn event_source_judges_lateness_per_partition_and_advances_event_time() {
             sinks_probe: ProbeHandle::new(),
             gate: None,
             hooks: Hooks::off(),
-            restored: Vec::new(),
             late_counters: vec![control.counters.late_by_aggregation.handle("t")],
         };
+        let spec = EventSourceSpec { context, partitions, restored: Vec::new() };
         let SourceStreams { events, dead_letters, .. } = event_source(scope, spec);
         (events.map(|e| (e.timestamp, e.watermark)).capture(), dead_letters.capture())
     });
@@ -455,27 +454,28 @@ fn a_partition_read_in_chunks_by_any_number_of_workers_is_judged_as_by_one_reade
     let mut watermark = spec.watermark.clone();
     watermark.max_out_of_orderness = dataflows::spec::Millis(8_000);
     watermark.max_future_skew = dataflows::spec::OrOff(Some(dataflows::spec::Millis(86_400_000)));
-    let plans = AggregationPlan::from_config(&spec.aggregations);
-    let control = Arc::new(RunControl::default());
+    // Both sources alike but for their input (the in-memory source's kind).
+    let context = {
+        let (plans, engine) = (AggregationPlan::from_config(&spec.aggregations), spec.engine.clone());
+        let control = Arc::new(RunControl::default());
+        Arc::new(move || SourceContext {
+            kind: dataflows::source::SourceKind { name: "memory", by_line: false },
+            aggregations: plans.clone(),
+            watermark: watermark.clone(),
+            engine: engine.clone(),
+            control: control.clone(),
+            sinks_probe: ProbeHandle::new(),
+            gate: None,
+            hooks: Hooks::off(),
+            late_counters: Vec::new(),
+        })
+    };
     let (one_reader, one_reader_letters) = {
-        let (lines, plans, watermark, engine, control) =
-            (lines.clone(), plans.clone(), watermark.clone(), spec.engine.clone(), control.clone());
+        let (lines, context) = (lines.clone(), context.clone());
         sent_by(1, move |scope, _| {
             let source = MemorySource::new(vec![lines.clone()]);
-            let spec = EventSourceSpec {
-                kind: source.kind(),
-                partitions: source.open(&[0], &[]).expect("memory partition opens"),
-                aggregations: plans.clone(),
-                watermark: watermark.clone(),
-                engine: engine.clone(),
-                control: control.clone(),
-                sinks_probe: ProbeHandle::new(),
-                gate: None,
-                hooks: Hooks::off(),
-                restored: Vec::new(),
-                late_counters: Vec::new(),
-            };
-            event_source(scope, spec)
+            let partitions = source.open(&[0], &[]).expect("memory partition opens");
+            event_source(scope, EventSourceSpec { context: context(), partitions, restored: Vec::new() })
         })
     };
     let untimed = |sent: &Sent| {
@@ -502,22 +502,10 @@ fn a_partition_read_in_chunks_by_any_number_of_workers_is_judged_as_by_one_reade
                 .map(Some)
                 .collect::<Vec<_>>(),
             ));
-            let (plans, watermark, engine, control) =
-                (plans.clone(), watermark.clone(), spec.engine.clone(), control.clone());
+            let context = context.clone();
             let sent = sent_by(workers, move |scope, index| {
                 let share = shares.lock().unwrap()[index].take().expect("one share a worker");
-                let spec = ChunkedSourceSpec {
-                    kind: dataflows::source::SourceKind { name: "memory", by_line: false },
-                    share,
-                    aggregations: plans.clone(),
-                    watermark: watermark.clone(),
-                    engine: engine.clone(),
-                    control: control.clone(),
-                    sinks_probe: ProbeHandle::new(),
-                    gate: None,
-                    hooks: Hooks::off(),
-                    late_counters: Vec::new(),
-                };
+                let spec = ChunkedSourceSpec { context: context(), share };
                 chunked_source(scope, spec)
             });
             assert_eq!(untimed(&sent), reference, "{workers} workers, chunks of {lines_per_chunk} lines");

@@ -122,13 +122,16 @@ impl ChunkedInput for FileChunks {
             len: self.len,
             chunk_bytes: self.chunk_bytes,
             max_bytes: self.max_bytes,
-            scan: vec![0; 64 * 1024],
+            scan: vec![0; SCAN_BYTES],
         }))
     }
 }
 
 /// The read buffer of a chunk reader.
 const READ_BUFFER_BYTES: usize = 256 * 1024;
+/// How much is read at a time to find the newline before a chunk boundary: a few lines' worth
+/// (a longer line takes more reads), not a buffer's (twice per chunk).
+const SCAN_BYTES: usize = 4 * 1024;
 
 /// One worker's reader of a [`FileChunks`].
 struct FileChunkReader {

@@ -17,18 +17,14 @@
 //! its chunks from there, with any number of workers.
 
 use crate::admission::{Clock, Judge};
-use crate::checkpoint::Hooks;
 use crate::chunks::{ChunkReader, ChunkTable, ChunkedInput, ParsedChunk, Prefix};
 use crate::control::{Counters, RunControl};
-use crate::operators::event_source::{PartitionSnapshot, SourceOperator, SourceStreams};
-use crate::source::SourceKind;
-use crate::spec::{EngineConfig, WatermarkConfig};
-use crate::window::{AggregationPlan, epoch_of};
+use crate::operators::event_source::{PartitionSnapshot, SourceContext, SourceOperator, SourceStreams, Told, lagging};
+use crate::window::epoch_of;
 use std::collections::VecDeque;
 use std::sync::Arc;
-use std::sync::atomic::AtomicU64;
 use std::time::Duration;
-use timely::dataflow::{ProbeHandle, Scope};
+use timely::dataflow::Scope;
 
 /// How soon a worker waiting for another's chunk summary, or held back by slow sinks, looks again.
 const WAIT_INTERVAL: Duration = Duration::from_millis(1);
@@ -70,27 +66,10 @@ impl ChunkShare {
 
 /// What the chunked source needs to know.
 pub struct ChunkedSourceSpec {
-    /// How the source names itself in dead letters.
-    pub kind: SourceKind,
+    /// What every source needs.
+    pub context: SourceContext,
     /// This worker's share.
     pub share: ChunkShare,
-    /// The aggregations, for lateness.
-    pub aggregations: Vec<AggregationPlan>,
-    /// Watermark settings.
-    pub watermark: WatermarkConfig,
-    /// Size limits.
-    pub engine: EngineConfig,
-    /// Stop requests, failures, counters.
-    pub control: Arc<RunControl>,
-    /// The frontier of what has reached the sinks, for backpressure.
-    pub sinks_probe: ProbeHandle<u64>,
-    /// The checkpoint gate's frontier, with checkpoints on: the capability stays at or below it.
-    pub gate: Option<ProbeHandle<u64>>,
-    /// Checkpoint hooks: the first reader records the partition's position; a resumed run
-    /// starts at the checkpoint's time.
-    pub hooks: Hooks,
-    /// The late counter of each aggregation (by index), shared by the workers.
-    pub late_counters: Vec<Arc<AtomicU64>>,
 }
 
 /// One worker's reading state.
@@ -105,7 +84,7 @@ struct ChunkState {
     spare: Vec<ParsedChunk>,
     prefix: Prefix,
     /// The epoch of the last watermark this worker told the others.
-    told_epoch: Option<u64>,
+    told: Told,
 }
 
 impl ChunkState {
@@ -150,18 +129,9 @@ pub fn chunked_source<'s>(scope: Scope<'s, u64>, spec: ChunkedSourceSpec) -> Sou
         let watermark_cap = capabilities.pop().expect("three outputs");
         let dead_cap = capabilities.pop().expect("three outputs");
         let event_cap = capabilities.pop().expect("three outputs");
-        let ChunkedSourceSpec {
-            kind,
-            share,
-            aggregations,
-            watermark,
-            engine,
-            control,
-            sinks_probe,
-            gate,
-            hooks,
-            late_counters,
-        } = spec;
+        let ChunkedSourceSpec { context, share } = spec;
+        let SourceContext { kind, aggregations, watermark, engine, control, sinks_probe, gate, hooks, late_counters } =
+            context;
         let max_ahead = engine.max_inflight_epochs.get().saturating_mul(watermark.epoch.0);
         let out_of_orderness = watermark.max_out_of_orderness.0;
         let epoch = watermark.epoch.0;
@@ -187,7 +157,7 @@ pub fn chunked_source<'s>(scope: Scope<'s, u64>, spec: ChunkedSourceSpec) -> Sou
                 reader,
                 parsed: VecDeque::new(),
                 spare: Vec::new(),
-                told_epoch: None,
+                told: Told::default(),
             }),
             Err(e) => {
                 control.fail(format!("cannot open the source: {e}"));
@@ -207,16 +177,14 @@ pub fn chunked_source<'s>(scope: Scope<'s, u64>, spec: ChunkedSourceSpec) -> Sou
             let (Some((event_cap, dead_cap, watermark_cap)), Some(state)) = (caps.as_mut(), state.as_mut()) else {
                 return;
             };
-            // Backpressure: do not read further while the sinks lag too far behind.
-            let ahead = sinks_probe.with_frontier(|f| f.first().map(|done| event_cap.time().saturating_sub(*done)));
-            Counters::set(&control.counters.backpressure_epochs, ahead.unwrap_or(0) / epoch.max(1));
             // With checkpoints on, a stop is a last checkpoint at the gate (the gate's business).
             if (control.stop_requested() && gate.is_none()) || control.failure().is_some() {
                 caps = None;
                 return;
             }
             let limit = gate.as_ref().and_then(|gate| gate.with_frontier(|f| f.first().copied()));
-            if ahead.is_some_and(|ahead| ahead > max_ahead) {
+            // Backpressure: do not read further while the sinks lag too far behind.
+            if lagging(&sinks_probe, *event_cap.time(), epoch, max_ahead, &control) {
                 activator.activate_after(WAIT_INTERVAL);
                 return;
             }
@@ -262,12 +230,10 @@ pub fn chunked_source<'s>(scope: Scope<'s, u64>, spec: ChunkedSourceSpec) -> Sou
             state.prefix.advance(&state.share.table, upto);
             let w = state.prefix.watermark(out_of_orderness);
             control.watermarks.publish(worker, w);
-            let reached = epoch_of(w, epoch);
-            if state.told_epoch.is_none_or(|told| reached > told) {
-                state.told_epoch = Some(reached);
+            if state.told.anew(w, epoch) {
                 watermark_out.activate().session(&*watermark_cap).give((worker as u32, w));
             }
-            let target = reached.min(limit.unwrap_or(u64::MAX));
+            let target = epoch_of(w, epoch).min(limit.unwrap_or(u64::MAX));
             if target > *event_cap.time() {
                 event_cap.downgrade(&target);
                 dead_cap.downgrade(&target);

@@ -46,12 +46,10 @@ const BACKLOG_REPORT_EVERY: Duration = Duration::from_secs(1);
 /// that to ~1.5% (BENCHMARKS.md). On live data the drain is one epoch and the buffer stays small.
 const READ_AHEAD_STEPS: usize = 64;
 
-/// What the event source needs to know.
-pub struct EventSourceSpec {
+/// What every source operator needs besides its input.
+pub struct SourceContext {
     /// How the source names itself in dead letters.
     pub kind: SourceKind,
-    /// This worker's partitions: (partition index, reader).
-    pub partitions: Vec<(u32, Box<dyn Partition>)>,
     /// The aggregations, for lateness.
     pub aggregations: Vec<AggregationPlan>,
     /// Watermark settings.
@@ -65,12 +63,52 @@ pub struct EventSourceSpec {
     /// The checkpoint gate's frontier, with checkpoints on: the capability stays at or below it.
     pub gate: Option<ProbeHandle<u64>>,
     /// Checkpoint hooks: the partitions' positions are taken here, and a resumed run starts
-    /// at the checkpoint's time with these partitions' watermarks.
+    /// at the checkpoint's time.
     pub hooks: Hooks,
-    /// The watermarks of this worker's partitions at the checkpoint resumed from.
-    pub restored: Vec<PartitionSnapshot>,
     /// The late counter of each aggregation (by index), shared by the workers.
     pub late_counters: Vec<Arc<AtomicU64>>,
+}
+
+/// Whether a source whose capability is at `cap_time` is too far ahead of what the sinks have
+/// written (`max_ahead`, event time) to read on; reports how far, in epochs.
+pub(crate) fn lagging(
+    sinks_probe: &ProbeHandle<u64>,
+    cap_time: u64,
+    epoch: u64,
+    max_ahead: u64,
+    control: &RunControl,
+) -> bool {
+    let ahead = sinks_probe.with_frontier(|f| f.first().map(|done| cap_time.saturating_sub(*done)));
+    Counters::set(&control.counters.backpressure_epochs, ahead.unwrap_or(0) / epoch.max(1));
+    ahead.is_some_and(|ahead| ahead > max_ahead)
+}
+
+/// The epoch of the last watermark a worker told the others (workers of other processes follow
+/// it when all their partitions are idle).
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Told(Option<u64>);
+
+impl Told {
+    /// Whether `watermark` enters an epoch (of `epoch` ms) the others have not been told of (and
+    /// if so, remembers that they now are).
+    pub(crate) fn anew(&mut self, watermark: u64, epoch: u64) -> bool {
+        let at = epoch_of(watermark, epoch);
+        let new = self.0.is_none_or(|told| at > told);
+        if new {
+            self.0 = Some(at);
+        }
+        new
+    }
+}
+
+/// What the event source needs to know.
+pub struct EventSourceSpec {
+    /// What every source needs.
+    pub context: SourceContext,
+    /// This worker's partitions: (partition index, reader).
+    pub partitions: Vec<(u32, Box<dyn Partition>)>,
+    /// The watermarks of this worker's partitions at the checkpoint resumed from.
+    pub restored: Vec<PartitionSnapshot>,
 }
 
 /// Per-partition reading state.
@@ -117,7 +155,7 @@ pub struct SourceState {
     letters: Vec<DeadLetter>,
     next_partition: usize,
     /// The epoch of the last watermark this worker told the others.
-    told_epoch: Option<u64>,
+    told: Told,
     /// The partitions' positions when the capability reached the checkpoint gate: what a
     /// checkpoint there records while the source reads ahead (see [`READ_AHEAD_STEPS`]).
     at_gate: Option<Vec<PartitionSnapshot>>,
@@ -207,12 +245,7 @@ impl SourceState {
     /// Whether `watermark` enters an epoch the other workers have not been told of (and if so,
     /// remembers that they now are).
     fn tell(&mut self, watermark: u64) -> bool {
-        let at = epoch_of(watermark, self.epoch);
-        let new = self.told_epoch.is_none_or(|told| at > told);
-        if new {
-            self.told_epoch = Some(at);
-        }
-        new
+        self.told.anew(watermark, self.epoch)
     }
 
     /// Where every partition stands (for a checkpoint; partitions are their own shards).
@@ -312,19 +345,9 @@ pub fn event_source<'s>(scope: Scope<'s, u64>, spec: EventSourceSpec) -> SourceS
         let watermark_cap = capabilities.pop().expect("three outputs");
         let dead_cap = capabilities.pop().expect("three outputs");
         let event_cap = capabilities.pop().expect("three outputs");
-        let EventSourceSpec {
-            kind,
-            partitions,
-            aggregations,
-            watermark,
-            engine,
-            control,
-            sinks_probe,
-            gate,
-            hooks,
-            restored,
-            late_counters,
-        } = spec;
+        let EventSourceSpec { context, partitions, restored } = spec;
+        let SourceContext { kind, aggregations, watermark, engine, control, sinks_probe, gate, hooks, late_counters } =
+            context;
         let max_ahead = engine.max_inflight_epochs.get().saturating_mul(watermark.epoch.0);
         let out_of_orderness = watermark.max_out_of_orderness.0;
         let epoch = watermark.epoch.0;
@@ -357,7 +380,7 @@ pub fn event_source<'s>(scope: Scope<'s, u64>, spec: EventSourceSpec) -> SourceS
             pending: Vec::new(),
             letters: Vec::new(),
             next_partition: 0,
-            told_epoch: None,
+            told: Told::default(),
             at_gate: None,
             late_counters,
             backlog_reported: None,
@@ -376,9 +399,7 @@ pub fn event_source<'s>(scope: Scope<'s, u64>, spec: EventSourceSpec) -> SourceS
             let limit = gate.as_ref().and_then(|gate| gate.with_frontier(|f| f.first().copied()));
             let at_gate = limit.is_some_and(|limit| *event_cap.time() >= limit);
             // Backpressure: do not read further while the sinks lag too far behind.
-            let ahead = sinks_probe.with_frontier(|f| f.first().map(|done| event_cap.time().saturating_sub(*done)));
-            Counters::set(&control.counters.backpressure_epochs, ahead.unwrap_or(0) / epoch.max(1));
-            let lagging = ahead.is_some_and(|ahead| ahead > max_ahead);
+            let lagging = lagging(&sinks_probe, *event_cap.time(), epoch, max_ahead, &control);
             if at_gate && !lagging && state.pending.len() < READ_AHEAD_STEPS * state.engine.max_events_per_step.get() {
                 // Held at the gate (the pipeline drains to a checkpoint there, or worker 0 has not
                 // moved it yet): read and parse ahead, sending nothing. The events are sent at
@@ -509,7 +530,7 @@ mod tests {
             pending: Vec::new(),
             letters: Vec::new(),
             next_partition: 0,
-            told_epoch: None,
+            told: Told::default(),
             at_gate: None,
             late_counters: vec![Arc::new(AtomicU64::new(0))],
             backlog_reported: None,

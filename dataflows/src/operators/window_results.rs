@@ -4,7 +4,7 @@
 
 use crate::operators::window_partials::{Contribution, ContributionUpdate};
 use crate::record::WindowRecord;
-use crate::stats::{ScalarPartial, WindowResult};
+use crate::stats::{ScalarPartial, WindowResult, merge_sorted};
 use differential_dataflow::AsCollection;
 use timely::dataflow::StreamVec;
 use timely::dataflow::channels::pact::Pipeline;
@@ -30,55 +30,6 @@ pub fn merge_contributions(input: &[(&Contribution, isize)]) -> WindowResult {
         users = merge_sorted(&users, &contribution.users, |u| *u, |_, _| {});
     }
     WindowResult::from_parts(scalar, &buckets, users.len() as u64)
-}
-
-/// Merges two lists sorted by their first field (or by themselves): `new` makes an element of
-/// `b`, `combine` folds an element of `b` into an equal one of `a`.
-fn merge_sorted<T: Copy + KeyOf>(a: &[T], b: &[T], new: impl Fn(&T) -> T, combine: impl Fn(&mut T, &T)) -> Vec<T> {
-    let mut merged = Vec::with_capacity(a.len() + b.len());
-    let (mut i, mut j) = (0, 0);
-    while i < a.len() && j < b.len() {
-        match a[i].key().cmp(&b[j].key()) {
-            std::cmp::Ordering::Less => {
-                merged.push(a[i]);
-                i += 1;
-            }
-            std::cmp::Ordering::Greater => {
-                merged.push(new(&b[j]));
-                j += 1;
-            }
-            std::cmp::Ordering::Equal => {
-                let mut both = a[i];
-                combine(&mut both, &b[j]);
-                merged.push(both);
-                i += 1;
-                j += 1;
-            }
-        }
-    }
-    merged.extend_from_slice(&a[i..]);
-    merged.extend(b[j..].iter().map(new));
-    merged
-}
-
-/// What sorted lists are ordered by.
-trait KeyOf {
-    type Key: Ord;
-    fn key(&self) -> Self::Key;
-}
-
-impl KeyOf for (u64, u64) {
-    type Key = u64;
-    fn key(&self) -> u64 {
-        self.0
-    }
-}
-
-impl KeyOf for u128 {
-    type Key = u128;
-    fn key(&self) -> u128 {
-        *self
-    }
 }
 
 /// Extension trait: final window records from window contributions.
