@@ -21,10 +21,9 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Instant;
 use timely::dataflow::StreamVec;
-use timely::dataflow::channels::pact::Exchange;
+use timely::dataflow::channels::pact::{Exchange, Pipeline};
 use timely::dataflow::operators::Capability;
 use timely::dataflow::operators::generic::Operator;
-use timely::dataflow::operators::vec::Map;
 
 /// What a session aggregation needs of an event.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -66,18 +65,20 @@ pub fn insert_into_sessions(
     gap: u64,
     add: impl FnOnce(&mut PartialStats),
 ) -> usize {
-    // Sessions within reach: ts - last < gap and first - ts < gap.
-    let reach: Vec<usize> = (0..sessions.len())
-        .filter(|&i| ts.saturating_sub(sessions[i].last) < gap && sessions[i].first.saturating_sub(ts) < gap)
-        .collect();
-    let at = match reach.first() {
-        Some(&first) => {
-            for &other in reach[1..].iter().rev() {
-                let absorbed = sessions.remove(other);
-                let into = &mut sessions[first];
-                into.first = into.first.min(absorbed.first);
-                into.last = into.last.max(absorbed.last);
-                into.stats.merge(&absorbed.stats);
+    // Sessions within reach: ts - last < gap and first - ts < gap. Sorted, disjoint and more
+    // than `gap` apart, they are a run: any session between two in reach is in reach too.
+    let in_reach = |s: &OpenSession| ts.saturating_sub(s.last) < gap && s.first.saturating_sub(ts) < gap;
+    let at = match sessions.iter().position(in_reach) {
+        Some(first) => {
+            let bridged = sessions[first + 1..].iter().take_while(|s| in_reach(s)).count();
+            if bridged > 0 {
+                let (into, absorbed) = sessions[first..=first + bridged].split_first_mut().expect("a session");
+                for other in absorbed.iter() {
+                    into.first = into.first.min(other.first);
+                    into.last = into.last.max(other.last);
+                    into.stats.merge(&other.stats);
+                }
+                sessions.drain(first + 1..=first + bridged);
             }
             first
         }
@@ -122,7 +123,10 @@ impl OpenSessions {
     pub fn add(&mut self, event: SessionEvent) -> Option<(u64, SessionKey)> {
         let gap = self.gaps[&event.aggregation];
         let id = (event.aggregation, event.key);
-        let sessions = self.open.entry(id.clone()).or_default();
+        let sessions = match self.open.get_mut(&id) {
+            Some(sessions) => sessions,
+            None => self.open.entry(id.clone()).or_default(),
+        };
         let at = insert_into_sessions(sessions, event.timestamp, gap, |stats| {
             stats.add(event.is_error, event.latency_ms, event.value, event.user_id.as_ref())
         });
@@ -220,24 +224,33 @@ impl<'s> SessionWindows<'s> for StreamVec<'s, u64, Event> {
             })
             .collect();
 
-        let session_events = self.flat_map(move |event: Event| {
-            let mut out = Vec::with_capacity(plans.len());
-            for plan in &plans {
-                let Some(key) = plan.group_key(&event) else { continue };
-                if plan.lateness(event.timestamp, event.watermark).late_for_some {
-                    continue;
-                }
-                out.push(SessionEvent {
-                    aggregation: plan.index,
-                    key: CompactString::from(key),
-                    timestamp: event.timestamp,
-                    is_error: event.is_error,
-                    latency_ms: event.latency_ms,
-                    value: event.value,
-                    user_id: event.user_id.clone(),
+        // An event's session events go straight into the output (a vector per event cost an
+        // allocation per event).
+        let session_events = self.unary(Pipeline, "SessionEvents", move |_cap, _info| {
+            move |input, output| {
+                input.for_each_stamp(|cap, batches| {
+                    let mut session = output.session(&cap);
+                    for batch in batches {
+                        for event in batch.drain(..) {
+                            for plan in &plans {
+                                let Some(key) = plan.group_key(&event) else { continue };
+                                if plan.lateness(event.timestamp, event.watermark).late_for_some {
+                                    continue;
+                                }
+                                session.give(SessionEvent {
+                                    aggregation: plan.index,
+                                    key: CompactString::from(key),
+                                    timestamp: event.timestamp,
+                                    is_error: event.is_error,
+                                    latency_ms: event.latency_ms,
+                                    value: event.value,
+                                    user_id: event.user_id.clone(),
+                                });
+                            }
+                        }
+                    }
                 });
             }
-            out
         });
 
         let route = |e: &SessionEvent| crate::shard::exchange_by((e.aggregation, &e.key));

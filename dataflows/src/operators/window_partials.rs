@@ -20,6 +20,7 @@ use crate::control::{OpenWindow, Report, ReportPacing, RunControl};
 use crate::event::Event;
 use crate::record::WindowKey;
 use crate::shard::{Sharded, shard_of};
+use crate::spec::GroupBy;
 use crate::stats::{Contributed, PartialStats, ScalarPartial};
 use crate::window::{AggregationPlan, FixedWindows, FlushSlots, Shape};
 use compact_str::CompactString;
@@ -68,12 +69,28 @@ pub type ContributionUpdate = ((WindowKey, Contribution), u64, isize);
 
 type KeyedPartials = FxHashMap<CompactString, PartialStats>;
 
-/// The open panes of one fixed-window aggregation on this worker.
+/// The open panes of the fixed-window aggregations with one grouping and one slide: their panes
+/// hold the same events, so they share them (the embedded default's per-minute and
+/// five-minutes-sliding aggregations by type add each event to one pane, not two).
+struct PaneGroup {
+    group_by: GroupBy,
+    slide: u64,
+    /// Positions in [`WindowPanes::states`] of the aggregations that read these panes.
+    members: Vec<usize>,
+    /// Position of the member that retires a pane when its last window closes: one with the
+    /// longest windows (the last such in flush order, so the others closed theirs before).
+    retirer: usize,
+    panes: BTreeMap<u64, KeyedPartials>,
+}
+
+/// One fixed-window aggregation on this worker: its windows, the group whose panes it reads,
+/// and its extras.
 struct FixedState {
     index: u16,
     windows: FixedWindows,
     plan: AggregationPlan,
-    panes: BTreeMap<u64, KeyedPartials>,
+    /// Position of its [`PaneGroup`].
+    group: usize,
     extras: BTreeMap<u64, KeyedPartials>,
 }
 
@@ -81,7 +98,7 @@ struct FixedState {
 /// stores it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct PaneEntry {
-    /// The aggregation.
+    /// The aggregation (for a shared pane, the group's retirer).
     pub aggregation: u16,
     /// The pane's start, or, for an extra, the end of its window.
     pub at: u64,
@@ -98,6 +115,7 @@ pub struct PaneEntry {
 pub struct WindowPanes {
     /// In the order of their first flush slot.
     states: Vec<FixedState>,
+    groups: Vec<PaneGroup>,
 }
 
 impl WindowPanes {
@@ -106,18 +124,37 @@ impl WindowPanes {
         let mut states: Vec<FixedState> = aggregations
             .iter()
             .filter_map(|plan| match plan.shape {
-                Shape::Fixed(windows) => Some(FixedState {
-                    index: plan.index,
-                    windows,
-                    plan: *plan,
-                    panes: BTreeMap::new(),
-                    extras: BTreeMap::new(),
-                }),
+                Shape::Fixed(windows) => {
+                    Some(FixedState { index: plan.index, windows, plan: *plan, group: 0, extras: BTreeMap::new() })
+                }
                 Shape::Session { .. } => None,
             })
             .collect();
         states.sort_by_key(|s| (slots.first_slot(s.index), s.index));
-        WindowPanes { states }
+        let mut groups: Vec<PaneGroup> = Vec::new();
+        for (position, state) in states.iter_mut().enumerate() {
+            let (group_by, slide) = (state.plan.group_by, state.windows.slide);
+            state.group = match groups.iter().position(|g| g.group_by == group_by && g.slide == slide) {
+                Some(group) => group,
+                None => {
+                    groups.push(PaneGroup {
+                        group_by,
+                        slide,
+                        members: Vec::new(),
+                        retirer: position,
+                        panes: BTreeMap::new(),
+                    });
+                    groups.len() - 1
+                }
+            };
+            groups[state.group].members.push(position);
+        }
+        for group in &mut groups {
+            let longest = group.members.iter().map(|m| states[*m].windows.size).max().unwrap_or(0);
+            group.retirer =
+                *group.members.iter().rev().find(|m| states[**m].windows.size == longest).expect("a member");
+        }
+        WindowPanes { states, groups }
     }
 
     /// Adds an event to its pane of every aggregation it has a key for (or, when it is late for
@@ -127,28 +164,35 @@ impl WindowPanes {
     pub fn add(&mut self, event: &Event, mut opened: impl FnMut(u64)) {
         // The latency's bucket and the user's fingerprint, once for every aggregation.
         let contributed = Contributed::of(event.is_error, event.latency_ms, event.value, event.user_id.as_ref());
-        for state in self.states.iter_mut() {
-            let Some(key) = state.plan.group_key(event) else { continue };
-            let w = state.windows;
-            let pane = w.pane_start(event.timestamp);
-            if pane + w.slide > event.watermark {
-                let partials = state.panes.entry(pane).or_insert_with(|| {
-                    w.window_ends(event.timestamp).for_each(&mut opened);
+        let states = &mut self.states;
+        for group in self.groups.iter_mut() {
+            let Some(key) = group.group_by.key_of(event) else { continue };
+            let pane = event.timestamp - event.timestamp % group.slide;
+            if pane + group.slide > event.watermark {
+                let partials = group.panes.entry(pane).or_insert_with(|| {
+                    for member in &group.members {
+                        states[*member].windows.window_ends(event.timestamp).for_each(&mut opened);
+                    }
                     KeyedPartials::default()
                 });
                 add(partials, key, &contributed);
                 continue;
             }
-            for end in w.window_ends(event.timestamp).filter(|end| *end > event.watermark) {
-                opened(end);
-                add(state.extras.entry(end).or_default(), key, &contributed);
+            for member in &group.members {
+                let state = &mut states[*member];
+                for end in state.windows.window_ends(event.timestamp).filter(|end| *end > event.watermark) {
+                    opened(end);
+                    add(state.extras.entry(end).or_default(), key, &contributed);
+                }
             }
         }
     }
 
     /// The open (pane or extra, key) entries: the state held for open windows.
     pub fn open_entries(&self) -> usize {
-        self.states.iter().flat_map(|s| s.panes.values().chain(s.extras.values())).map(|keys| keys.len()).sum()
+        let panes = self.groups.iter().flat_map(|g| g.panes.values());
+        let extras = self.states.iter().flat_map(|s| s.extras.values());
+        panes.chain(extras).map(|keys| keys.len()).sum()
     }
 
     /// For each aggregation by event type or by nothing, the window that closes first among
@@ -163,12 +207,13 @@ impl WindowPanes {
             if !state.plan.group_by.has_few_keys() {
                 continue;
             }
-            let Some(newest) = state.panes.keys().next_back() else { continue };
+            let panes = &self.groups[state.group].panes;
+            let Some(newest) = panes.keys().next_back() else { continue };
             let w = state.windows;
             let end = newest.saturating_add(w.slide);
             let start = end.saturating_sub(w.size);
             let mut keys: FxHashMap<&str, (u64, u64)> = FxHashMap::default();
-            for (_, partials) in state.panes.range(start..end) {
+            for (_, partials) in panes.range(start..end) {
                 for (key, partial) in partials {
                     let sum = keys.entry(key.as_str()).or_default();
                     sum.0 += partial.scalar.count;
@@ -183,22 +228,16 @@ impl WindowPanes {
         out
     }
 
-    /// Every pane and extra, by the shard of (aggregation, key).
+    /// Every pane (under its group's retirer) and extra, by the shard of (aggregation, key).
     pub fn snapshot(&self) -> Sharded<PaneEntry> {
         let mut out = Sharded::default();
-        for state in &self.states {
-            for (extra, map) in [(false, &state.panes), (true, &state.extras)] {
-                for (at, partials) in map {
-                    for (key, partial) in partials {
-                        let entry = PaneEntry {
-                            aggregation: state.index,
-                            at: *at,
-                            extra,
-                            key: key.clone(),
-                            partial: partial.clone(),
-                        };
-                        out.push(shard_of((state.index, key)), entry);
-                    }
+        let panes = self.groups.iter().map(|g| (self.states[g.retirer].index, false, &g.panes));
+        let extras = self.states.iter().map(|s| (s.index, true, &s.extras));
+        for (aggregation, extra, map) in panes.chain(extras) {
+            for (at, partials) in map {
+                for (key, partial) in partials {
+                    let entry = PaneEntry { aggregation, at: *at, extra, key: key.clone(), partial: partial.clone() };
+                    out.push(shard_of((aggregation, key)), entry);
                 }
             }
         }
@@ -206,23 +245,29 @@ impl WindowPanes {
     }
 
     /// Adds the entries of `snapshot` (merging with what is there), and tells `opened` of every
-    /// window end they hold data for.
+    /// window end they hold data for. A pane entry is read from the group's retirer only (a
+    /// checkpoint of a build that kept a copy of the pane per aggregation has it there too).
     pub fn restore(&mut self, snapshot: Sharded<PaneEntry>, mut opened: impl FnMut(u64)) {
         for entry in snapshot.into_entries() {
-            let Some(state) = self.states.iter_mut().find(|s| s.index == entry.aggregation) else { continue };
-            let w = state.windows;
-            let map = if entry.extra { &mut state.extras } else { &mut state.panes };
+            let Some(position) = self.states.iter().position(|s| s.index == entry.aggregation) else { continue };
+            let group = &mut self.groups[self.states[position].group];
+            let (map, ends): (_, Vec<FixedWindows>) = if entry.extra {
+                opened(entry.at);
+                (&mut self.states[position].extras, Vec::new())
+            } else if group.retirer == position {
+                (&mut group.panes, group.members.iter().map(|m| self.states[*m].windows).collect())
+            } else {
+                continue;
+            };
+            for windows in ends {
+                windows.window_ends(entry.at).for_each(&mut opened);
+            }
             let partials = map.entry(entry.at).or_default();
             match partials.get_mut(&entry.key) {
                 Some(existing) => existing.merge(&entry.partial),
                 None => {
                     partials.insert(entry.key, entry.partial);
                 }
-            }
-            if entry.extra {
-                opened(entry.at);
-            } else {
-                w.window_ends(entry.at).for_each(&mut opened);
             }
         }
     }
@@ -391,17 +436,19 @@ impl<'s> WindowPartials<'s> for StreamVec<'s, u64, Event> {
 /// The updates of the next slot of `flush`, closing first the windows whose first slot it is.
 fn slot_updates(flush: &mut Flush, panes: &mut WindowPanes, slots: &FlushSlots) -> Vec<ContributionUpdate> {
     let slot = flush.next_slot;
-    while let Some(state) = panes.states.get_mut(flush.closed) {
+    while let Some(state) = panes.states.get(flush.closed) {
         if slots.first_slot(state.index) > slot {
             break;
         }
+        let position = flush.closed;
         flush.closed += 1;
         if !state.windows.is_window_end(flush.end) {
             continue;
         }
-        for (key, partial) in close_window(state, flush.end) {
-            let at = slots.slot_of(state.index, &key) as usize;
-            flush.waiting[at].push((state.index, state.windows.size, key, partial));
+        let (index, size) = (state.index, state.windows.size);
+        for (key, partial) in close_window(panes, position, flush.end) {
+            let at = slots.slot_of(index, &key) as usize;
+            flush.waiting[at].push((index, size, key, partial));
         }
     }
     let insert = slots.insert_time(flush.end, slot).max(*flush.cap.time());
@@ -440,21 +487,28 @@ fn add(partials: &mut KeyedPartials, key: &str, event: &Contributed) {
     partial.add_keyed(event);
 }
 
-/// Merges the panes and extras of the window ending at `end`, and retires what no later window needs.
-fn close_window(state: &mut FixedState, end: u64) -> KeyedPartials {
+/// Merges the panes and extras of the window of the aggregation at `position` ending at `end`;
+/// the group's retirer also retires what no later window needs.
+fn close_window(panes: &mut WindowPanes, position: usize, end: u64) -> KeyedPartials {
+    let state = &mut panes.states[position];
     let w = state.windows;
+    let group = &mut panes.groups[state.group];
+    let retires = group.retirer == position;
     let first_pane = end.saturating_sub(w.size);
-    // The first pane is in no later window: take it instead of copying it.
-    let mut merged =
-        if end >= w.size { state.panes.remove(&first_pane).unwrap_or_default() } else { KeyedPartials::default() };
-    for (_, partials) in state.panes.range(first_pane..end) {
+    // The retirer's first pane is in no later window: take it instead of copying it.
+    let mut merged = if retires && end >= w.size {
+        group.panes.remove(&first_pane).unwrap_or_default()
+    } else {
+        KeyedPartials::default()
+    };
+    for (_, partials) in group.panes.range(first_pane..end) {
         merge_into(&mut merged, partials);
     }
     if let Some(extras) = state.extras.remove(&end) {
         merge_into(&mut merged, &extras);
     }
     // Panes whose last window has closed (only possible for panes before 1970 + size).
-    while let Some(entry) = state.panes.first_entry() {
+    while retires && let Some(entry) = group.panes.first_entry() {
         if w.last_end_of_pane(*entry.key()) <= end {
             entry.remove();
         } else {
@@ -488,6 +542,17 @@ mod tests {
         ])
     }
 
+    /// Two pairs of aggregations that share panes: by type with a slide of 10 s, by user too.
+    fn shared_plans() -> Vec<AggregationPlan> {
+        let a = |name: &str, window, group_by| AggregationConfig { name: name.into(), window, group_by };
+        AggregationPlan::from_config(&[
+            a("t", WindowConfig::Tumbling { size: Millis(10_000) }, GroupBy::EventType),
+            a("s", WindowConfig::Sliding { size: Millis(20_000), slide: Millis(10_000) }, GroupBy::UserId),
+            a("w", WindowConfig::Sliding { size: Millis(30_000), slide: Millis(10_000) }, GroupBy::EventType),
+            a("v", WindowConfig::Tumbling { size: Millis(10_000) }, GroupBy::UserId),
+        ])
+    }
+
     fn event(ts: u64, event_type: &str, user: &str, watermark: u64) -> Event {
         Event {
             event_type: event_type.into(),
@@ -501,9 +566,59 @@ mod tests {
         }
     }
 
+    fn sorted(mut partials: KeyedPartials) -> Vec<(CompactString, Contribution)> {
+        let mut v: Vec<_> = partials.drain().map(|(k, p)| (k, Contribution::from(p))).collect();
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn aggregations_that_share_panes_close_the_windows_each_would_alone() {
+        let plans = shared_plans();
+        let slots = FlushSlots::new(&plans, &[], 1_000);
+        let mut shared = WindowPanes::new(&plans, &slots);
+        assert_eq!(shared.groups.len(), 2, "by type and by user, each with a slide of 10 s");
+        let mut alone: Vec<WindowPanes> = plans
+            .iter()
+            .map(|p| WindowPanes::new(std::slice::from_ref(p), &FlushSlots::new(&[*p], &[], 1_000)))
+            .collect();
+        let mut ends = std::collections::BTreeSet::new();
+        let mut watermark = 0;
+        for i in 0..400u64 {
+            // Disordered by up to 20 s, with a watermark 5 s behind the newest event: some events
+            // are late for the earlier of their sliding windows and go to extras.
+            let ts = (i * 7_919) % 20_000 + i * 150;
+            let e = event(ts, ["a", "b", "c"][i as usize % 3], &format!("u{}", i % 5), watermark);
+            let mut alone_ends = std::collections::BTreeSet::new();
+            shared.add(&e, |end| {
+                ends.insert(end);
+            });
+            for panes in alone.iter_mut() {
+                panes.add(&e, |end| {
+                    alone_ends.insert(end);
+                });
+            }
+            assert!(alone_ends.is_subset(&ends));
+            watermark = watermark.max(ts.saturating_sub(5_000));
+        }
+        assert!(shared.states.iter().any(|s| !s.extras.is_empty()), "the test reaches the extras");
+        for end in &ends {
+            for position in 0..shared.states.len() {
+                let state = &shared.states[position];
+                if !state.windows.is_window_end(*end) {
+                    continue;
+                }
+                let alone = alone.iter_mut().find(|p| p.states[0].index == state.index).expect("its own panes");
+                let expected = close_window(alone, 0, *end);
+                assert_eq!(sorted(close_window(&mut shared, position, *end)), sorted(expected), "end {end}");
+            }
+        }
+        assert_eq!(shared.open_entries(), 0, "every pane retired with its last window");
+    }
+
     #[test]
     fn panes_survive_a_snapshot_into_any_number_of_workers() {
-        let plans = plans();
+        let plans = shared_plans();
         let slots = FlushSlots::new(&plans, &[], 1_000);
         let mut panes = WindowPanes::new(&plans, &slots);
         let mut ends = std::collections::BTreeSet::new();
@@ -530,18 +645,13 @@ mod tests {
             assert_eq!(restored_ends, ends, "{workers} workers");
             // Merged over the workers, every window closes to the same partials as the original.
             for end in &ends {
-                for position in 0..2 {
-                    let mut original = close_window(&mut clone_state(&panes.states[position]), *end);
+                for position in 0..panes.states.len() {
+                    let original = close_window(&mut clone_panes(&panes), position, *end);
                     let mut merged = KeyedPartials::default();
                     for worker in &restored {
-                        merge_into(&mut merged, &close_window(&mut clone_state(&worker.states[position]), *end));
+                        merge_into(&mut merged, &close_window(&mut clone_panes(worker), position, *end));
                     }
-                    let sorted = |m: &mut KeyedPartials| {
-                        let mut v: Vec<_> = m.drain().map(|(k, p)| (k, Contribution::from(p))).collect();
-                        v.sort();
-                        v
-                    };
-                    assert_eq!(sorted(&mut merged), sorted(&mut original), "end {end}, {workers} workers");
+                    assert_eq!(sorted(merged), sorted(original), "end {end}, {workers} workers");
                 }
             }
         }
@@ -582,13 +692,13 @@ mod tests {
         );
     }
 
-    fn clone_state(state: &FixedState) -> FixedState {
-        FixedState {
-            index: state.index,
-            windows: state.windows,
-            plan: state.plan,
-            panes: state.panes.clone(),
-            extras: state.extras.clone(),
-        }
+    fn clone_panes(panes: &WindowPanes) -> WindowPanes {
+        let states = panes.states.iter().map(|s| FixedState { extras: s.extras.clone(), ..*s }).collect();
+        let groups = panes
+            .groups
+            .iter()
+            .map(|g| PaneGroup { members: g.members.clone(), panes: g.panes.clone(), ..*g })
+            .collect();
+        WindowPanes { states, groups }
     }
 }
