@@ -14,6 +14,10 @@ use rustc_hash::FxHashSet;
 use serde::{Deserialize, Serialize};
 use std::sync::LazyLock;
 
+mod buckets;
+use buckets::bucket_bytes;
+pub use buckets::{BucketCounts, STEPS, latency_step};
+
 /// Scale of [`FixedSum`]: 40 fractional bits, 2^-40 ≈ 9.1e-13 resolution, ±1.5e26 range.
 const FIXED_SCALE: f64 = (1u64 << 40) as f64;
 
@@ -138,101 +142,6 @@ pub struct PartialStats {
     /// Distinct `user_id`s, as their [`user_fingerprint`]s.
     #[serde(with = "fingerprint_bytes")]
     pub users: UserSet,
-}
-
-/// Latency bucket counts. A latency is appended to a list of pending buckets — a write at the end
-/// of a small vector, where a hash-map insert cost a probe of a table that had left the cache
-/// (most partials belong to one user and are touched once in a while, at random) — and the list
-/// is sorted and folded into the sorted counts when it reaches [`PENDING_BUCKETS`] or the counts
-/// are read. Counts stay bounded by the distinct buckets plus the pending list.
-#[derive(Clone, Debug, Default)]
-pub struct BucketCounts {
-    /// (bucket, count), sorted by bucket, each bucket once.
-    counted: Vec<(u64, u64)>,
-    /// Buckets not yet counted.
-    pending: Vec<u64>,
-}
-
-/// How many latencies wait before they are counted.
-const PENDING_BUCKETS: usize = 2048;
-
-impl BucketCounts {
-    /// Counts one latency in `bucket`.
-    #[inline]
-    pub fn add(&mut self, bucket: u64) {
-        self.pending.push(bucket);
-        if self.pending.len() >= PENDING_BUCKETS {
-            self.count_pending();
-        }
-    }
-
-    /// Folds the pending buckets into the counts.
-    fn count_pending(&mut self) {
-        if !self.pending.is_empty() {
-            self.counted = with_pending(&self.counted, &mut self.pending);
-            self.pending.clear();
-        }
-    }
-
-    /// Adds another's counts.
-    pub fn merge(&mut self, other: &BucketCounts) {
-        self.pending.extend_from_slice(&other.pending);
-        if !other.counted.is_empty() {
-            self.counted = merge_counts(&self.counted, &other.counted);
-        }
-        if self.pending.len() >= PENDING_BUCKETS {
-            self.count_pending();
-        }
-    }
-
-    /// The counts, sorted by bucket.
-    pub fn sorted(&self) -> std::borrow::Cow<'_, [(u64, u64)]> {
-        if self.pending.is_empty() {
-            return std::borrow::Cow::Borrowed(&self.counted);
-        }
-        std::borrow::Cow::Owned(with_pending(&self.counted, &mut self.pending.clone()))
-    }
-
-    /// The counts, sorted by bucket.
-    pub fn into_sorted(mut self) -> Vec<(u64, u64)> {
-        self.count_pending();
-        self.counted
-    }
-
-    /// Counts from (bucket, count) pairs in any order, a bucket maybe repeated.
-    pub fn from_counts(mut pairs: Vec<(u64, u64)>) -> BucketCounts {
-        pairs.sort_unstable();
-        BucketCounts { counted: runs(pairs), pending: Vec::new() }
-    }
-}
-
-impl PartialEq for BucketCounts {
-    fn eq(&self, other: &BucketCounts) -> bool {
-        self.sorted() == other.sorted()
-    }
-}
-
-/// `counted` with the buckets of `pending` (sorted in place) counted in.
-fn with_pending(counted: &[(u64, u64)], pending: &mut [u64]) -> Vec<(u64, u64)> {
-    pending.sort_unstable();
-    merge_counts(counted, &runs(pending.iter().map(|bucket| (*bucket, 1))))
-}
-
-/// Two sorted bucket count lists (each bucket once) as one, the counts of a bucket in both added.
-fn merge_counts(a: &[(u64, u64)], b: &[(u64, u64)]) -> Vec<(u64, u64)> {
-    merge_sorted(a, b, |x| *x, |into, (_, count)| into.1 += count)
-}
-
-/// Sorted (bucket, count) pairs with each bucket once: the counts of equal neighbours added.
-fn runs(sorted: impl IntoIterator<Item = (u64, u64)>) -> Vec<(u64, u64)> {
-    let mut runs: Vec<(u64, u64)> = Vec::new();
-    for (bucket, count) in sorted {
-        match runs.last_mut() {
-            Some((last, total)) if *last == bucket => *total += count,
-            _ => runs.push((bucket, count)),
-        }
-    }
-    runs
 }
 
 /// Merges two lists sorted by their first field (or by themselves), each key once: `new` makes
@@ -371,178 +280,6 @@ fn bytes_of_seq<'de, A: serde::de::SeqAccess<'de>>(mut seq: A) -> Result<Vec<u8>
     Ok(bytes)
 }
 
-/// Latency bucket counts serialized as one byte string: the buckets sorted, each as the
-/// difference from the one before in bucket steps and its count, both LEB128 varints — about 2
-/// bytes a bucket instead of 5–10 as a map of integers (a long session holds hundreds). A
-/// bucket is an HdrHistogram lowest-equivalent value (3 significant digits: 2048 sub-buckets),
-/// so `b >> k` for its magnitude `k` is exact; a map with any other key is kept as raw keys.
-mod bucket_bytes {
-    use super::BucketCounts;
-    use serde::de::{Error, SeqAccess, Visitor};
-    use serde::{Deserializer, Serializer};
-
-    const COMPACT: u8 = 0;
-    const RAW: u8 = 1;
-
-    /// A bucket's step number: exact below 2048, then 1024 steps per power of two.
-    fn step(bucket: u64) -> u64 {
-        if bucket < 2048 {
-            return bucket;
-        }
-        let k = u64::from(63 - bucket.leading_zeros()) - 10;
-        2048 + (k - 1) * 1024 + ((bucket >> k) - 1024)
-    }
-
-    fn bucket(step: u64) -> Option<u64> {
-        if step < 2048 {
-            return Some(step);
-        }
-        let j = step - 2048;
-        let k = u32::try_from(j / 1024 + 1).ok().filter(|k| *k <= 53)?;
-        Some((j % 1024 + 1024) << k)
-    }
-
-    fn put(out: &mut Vec<u8>, mut n: u64) {
-        while n >= 0x80 {
-            out.push((n as u8) | 0x80);
-            n >>= 7;
-        }
-        out.push(n as u8);
-    }
-
-    fn get(bytes: &mut &[u8]) -> Option<u64> {
-        let mut n = 0u64;
-        for shift in (0..64).step_by(7) {
-            let (&byte, rest) = bytes.split_first()?;
-            *bytes = rest;
-            n |= u64::from(byte & 0x7f).checked_shl(shift)?;
-            if byte < 0x80 {
-                return Some(n);
-            }
-        }
-        None
-    }
-
-    pub fn serialize<S: Serializer>(buckets: &BucketCounts, serializer: S) -> Result<S::Ok, S::Error> {
-        let buckets = buckets.sorted();
-        let compact = buckets.iter().all(|(b, _)| bucket(step(*b)) == Some(*b));
-        // `step` keeps the order of the buckets it maps.
-        let sorted = buckets.iter().map(|(b, n)| (if compact { step(*b) } else { *b }, *n));
-        let mut bytes = Vec::with_capacity(1 + sorted.len() * 3);
-        bytes.push(if compact { COMPACT } else { RAW });
-        let mut previous = 0;
-        for (key, count) in sorted {
-            put(&mut bytes, key - previous);
-            put(&mut bytes, count);
-            previous = key;
-        }
-        serializer.serialize_bytes(&bytes)
-    }
-
-    struct Buckets;
-
-    impl Buckets {
-        fn of<E: Error>(bytes: &[u8]) -> Result<BucketCounts, E> {
-            let bad = || E::custom("latency buckets: bad encoding");
-            let (&mode, mut rest) = bytes.split_first().ok_or_else(bad)?;
-            let mut map = Vec::new();
-            let mut key = 0u64;
-            while !rest.is_empty() {
-                key = key.checked_add(get(&mut rest).ok_or_else(bad)?).ok_or_else(bad)?;
-                let count = get(&mut rest).ok_or_else(bad)?;
-                let bucket = match mode {
-                    COMPACT => bucket(key).ok_or_else(bad)?,
-                    RAW => key,
-                    _ => return Err(bad()),
-                };
-                map.push((bucket, count));
-            }
-            Ok(BucketCounts::from_counts(map))
-        }
-    }
-
-    impl<'de> Visitor<'de> for Buckets {
-        type Value = BucketCounts;
-
-        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-            f.write_str("bytes of latency bucket counts")
-        }
-
-        fn visit_bytes<E: Error>(self, bytes: &[u8]) -> Result<Self::Value, E> {
-            Buckets::of(bytes)
-        }
-
-        fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Self::Value, A::Error> {
-            Buckets::of(&super::bytes_of_seq(seq)?)
-        }
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<BucketCounts, D::Error> {
-        deserializer.deserialize_bytes(Buckets)
-    }
-
-    #[cfg(test)]
-    mod tests {
-        use super::*;
-
-        #[test]
-        fn pending_buckets_count_as_counted_ones_and_serialize_the_same() {
-            let mut counts = BucketCounts::default();
-            let mut map = std::collections::BTreeMap::<u64, u64>::new();
-            for i in 0..(3 * super::super::PENDING_BUCKETS as u64 + 17) {
-                let b = (i * 7_919) % 613;
-                counts.add(b);
-                *map.entry(b).or_default() += 1;
-            }
-            assert!(!counts.pending.is_empty(), "some still pending");
-            let expected: Vec<(u64, u64)> = map.into_iter().collect();
-            assert_eq!(*counts.sorted(), expected[..]);
-            let mut merged = BucketCounts::default();
-            merged.merge(&counts);
-            merged.merge(&BucketCounts::from_counts(vec![(5, 2), (5, 1), (1 << 40, 3)]));
-            let mut more = expected.clone();
-            more.iter_mut().find(|(b, _)| *b == 5).unwrap().1 += 3;
-            more.push((1 << 40, 3));
-            assert_eq!(merged.clone().into_sorted(), more);
-            let bytes =
-                postcard::to_stdvec(&crate::stats::PartialStats { buckets: merged.clone(), ..Default::default() })
-                    .unwrap();
-            let back: crate::stats::PartialStats = postcard::from_bytes(&bytes).unwrap();
-            assert_eq!(back.buckets, merged);
-        }
-
-        #[test]
-        fn every_latency_bucket_has_an_exact_step() {
-            let mut latency = 1e-6;
-            while latency <= crate::event::MAX_LATENCY_MS {
-                let b = crate::stats::latency_bucket(latency);
-                assert_eq!(bucket(step(b)), Some(b), "{latency} ms: bucket {b}");
-                latency *= 1.0007;
-            }
-            for b in [0, 1, 2047, 2048, 2049 & !1, 1 << 62] {
-                let b = crate::stats::LATENCY_BUCKETS.lowest_equivalent(b);
-                assert_eq!(bucket(step(b)), Some(b));
-            }
-        }
-
-        #[test]
-        fn bucket_maps_round_trip_compact_and_raw() {
-            for (mode, keys) in [("[0,", vec![0u64, 5, 2048, 4104, 1 << 62]), ("[1,", vec![3, 2049, 12_345_677])] {
-                let map =
-                    BucketCounts::from_counts(keys.iter().enumerate().map(|(i, k)| (*k, i as u64 * 300 + 1)).collect());
-                let mut bytes = Vec::new();
-                let mut ser = serde_json::Serializer::new(&mut bytes);
-                serialize(&map, &mut ser).unwrap();
-                assert!(bytes.starts_with(mode.as_bytes()), "{}", String::from_utf8_lossy(&bytes));
-                let back = deserialize(&mut serde_json::Deserializer::from_slice(&bytes)).unwrap();
-                assert_eq!(map, back);
-            }
-            assert!(Buckets::of::<serde_json::Error>(&[0, 0x80]).is_err());
-            assert!(Buckets::of::<serde_json::Error>(&[7, 1, 1]).is_err());
-        }
-    }
-}
-
 /// A set of fingerprints serialized as one byte string of 16 bytes each (little-endian), not as
 /// a sequence of integers: in a checkpoint or between processes the sets of the by-type windows
 /// are most of the bytes, and a random 128-bit integer takes 19 bytes as a varint and an encoder
@@ -611,8 +348,8 @@ pub fn user_fingerprint(user_id: &str) -> u128 {
 pub struct Contributed {
     /// Whether the event is an error.
     pub is_error: bool,
-    /// `latency_ms` and its [`latency_bucket`].
-    pub latency: Option<(f64, u64)>,
+    /// `latency_ms` and the step of its [`latency_bucket`] ([`latency_step`]).
+    pub latency: Option<(f64, u16)>,
     /// `value`.
     pub value: Option<f64>,
     /// The [`user_fingerprint`] of `user_id`.
@@ -630,7 +367,7 @@ impl Contributed {
     ) -> Contributed {
         Contributed {
             is_error,
-            latency: latency_ms.map(|l| (l, latency_bucket(l))),
+            latency: latency_ms.map(|l| (l, latency_step(l))),
             value,
             user: user_id.map(|u| user_fingerprint(u)),
         }
@@ -657,9 +394,9 @@ impl PartialStats {
         let s = &mut self.scalar;
         s.count += 1;
         s.errors += u64::from(event.is_error);
-        if let Some((latency, bucket)) = event.latency {
+        if let Some((latency, step)) = event.latency {
             s.latency.add(latency);
-            self.buckets.add(bucket);
+            self.buckets.add(step);
         }
         if let Some(v) = event.value {
             s.value.add(v);
