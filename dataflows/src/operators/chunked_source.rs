@@ -215,7 +215,7 @@ pub fn chunked_source<'s>(scope: Scope<'s, u64>, spec: ChunkedSourceSpec) -> Sou
                 chunk.judge(&state.prefix, state.share.partition, out_of_orderness, &judge, &mut pending, &mut letters);
                 state.spare.push(chunk);
                 if !pending.is_empty() {
-                    events_out.activate().session(&event_cap.delayed(&at)).give_iterator(pending.drain(..));
+                    events_out.activate().session(&event_cap.delayed(&at)).give_container(&mut pending);
                 }
                 if !letters.is_empty() {
                     dead_out.activate().session(&dead_cap.delayed(&at)).give_iterator(letters.drain(..));

@@ -419,7 +419,8 @@ pub fn event_source<'s>(scope: Scope<'s, u64>, spec: EventSourceSpec) -> SourceS
             state.at_gate = None;
             let ready = !stopping && state.read(*event_cap.time(), now, &control);
             if !state.pending.is_empty() {
-                events_out.activate().session(&*event_cap).give_iterator(state.pending.drain(..));
+                // The whole batch as one message: no copy of each event into a new container.
+                events_out.activate().session(&*event_cap).give_container(&mut state.pending);
             }
             if !state.letters.is_empty() {
                 dead_out.activate().session(&*dead_cap).give_iterator(state.letters.drain(..));
