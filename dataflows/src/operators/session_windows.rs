@@ -12,6 +12,7 @@ use crate::control::{Report, ReportPacing, RunControl};
 use crate::event::Event;
 use crate::record::{WindowKey, WindowRecord};
 use crate::shard::{Sharded, shard_of};
+use crate::spec::GroupBy;
 use crate::stats::PartialStats;
 use crate::window::{AggregationPlan, Shape, epoch_of};
 use compact_str::CompactString;
@@ -40,8 +41,11 @@ pub struct SessionEvent {
     pub latency_ms: Option<f64>,
     /// Value.
     pub value: Option<f64>,
-    /// User.
+    /// User (`None` when the key is the user: see `key_is_user`).
     pub user_id: Option<CompactString>,
+    /// The aggregation groups by user, so the key is the event's user: a session of it holds
+    /// that one user, whose fingerprint is then computed once per session, not once per event.
+    pub key_is_user: bool,
 }
 
 /// An open session of one key.
@@ -128,7 +132,11 @@ impl OpenSessions {
             None => self.open.entry(id.clone()).or_default(),
         };
         let at = insert_into_sessions(sessions, event.timestamp, gap, |stats| {
-            stats.add(event.is_error, event.latency_ms, event.value, event.user_id.as_ref())
+            let user = match event.key_is_user {
+                true => stats.users.is_empty().then_some(&id.1),
+                false => event.user_id.as_ref(),
+            };
+            stats.add(event.is_error, event.latency_ms, event.value, user)
         });
         let emit_at = epoch_of(sessions[at].last.saturating_add(gap).saturating_sub(1), self.epoch);
         let session = &mut sessions[at];
@@ -234,6 +242,7 @@ impl<'s> SessionWindows<'s> for StreamVec<'s, u64, Event> {
                         for event in batch.drain(..) {
                             for plan in &plans {
                                 let Some(key) = plan.group_key(&event) else { continue };
+                                let key_is_user = plan.group_by == GroupBy::UserId;
                                 if plan.lateness(event.timestamp, event.watermark).late_for_some {
                                     continue;
                                 }
@@ -244,7 +253,8 @@ impl<'s> SessionWindows<'s> for StreamVec<'s, u64, Event> {
                                     is_error: event.is_error,
                                     latency_ms: event.latency_ms,
                                     value: event.value,
-                                    user_id: event.user_id.clone(),
+                                    user_id: if key_is_user { None } else { event.user_id.clone() },
+                                    key_is_user,
                                 });
                             }
                         }
@@ -341,7 +351,8 @@ mod tests {
             is_error: false,
             latency_ms: Some(1.0),
             value: None,
-            user_id: Some(key.into()),
+            user_id: None,
+            key_is_user: true,
         }
     }
 
@@ -364,6 +375,14 @@ mod tests {
         restored.close_due(&(0, "u1".into()), 12_000, |r| closed.push(r));
         assert_eq!(closed.len(), 1);
         assert_eq!((closed[0].0.start, closed[0].0.end, closed[0].1.scalar.count), (1_200, 12_500, 3));
+        // The key is the user: one distinct user, as when every event named it.
+        let named = |ts| SessionEvent { user_id: Some("u1".into()), key_is_user: false, ..session_event(ts, "u1") };
+        let mut by_name = OpenSessions::new([(0, 10_000)].into_iter().collect(), 1_000);
+        [1_200, 1_900, 2_500].into_iter().for_each(|ts| drop(by_name.add(named(ts))));
+        let mut expected = Vec::new();
+        by_name.close_due(&(0, "u1".into()), 12_000, |r| expected.push(r));
+        assert_eq!(closed, expected);
+        assert_eq!(closed[0].1.unique_users, 1);
     }
 
     #[test]
