@@ -131,6 +131,14 @@ pub fn run(
         _ => None,
     };
     let reads_in_chunks = chunked.is_some();
+    if let Some(input) = &chunked {
+        tracing::info!(
+            source = kind.name,
+            chunks = input.chunk_count(),
+            workers = workers_here,
+            "reading the source in chunks, every worker"
+        );
+    }
     let start = Prefix::at(from, resumed_first.and_then(|p| p.max_timestamp));
     let shares: Mutex<Vec<Option<ChunkShare>>> = Mutex::new(
         chunked

@@ -1,6 +1,7 @@
 //! The binary's commands, exit codes and error output.
 
-use std::io::Write;
+use std::fs::File;
+use std::io::{Seek, SeekFrom, Write};
 use std::process::{Command, Stdio};
 
 pub use crate::util::rtsa;
@@ -355,4 +356,136 @@ sinks:
     assert!(took < std::time::Duration::from_secs(10), "took {took:?} to stop");
     assert!(stderr.contains("did not finish within 2s (engine.shutdown_timeout)"), "{stderr}");
     assert!(stderr.contains("alerts still queued for delivery"), "{stderr}");
+}
+
+/// The metrics and dead letters of `rtsa run` over standard input (`stdin`, written `feed` if it
+/// is a pipe) with `workers` workers and chunks of 4 KiB, times of writing left out; and whether
+/// the run read its input in chunks.
+fn run_stdin(
+    dir: &std::path::Path,
+    name: &str,
+    stdin: Stdio,
+    feed: Option<&[u8]>,
+    workers: u32,
+) -> ([Vec<String>; 2], bool) {
+    let (metrics, dead) = (dir.join(format!("{name}-metrics.jsonl")), dir.join(format!("{name}-dead.jsonl")));
+    let config = dir.join(format!("{name}.yaml"));
+    std::fs::write(
+        &config,
+        format!(
+            r#"
+source: {{ kind: stdin }}
+watermark: {{ max_out_of_orderness: 5s }}
+engine: {{ read_chunk_bytes: 4096 }}
+aggregations:
+  - {{ name: by_type, window: {{ kind: tumbling, size: 1m }}, group_by: event_type }}
+  - {{ name: by_user, window: {{ kind: sliding, size: 2m, slide: 1m }}, group_by: user_id }}
+sinks: {{ metrics: [ {{ kind: jsonl, path: {} }} ], dead_letter: {{ kind: jsonl, path: {} }} }}
+http: {{ listen: "off" }}
+"#,
+            metrics.display(),
+            dead.display()
+        ),
+    )
+    .unwrap();
+    let mut child = rtsa()
+        .args(["run", "--workers", &workers.to_string(), "--config"])
+        .arg(&config)
+        .env("RUST_LOG", "rtsa=info")
+        .stdin(stdin)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    if let Some(bytes) = feed {
+        child.stdin.take().unwrap().write_all(bytes).unwrap();
+    }
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let outputs = [metrics, dead].map(|path| {
+        let text = std::fs::read_to_string(path).unwrap();
+        text.lines()
+            .map(|l| {
+                let mut v: serde_json::Value = serde_json::from_str(l).unwrap();
+                v.as_object_mut().unwrap().remove("emitted_at");
+                v.to_string()
+            })
+            .collect()
+    });
+    (outputs, stderr.contains("reading the source in chunks"))
+}
+
+/// Asserts that two runs wrote the same records and dead letters, in the same order, naming the
+/// first difference (the outputs are thousands of lines).
+fn assert_same(a: &[Vec<String>; 2], b: &[Vec<String>; 2], what: &str) {
+    for (kind, a, b) in [("records", &a[0], &b[0]), ("dead letters", &a[1], &b[1])] {
+        let first = a.iter().zip(b).position(|(x, y)| x != y);
+        assert!(
+            a.len() == b.len() && first.is_none(),
+            "{what}: {kind}: {} against {}, first difference at {first:?}: {:?}",
+            a.len(),
+            b.len(),
+            first.map(|i| (&a[i], &b[i]))
+        );
+    }
+}
+
+#[test]
+fn a_file_redirected_to_stdin_is_read_by_every_worker_as_a_pipe_is_read_by_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut text = Vec::new();
+    let mut starts = Vec::new();
+    for i in 0..12_000u64 {
+        starts.push(text.len() as u64);
+        // Disordered by up to 9 s against a 5 s allowance: some events are late.
+        let ts = 1_764_230_400_000 + i * 25 + (i * 7_919) % 9_000;
+        match i % 97 {
+            0 => text.extend_from_slice(b"oops"),
+            _ => text.extend_from_slice(
+                format!(
+                    r#"{{"event_type":"t{}","user_id":"u{}","timestamp":{ts},"latency_ms":{}.5}}"#,
+                    i % 5,
+                    i % 40,
+                    i % 300
+                )
+                .as_bytes(),
+            ),
+        }
+        text.extend_from_slice(if i % 500 == 0 { b"\r\n\n" } else { b"\n" });
+    }
+    let file = dir.path().join("events.jsonl");
+    std::fs::write(&file, &text).unwrap();
+
+    // A pipe: one worker reads it in order, as before.
+    let (piped, chunked) = run_stdin(dir.path(), "pipe", Stdio::piped(), Some(&text), 2);
+    assert!(!chunked, "a pipe has no length to cut");
+    assert!(
+        piped[0].len() > 100 && piped[1].len() > 100,
+        "{} records, {} dead letters",
+        piped[0].len(),
+        piped[1].len()
+    );
+    assert!(piped[1].iter().any(|d| d.contains(r#""reason":"late""#)));
+    assert!(piped[1].iter().any(|d| d.contains(r#""reason":"invalid_json""#) && d.contains(r#""position":"line 99""#)));
+    // The file itself on standard input: every worker reads chunks of it.
+    for workers in [1, 2, 3] {
+        let stdin = Stdio::from(File::open(&file).unwrap());
+        let (redirected, chunked) = run_stdin(dir.path(), &format!("file{workers}"), stdin, None, workers);
+        assert!(chunked, "{workers} workers: read in chunks");
+        assert_same(&redirected, &piped, &format!("{workers} workers"));
+    }
+    // Standard input already part-way through the file: both read from there, and count lines
+    // from there.
+    let at = starts[5_001];
+    let mut partway = File::open(&file).unwrap();
+    partway.seek(SeekFrom::Start(at)).unwrap();
+    let (redirected, chunked) = run_stdin(dir.path(), "partway", Stdio::from(partway), None, 2);
+    assert!(chunked);
+    let (piped, _) = run_stdin(dir.path(), "partway-pipe", Stdio::piped(), Some(&text[at as usize..]), 1);
+    assert_same(&redirected, &piped, "part-way");
+    // Input 5,044 is "oops": line 44 counted from input 5,001 (no blank line between).
+    assert!(
+        redirected[1].iter().any(|d| d.contains(r#""reason":"invalid_json""#) && d.contains(r#""position":"line 44""#))
+    );
 }

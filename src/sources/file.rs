@@ -103,6 +103,17 @@ impl FileChunks {
     pub fn open(path: &Path, chunk_bytes: u64, max_bytes: usize, origin: u64) -> Result<FileChunks, SourceError> {
         let what = path.display().to_string();
         let file = File::open(path).map_err(|source| SourceError::io(&what, source))?;
+        FileChunks::of(file, what, chunk_bytes, max_bytes, origin)
+    }
+
+    /// An open regular file, called `what` in errors, from byte `origin`.
+    fn of(
+        file: File,
+        what: String,
+        chunk_bytes: u64,
+        max_bytes: usize,
+        origin: u64,
+    ) -> Result<FileChunks, SourceError> {
         let len = file.metadata().map_err(|source| SourceError::io(&what, source))?.len();
         let chunk_bytes = chunk_bytes.max(1);
         Ok(FileChunks { file: Arc::new(file), path: what, origin: origin.min(len), len, chunk_bytes, max_bytes })
@@ -257,13 +268,38 @@ impl Source for FileSource {
 /// Standard input as a source of one partition (it cannot resume: what was read is gone).
 pub struct StdinSource {
     max_bytes: usize,
+    chunk_bytes: u64,
     taken: Mutex<bool>,
 }
 
 impl StdinSource {
-    /// Standard input, lines of at most `max_bytes`.
-    pub fn new(max_bytes: usize) -> StdinSource {
-        StdinSource { max_bytes, taken: Mutex::new(false) }
+    /// Standard input, lines of at most `max_bytes`; read in chunks of `chunk_bytes` by every
+    /// worker when it is a regular file.
+    pub fn new(max_bytes: usize, chunk_bytes: u64) -> StdinSource {
+        StdinSource { max_bytes, chunk_bytes, taken: Mutex::new(false) }
+    }
+
+    /// Marks standard input as opened; an error if it was.
+    fn take(&self) -> Result<(), SourceError> {
+        let mut taken = self.taken.lock().unwrap_or_else(|e| e.into_inner());
+        match std::mem::replace(&mut *taken, true) {
+            true => Err(SourceError::Unsupported {
+                what: "stdin".to_owned(),
+                reason: "is one partition and can be opened once".to_owned(),
+            }),
+            false => Ok(()),
+        }
+    }
+}
+
+/// Refuses to resume standard input from a position.
+fn fresh_stdin(position: PartitionPosition) -> Result<(), SourceError> {
+    match position == PartitionPosition::default() {
+        true => Ok(()),
+        false => Err(SourceError::Unsupported {
+            what: "stdin".to_owned(),
+            reason: "cannot resume from a position: what was read is gone".to_owned(),
+        }),
     }
 }
 
@@ -274,22 +310,30 @@ impl Source for StdinSource {
     fn partition_count(&self) -> u32 {
         1
     }
+    /// A regular file redirected to standard input (`rtsa run < events.jsonl`) is read in chunks
+    /// by every worker from where standard input stands, as a file source is; a pipe or a
+    /// terminal has no length to cut and is read in order by one worker.
+    fn chunked(&self, from: PartitionPosition) -> Result<Option<Arc<dyn ChunkedInput>>, SourceError> {
+        use std::os::fd::AsFd;
+        fresh_stdin(from)?;
+        let what = "stdin".to_owned();
+        // A duplicate of the descriptor shares its offset: where a single reader would start.
+        let duplicate =
+            std::io::stdin().as_fd().try_clone_to_owned().map_err(|source| SourceError::io(&what, source))?;
+        let mut file = File::from(duplicate);
+        let Ok(metadata) = file.metadata() else { return Ok(None) };
+        if !metadata.is_file() {
+            return Ok(None);
+        }
+        let origin = file.stream_position().map_err(|source| SourceError::io(&what, source))?;
+        self.take()?;
+        Ok(Some(Arc::new(FileChunks::of(file, what, self.chunk_bytes, self.max_bytes, origin)?)))
+    }
     fn open(&self, indexes: &[u32], from: &[(u32, PartitionPosition)]) -> Result<OwnedPartitions, SourceError> {
         let mut out: OwnedPartitions = Vec::new();
         for &p in indexes {
-            if start_of(from, p) != PartitionPosition::default() {
-                return Err(SourceError::Unsupported {
-                    what: "stdin".to_owned(),
-                    reason: "cannot resume from a position: what was read is gone".to_owned(),
-                });
-            }
-            let mut taken = self.taken.lock().unwrap_or_else(|e| e.into_inner());
-            if std::mem::replace(&mut *taken, true) {
-                return Err(SourceError::Unsupported {
-                    what: "stdin".to_owned(),
-                    reason: "is one partition and can be opened once".to_owned(),
-                });
-            }
+            fresh_stdin(start_of(from, p))?;
+            self.take()?;
             out.push((p, Box::new(LinePartition::stdin(self.max_bytes))));
         }
         Ok(out)
@@ -516,7 +560,7 @@ mod tests {
 
     #[test]
     fn stdin_cannot_resume() {
-        let source = StdinSource::new(100);
+        let source = StdinSource::new(100, 1 << 20);
         let from = [(0, PartitionPosition { next: 5, lines: 1 })];
         assert!(matches!(source.open(&[0], &from), Err(SourceError::Unsupported { .. })));
     }

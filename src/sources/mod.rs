@@ -20,7 +20,9 @@ pub fn open(config: &Config, start_ms: u64) -> Result<Box<dyn Source>, Error> {
         SourceConfig::File(f) => {
             Box::new(file::FileSource::new(&f.path, max_bytes, config.pipeline.engine.read_chunk_bytes.get()))
         }
-        SourceConfig::Stdin(_) => Box::new(file::StdinSource::new(max_bytes)),
+        SourceConfig::Stdin(_) => {
+            Box::new(file::StdinSource::new(max_bytes, config.pipeline.engine.read_chunk_bytes.get()))
+        }
         SourceConfig::Generator(g) => Box::new(generator::GeneratorSource::new(g, g.start_ms.unwrap_or(start_ms))),
         SourceConfig::Kafka(k) => Box::new(kafka::KafkaSource::connect(&config.kafka, k)?),
     })
