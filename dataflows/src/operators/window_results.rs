@@ -11,25 +11,49 @@ use timely::dataflow::channels::pact::Pipeline;
 use timely::dataflow::operators::generic::Operator;
 
 /// Merges the contributions of one window, as `reduce` presents them: sorted, with their counts.
-/// Bucket lists and user lists arrive sorted, so they are merged in one pass each.
+/// Bucket lists and user lists arrive sorted, so they are merged in one pass each; of two (one
+/// per worker, the common case with two workers) the users are only counted, not merged.
 pub fn merge_contributions(input: &[(&Contribution, isize)]) -> WindowResult {
     if let [(only, 1)] = input {
         return WindowResult::from_parts(only.scalar, &only.buckets, only.users.len() as u64);
     }
     let mut scalar = ScalarPartial::default();
-    let mut buckets: Vec<(u64, u64)> = Vec::new();
-    let mut users: Vec<u128> = Vec::new();
     for (contribution, count) in input {
         // Identical partials from different workers consolidate into one with a higher count.
         for _ in 0..*count {
             scalar.merge(&contribution.scalar);
         }
+    }
+    if let [(a, 1), (b, 1)] = input {
+        let buckets = merge_sorted(&a.buckets, &b.buckets, |x| *x, |into, (_, c)| into.1 += c);
+        return WindowResult::from_parts(scalar, &buckets, union_len(&a.users, &b.users));
+    }
+    let mut buckets: Vec<(u64, u64)> = Vec::new();
+    let mut users: Vec<u128> = Vec::new();
+    for (contribution, count) in input {
         let times = *count as u64;
         buckets =
             merge_sorted(&buckets, &contribution.buckets, |(b, c)| (*b, c * times), |into, (_, c)| into.1 += c * times);
         users = merge_sorted(&users, &contribution.users, |u| *u, |_, _| {});
     }
     WindowResult::from_parts(scalar, &buckets, users.len() as u64)
+}
+
+/// How many distinct values two sorted lists (each value once) hold together.
+fn union_len(a: &[u128], b: &[u128]) -> u64 {
+    let (mut i, mut j, mut both) = (0, 0, 0u64);
+    while i < a.len() && j < b.len() {
+        match a[i].cmp(&b[j]) {
+            std::cmp::Ordering::Less => i += 1,
+            std::cmp::Ordering::Greater => j += 1,
+            std::cmp::Ordering::Equal => {
+                both += 1;
+                i += 1;
+                j += 1;
+            }
+        }
+    }
+    (a.len() + b.len()) as u64 - both
 }
 
 /// Extension trait: final window records from window contributions.
@@ -122,6 +146,12 @@ mod tests {
         assert_eq!(merged, partial(&all).finish());
         assert_eq!(merged.unique_users, 5);
         assert_eq!(merge_contributions(&[(&cc, 1)]), partial(&c).finish());
+        // Two workers' partials: merged the short way.
+        let two: Vec<_> = a.iter().chain(&b).copied().collect();
+        assert_eq!(merge_contributions(&[(&ca, 1), (&cb, 1)]), partial(&two).finish());
+        assert_eq!(merge_contributions(&[(&ca, 1), (&cb, 1)]).unique_users, 4);
+        assert_eq!(union_len(&[1, 3, 5, 7], &[2, 3, 7, 8, 9]), 7);
+        assert_eq!(union_len(&[], &[2]), 1);
     }
 
     #[test]
