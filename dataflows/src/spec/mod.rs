@@ -87,8 +87,8 @@ pub struct EngineConfig {
     /// How many epochs a source may read ahead of what the sinks have written (backpressure).
     #[serde(default = "default_max_inflight_epochs")]
     pub max_inflight_epochs: NonZeroU64,
-    /// A file is cut into chunks of about this many bytes, at line boundaries, which the workers
-    /// of the process read and parse side by side.
+    /// A file (or a regular file on stdin) is cut into chunks of about this many bytes, at line
+    /// boundaries, which the workers of the process read and parse side by side.
     #[serde(default = "default_read_chunk_bytes")]
     pub read_chunk_bytes: NonZeroU64,
     /// Pin each worker thread to its own core (worker `i` to core `i mod cores`) when a process

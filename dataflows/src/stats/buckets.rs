@@ -149,9 +149,10 @@ impl Dense {
 }
 
 impl BucketCounts {
-    /// Counts one latency of bucket step `step` ([`latency_step`]).
+    /// Counts one latency of bucket step `step`, as [`latency_step`] gives it (below 54,273).
     #[inline]
     pub fn add(&mut self, step: u16) {
+        debug_assert!(usize::from(step) < STEPS, "not a latency's step: {step}");
         self.pending.push(step);
         if self.pending.len() >= PENDING_BUCKETS {
             self.count_pending();
