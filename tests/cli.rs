@@ -416,19 +416,10 @@ http: {{ listen: "off" }}
     (outputs, stderr.contains("reading the source in chunks"))
 }
 
-/// Asserts that two runs wrote the same records and dead letters, in the same order, naming the
-/// first difference (the outputs are thousands of lines).
+/// Asserts that two runs wrote the same records and dead letters, in the same order.
 fn assert_same(a: &[Vec<String>; 2], b: &[Vec<String>; 2], what: &str) {
-    for (kind, a, b) in [("records", &a[0], &b[0]), ("dead letters", &a[1], &b[1])] {
-        let first = a.iter().zip(b).position(|(x, y)| x != y);
-        assert!(
-            a.len() == b.len() && first.is_none(),
-            "{what}: {kind}: {} against {}, first difference at {first:?}: {:?}",
-            a.len(),
-            b.len(),
-            first.map(|i| (&a[i], &b[i]))
-        );
-    }
+    crate::util::assert_same_lines(&format!("{what}: records"), &a[0], &b[0]);
+    crate::util::assert_same_lines(&format!("{what}: dead letters"), &a[1], &b[1]);
 }
 
 #[test]

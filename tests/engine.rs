@@ -1,8 +1,8 @@
 //! The engine against the brute-force reference, and against itself with more workers.
 
 use crate::reference::{self, RefAggregation, RefWindow};
+use crate::util::{assert_same_lines, memory_partitions, run_memory};
 pub use crate::util::{comparable, read_jsonl};
-use crate::util::{memory_partitions, run_memory};
 use dataflows::control::{Counters, RunControl};
 use rtsa::config::{GeneratorConfig, Millis};
 use rtsa::sources::generator::Generator;
@@ -266,14 +266,7 @@ fn a_file_read_by_one_two_and_four_workers_gives_the_records_and_dead_letters_of
     for (workers, chunk_bytes) in [(2, 4096), (4, 4096), (3, 100)] {
         let many = run_file(&file, chunk_bytes, workers);
         for (what, a, b) in [("metrics", &one.0, &many.0), ("dead letters", &one.1, &many.1)] {
-            let first = a.iter().zip(b).position(|(a, b)| a != b);
-            assert!(
-                a.len() == b.len() && first.is_none(),
-                "{workers} workers, chunks of {chunk_bytes} bytes: {what}: {} against {}, first difference at {first:?}: {:?}",
-                a.len(),
-                b.len(),
-                first.map(|i| (&a[i], &b[i]))
-            );
+            assert_same_lines(&format!("{workers} workers, chunks of {chunk_bytes} bytes: {what}"), a, b);
         }
     }
     // The single reader of today (in-memory lines, offsets from 0) judges every line the same.

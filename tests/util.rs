@@ -20,6 +20,19 @@ pub fn rtsa() -> Command {
     command
 }
 
+/// Asserts that two runs' outputs hold the same lines in the same order, naming the first
+/// difference (they are thousands of lines: a plain `assert_eq!` would print them all).
+pub fn assert_same_lines<T: PartialEq + std::fmt::Debug>(what: &str, a: &[T], b: &[T]) {
+    let first = a.iter().zip(b).position(|(x, y)| x != y);
+    assert!(
+        a.len() == b.len() && first.is_none(),
+        "{what}: {} against {}, first difference at {first:?}: {:?}",
+        a.len(),
+        b.len(),
+        first.map(|i| (&a[i], &b[i]))
+    );
+}
+
 /// A port nothing listens on (for servers the tests start themselves).
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
