@@ -113,8 +113,8 @@ fn kill_9_five_times_and_rescaled_restarts_give_every_record_exactly_once() {
     assert!(String::from_utf8_lossy(&fresh.stderr).contains("starting over"));
 }
 
-/// Starts `rtsa run` with `args`, kills it with SIGKILL after `after`; what it said.
-fn run_and_kill(config: &Path, args: &[&str], after: Duration) -> String {
+/// Starts `rtsa run` with `args` and kills it with SIGKILL once `wait` returns; what it said.
+fn run_and_kill(config: &Path, args: &[&str], wait: impl FnOnce()) -> String {
     let mut child = rtsa()
         .arg("run")
         .arg("--config")
@@ -124,7 +124,7 @@ fn run_and_kill(config: &Path, args: &[&str], after: Duration) -> String {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    std::thread::sleep(after);
+    wait();
     child.kill().unwrap();
     let out = child.wait_with_output().unwrap();
     String::from_utf8_lossy(&out.stderr).into_owned()
@@ -162,12 +162,20 @@ fn kafka_topics_hold_every_record_once_across_kill_9_without_broker_transactions
     assert!(run(&plain, &[]).status.success());
 
     let mut said = String::new();
+    let mut execution = None;
     for (i, workers) in ["2", "1", "3", "2"].iter().enumerate() {
         let mut args = vec!["--workers", workers];
         if i == 0 {
             args.push("--fresh");
         }
-        said += &run_and_kill(&checkpointed, &args, Duration::from_millis(1_500 + 300 * i as u64));
+        // Killed once it has completed a checkpoint of its own, and a little later each time (a
+        // fixed time from the start was before the first checkpoint on a loaded machine).
+        said += &run_and_kill(&checkpointed, &args, || {
+            let ours = wait_for_manifest(&services.redis_url, &name, |m| m["execution"].as_u64() > execution);
+            assert_eq!(ours["finished"], false, "killed before the end of its input");
+            execution = ours["execution"].as_u64();
+            std::thread::sleep(Duration::from_millis(150 * i as u64));
+        });
     }
     let last = run(&checkpointed, &["--workers", "2"]);
     said += &String::from_utf8_lossy(&last.stderr);
