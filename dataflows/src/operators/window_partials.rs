@@ -1,6 +1,7 @@
 //! Per-worker partial aggregation of tumbling and sliding windows.
 //!
-//! Each event lands in one pane (length `slide`) per aggregation and key. When the input frontier
+//! Each event lands in one pane (length `slide`) per aggregation and key — one pane for all the
+//! aggregations with the same grouping and slide, which share their panes. When the input frontier
 //! passes a window's end, the worker merges the window's panes into one partial per key and emits
 //! it as one differential update keyed by window — counts and sums, the sorted latency bucket
 //! counts and the sorted distinct-user fingerprints — inserted at its [`FlushSlots`] time and
@@ -157,9 +158,9 @@ impl WindowPanes {
         WindowPanes { states, groups }
     }
 
-    /// Adds an event to its pane of every aggregation it has a key for (or, when it is late for
+    /// Adds an event to its pane of every pane group it has a key for (or, when it is late for
     /// some of a sliding window's earlier windows, to the extras of the windows it is on time
-    /// for). `opened` hears of every window end that gets its first data.
+    /// for, per aggregation). `opened` hears of every window end that gets its first data.
     #[inline]
     pub fn add(&mut self, event: &Event, mut opened: impl FnMut(u64)) {
         // The latency's bucket and the user's fingerprint, once for every aggregation.
