@@ -19,7 +19,9 @@
 use crate::admission::{Clock, Judge};
 use crate::chunks::{ChunkReader, ChunkTable, ChunkedInput, ParsedChunk, Prefix};
 use crate::control::{Counters, RunControl};
-use crate::operators::event_source::{PartitionSnapshot, SourceContext, SourceOperator, SourceStreams, Told, lagging};
+use crate::operators::event_source::{
+    PartitionSnapshot, SourceContext, SourceOperator, SourceStreams, Told, advance_caps, lagging,
+};
 use crate::window::epoch_of;
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -233,12 +235,7 @@ pub fn chunked_source<'s>(scope: Scope<'s, u64>, spec: ChunkedSourceSpec) -> Sou
             if state.told.anew(w, epoch) {
                 watermark_out.activate().session(&*watermark_cap).give((worker as u32, w));
             }
-            let target = epoch_of(w, epoch).min(limit.unwrap_or(u64::MAX));
-            if target > *event_cap.time() {
-                event_cap.downgrade(&target);
-                dead_cap.downgrade(&target);
-                watermark_cap.downgrade(&target);
-            }
+            advance_caps([event_cap, dead_cap, watermark_cap], w, epoch, limit);
             if progressed {
                 activator.activate();
             } else {

@@ -25,6 +25,7 @@ use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 use std::time::{Duration, Instant};
+use timely::dataflow::operators::Capability;
 use timely::dataflow::operators::generic::OutputBuilder;
 use timely::dataflow::operators::generic::builder_rc::OperatorBuilder;
 use timely::dataflow::{ProbeHandle, Scope, StreamVec};
@@ -81,6 +82,17 @@ pub(crate) fn lagging(
     let ahead = sinks_probe.with_frontier(|f| f.first().map(|done| cap_time.saturating_sub(*done)));
     Counters::set(&control.counters.backpressure_epochs, ahead.unwrap_or(0) / epoch.max(1));
     ahead.is_some_and(|ahead| ahead > max_ahead)
+}
+
+/// Moves a source's three capabilities (events, dead letters, watermarks) to the epoch of its
+/// watermark `watermark`, never past the checkpoint gate `limit`, when that is later.
+pub(crate) fn advance_caps(caps: [&mut Capability<u64>; 3], watermark: u64, epoch: u64, limit: Option<u64>) {
+    let target = epoch_of(watermark, epoch).min(limit.unwrap_or(u64::MAX));
+    if target > *caps[0].time() {
+        for cap in caps {
+            cap.downgrade(&target);
+        }
+    }
 }
 
 /// The epoch of the last watermark a worker told the others (workers of other processes follow
@@ -450,12 +462,7 @@ pub fn event_source<'s>(scope: Scope<'s, u64>, spec: EventSourceSpec) -> SourceS
                 out_of_orderness,
                 idle_timeout.as_millis() as u64,
             );
-            let target = epoch_of(watermark, epoch).min(limit.unwrap_or(u64::MAX));
-            if target > *event_cap.time() {
-                event_cap.downgrade(&target);
-                dead_cap.downgrade(&target);
-                watermark_cap.downgrade(&target);
-            }
+            advance_caps([event_cap, dead_cap, watermark_cap], watermark, epoch, limit);
             if ready {
                 activator.activate();
             } else {

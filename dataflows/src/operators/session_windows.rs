@@ -41,11 +41,8 @@ pub struct SessionEvent {
     pub latency_ms: Option<f64>,
     /// Value.
     pub value: Option<f64>,
-    /// User (`None` when the key is the user: see `key_is_user`).
+    /// User (`None` for an aggregation by user: the key is the user).
     pub user_id: Option<CompactString>,
-    /// The aggregation groups by user, so the key is the event's user: a session of it holds
-    /// that one user, whose fingerprint is then computed once per session, not once per event.
-    pub key_is_user: bool,
 }
 
 /// An open session of one key.
@@ -99,40 +96,63 @@ pub fn insert_into_sessions(
     at
 }
 
+/// What the sessions of one aggregation need of its plan.
+#[derive(Clone, Copy, Debug)]
+struct SessionPlan {
+    gap: u64,
+    /// The aggregation groups by user, so the key is the event's user: a session of it holds
+    /// that one user, whose fingerprint is computed once per session, not once per event.
+    key_is_user: bool,
+}
+
 /// An aggregation and a group key: what sessions are kept per.
 pub type SessionKey = (u16, CompactString);
 
 /// The open sessions of every session aggregation on one worker (the keys the exchange sends
 /// it): the state of [`SessionWindows`], snapshot by the shard of (aggregation, key).
 pub struct OpenSessions {
-    gaps: FxHashMap<u16, u64>,
+    /// By aggregation index, the session aggregations' plans.
+    plans: Vec<Option<SessionPlan>>,
     epoch: u64,
     open: FxHashMap<SessionKey, Vec<OpenSession>>,
 }
 
 impl OpenSessions {
-    /// No sessions yet, for aggregations with these gaps and epochs of `epoch` ms.
-    pub fn new(gaps: FxHashMap<u16, u64>, epoch: u64) -> OpenSessions {
-        OpenSessions { gaps, epoch, open: FxHashMap::default() }
+    /// No sessions yet, for the session aggregations among `aggregations` and epochs of
+    /// `epoch` ms.
+    pub fn new(aggregations: &[AggregationPlan], epoch: u64) -> OpenSessions {
+        let mut plans = vec![None; aggregations.iter().map(|p| usize::from(p.index) + 1).max().unwrap_or(0)];
+        for plan in aggregations {
+            if let Shape::Session { gap } = plan.shape {
+                plans[usize::from(plan.index)] =
+                    Some(SessionPlan { gap, key_is_user: plan.group_by == GroupBy::UserId });
+            }
+        }
+        OpenSessions { plans, epoch, open: FxHashMap::default() }
+    }
+
+    /// The plan of a session aggregation.
+    fn plan(&self, aggregation: u16) -> SessionPlan {
+        self.plans[usize::from(aggregation)].expect("a session aggregation")
     }
 
     /// The emit time of a session: the epoch of its `last + gap - 1`.
     fn emit_time(&self, aggregation: u16, session: &OpenSession) -> u64 {
-        epoch_of(session.last.saturating_add(self.gaps[&aggregation]).saturating_sub(1), self.epoch)
+        epoch_of(session.last.saturating_add(self.plan(aggregation).gap).saturating_sub(1), self.epoch)
     }
 
     /// Adds an event to its key's sessions; returns the emit time under which the key must be
     /// listed when its session moved to a new one (a busy key's session moves about once an
     /// epoch, so keys are listed once per emit time, not once per event).
     pub fn add(&mut self, event: SessionEvent) -> Option<(u64, SessionKey)> {
-        let gap = self.gaps[&event.aggregation];
+        let SessionPlan { gap, key_is_user } = self.plan(event.aggregation);
         let id = (event.aggregation, event.key);
         let sessions = match self.open.get_mut(&id) {
             Some(sessions) => sessions,
             None => self.open.entry(id.clone()).or_default(),
         };
         let at = insert_into_sessions(sessions, event.timestamp, gap, |stats| {
-            let user = match event.key_is_user {
+            let user = match key_is_user {
                 true => stats.users.is_empty().then_some(&id.1),
                 false => event.user_id.as_ref(),
             };
@@ -150,7 +170,7 @@ impl OpenSessions {
     /// Emits (to `emit`) and forgets the sessions of `id` due at `emit_at`. A key may be listed
     /// twice (sessions it bridged were listed too): the second visit finds nothing due.
     pub fn close_due(&mut self, id: &SessionKey, emit_at: u64, mut emit: impl FnMut(WindowRecord)) {
-        let gap = self.gaps[&id.0];
+        let gap = self.plan(id.0).gap;
         let epoch = self.epoch;
         let Some(sessions) = self.open.get_mut(id) else { return };
         sessions.retain(|s| {
@@ -224,13 +244,7 @@ impl<'s> SessionWindows<'s> for StreamVec<'s, u64, Event> {
         let worker = self.scope().index();
         let plans: Vec<AggregationPlan> =
             aggregations.iter().filter(|p| matches!(p.shape, Shape::Session { .. })).copied().collect();
-        let gaps: FxHashMap<u16, u64> = plans
-            .iter()
-            .filter_map(|p| match p.shape {
-                Shape::Session { gap } => Some((p.index, gap)),
-                Shape::Fixed(_) => None,
-            })
-            .collect();
+        let sessions = OpenSessions::new(&plans, epoch);
 
         // An event's session events go straight into the output (a vector per event cost an
         // allocation per event).
@@ -242,6 +256,7 @@ impl<'s> SessionWindows<'s> for StreamVec<'s, u64, Event> {
                         for event in batch.drain(..) {
                             for plan in &plans {
                                 let Some(key) = plan.group_key(&event) else { continue };
+                                // By user, the key is the user: not sent twice.
                                 let key_is_user = plan.group_by == GroupBy::UserId;
                                 if plan.lateness(event.timestamp, event.watermark).late_for_some {
                                     continue;
@@ -254,7 +269,6 @@ impl<'s> SessionWindows<'s> for StreamVec<'s, u64, Event> {
                                     latency_ms: event.latency_ms,
                                     value: event.value,
                                     user_id: if key_is_user { None } else { event.user_id.clone() },
-                                    key_is_user,
                                 });
                             }
                         }
@@ -264,9 +278,8 @@ impl<'s> SessionWindows<'s> for StreamVec<'s, u64, Event> {
         });
 
         let route = |e: &SessionEvent| crate::shard::exchange_by((e.aggregation, &e.key));
-        let sessions = hooks.share(OpenSessions::new(gaps, epoch), |sessions, checkpoint| {
-            checkpoint.state.sessions.extend(sessions.snapshot())
-        });
+        let sessions =
+            hooks.share(sessions, |sessions, checkpoint| checkpoint.state.sessions.extend(sessions.snapshot()));
         let restored = hooks.restored(|s| &mut s.sessions);
         let resumed_at = hooks.resumed_at;
         let mut pacing = ReportPacing::default();
@@ -327,6 +340,7 @@ impl<'s> SessionWindows<'s> for StreamVec<'s, u64, Event> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::spec::{AggregationConfig, Millis, WindowConfig};
 
     fn sessions_of(timestamps: &[u64], gap: u64) -> Vec<(u64, u64, u64)> {
         let mut sessions = Vec::new();
@@ -352,20 +366,25 @@ mod tests {
             latency_ms: Some(1.0),
             value: None,
             user_id: None,
-            key_is_user: true,
         }
+    }
+
+    /// One session aggregation (index 0) with a gap of 10 s, grouped by `group_by`.
+    fn session_plans(group_by: GroupBy) -> Vec<AggregationPlan> {
+        let gap = WindowConfig::Session { gap: Millis(10_000) };
+        AggregationPlan::from_config(&[AggregationConfig { name: "s".into(), window: gap, group_by }])
     }
 
     #[test]
     fn open_sessions_list_once_per_emit_time_close_when_due_and_survive_a_restore() {
-        let gaps: FxHashMap<u16, u64> = [(0, 10_000)].into_iter().collect();
-        let mut sessions = OpenSessions::new(gaps.clone(), 1_000);
+        let by_user = session_plans(GroupBy::UserId);
+        let mut sessions = OpenSessions::new(&by_user, 1_000);
         assert_eq!(sessions.add(session_event(1_200, "u1")), Some((11_000, (0, "u1".into()))));
         assert_eq!(sessions.add(session_event(1_900, "u1")), None, "same emit time: listed once");
         assert_eq!(sessions.add(session_event(2_500, "u1")).map(|l| l.0), Some(12_000));
         sessions.add(session_event(50_000, "u2"));
         let snapshot = sessions.snapshot();
-        let mut restored = OpenSessions::new(gaps, 1_000);
+        let mut restored = OpenSessions::new(&by_user, 1_000);
         let mut listings = restored.restore(serde_json::from_str(&serde_json::to_string(&snapshot).unwrap()).unwrap());
         listings.sort();
         assert_eq!(listings, vec![(12_000, (0, "u1".into())), (59_000, (0, "u2".into()))]);
@@ -375,9 +394,10 @@ mod tests {
         restored.close_due(&(0, "u1".into()), 12_000, |r| closed.push(r));
         assert_eq!(closed.len(), 1);
         assert_eq!((closed[0].0.start, closed[0].0.end, closed[0].1.scalar.count), (1_200, 12_500, 3));
-        // The key is the user: one distinct user, as when every event named it.
-        let named = |ts| SessionEvent { user_id: Some("u1".into()), key_is_user: false, ..session_event(ts, "u1") };
-        let mut by_name = OpenSessions::new([(0, 10_000)].into_iter().collect(), 1_000);
+        // The key is the user: one distinct user, as when every event named it (an aggregation
+        // by type whose key happens to be "u1").
+        let named = |ts| SessionEvent { user_id: Some("u1".into()), ..session_event(ts, "u1") };
+        let mut by_name = OpenSessions::new(&session_plans(GroupBy::EventType), 1_000);
         [1_200, 1_900, 2_500].into_iter().for_each(|ts| drop(by_name.add(named(ts))));
         let mut expected = Vec::new();
         by_name.close_due(&(0, "u1".into()), 12_000, |r| expected.push(r));

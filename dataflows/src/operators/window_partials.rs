@@ -75,7 +75,8 @@ type KeyedPartials = FxHashMap<CompactString, PartialStats>;
 /// five-minutes-sliding aggregations by type add each event to one pane, not two).
 struct PaneGroup {
     group_by: GroupBy,
-    slide: u64,
+    /// The first member's windows: every member's panes are theirs (one slide).
+    windows: FixedWindows,
     /// Positions in [`WindowPanes::states`] of the aggregations that read these panes.
     members: Vec<usize>,
     /// Position of the member that retires a pane when its last window closes: one with the
@@ -134,13 +135,13 @@ impl WindowPanes {
         states.sort_by_key(|s| (slots.first_slot(s.index), s.index));
         let mut groups: Vec<PaneGroup> = Vec::new();
         for (position, state) in states.iter_mut().enumerate() {
-            let (group_by, slide) = (state.plan.group_by, state.windows.slide);
-            state.group = match groups.iter().position(|g| g.group_by == group_by && g.slide == slide) {
+            let (group_by, windows) = (state.plan.group_by, state.windows);
+            state.group = match groups.iter().position(|g| g.group_by == group_by && g.windows.slide == windows.slide) {
                 Some(group) => group,
                 None => {
                     groups.push(PaneGroup {
                         group_by,
-                        slide,
+                        windows,
                         members: Vec::new(),
                         retirer: position,
                         panes: BTreeMap::new(),
@@ -168,8 +169,8 @@ impl WindowPanes {
         let states = &mut self.states;
         for group in self.groups.iter_mut() {
             let Some(key) = group.group_by.key_of(event) else { continue };
-            let pane = event.timestamp - event.timestamp % group.slide;
-            if pane + group.slide > event.watermark {
+            let pane = group.windows.pane_start(event.timestamp);
+            if pane + group.windows.slide > event.watermark {
                 let partials = group.panes.entry(pane).or_insert_with(|| {
                     for member in &group.members {
                         states[*member].windows.window_ends(event.timestamp).for_each(&mut opened);

@@ -116,6 +116,11 @@ impl Dense {
         self.add(step, n, false)
     }
 
+    /// Counts `n` latencies of `bucket` if it is a step in range; whether it did.
+    fn add_bucket(&mut self, bucket: u64, n: u64) -> bool {
+        exact_step(bucket).is_some_and(|step| self.add(step, n, false))
+    }
+
     /// Widens the range to cover `lo..hi`.
     fn cover(&mut self, lo: usize, hi: usize) {
         let (lo, hi) = (lo.min(self.first), hi.max(self.first + self.counts.len()));
@@ -179,25 +184,16 @@ impl BucketCounts {
     /// Moves the counted buckets into counts by step, leaving out the farthest 1% on each side
     /// (they stay counted), when the rest lie close enough together.
     fn densify(&mut self) {
-        let steps: Vec<(usize, usize)> =
-            self.counted.iter().enumerate().filter_map(|(i, (b, _))| Some((i, exact_step(*b)?))).collect();
+        let steps: Vec<usize> = self.counted.iter().filter_map(|(b, _)| exact_step(*b)).collect();
         let trim = steps.len() / 100;
-        let Some((&(_, lo), &(_, hi))) = steps.get(trim).zip(steps.get(steps.len().saturating_sub(trim + 1))) else {
+        let Some((&lo, &hi)) = steps.get(trim).zip(steps.get(steps.len().saturating_sub(trim + 1))) else {
             return;
         };
-        if hi < lo || !dense_enough(hi + 1 - lo, steps.len() - 2 * trim) {
+        if !dense_enough(hi + 1 - lo, steps.len() - 2 * trim) {
             return;
         }
         let mut dense = Dense { first: lo, counts: vec![0; hi + 1 - lo], nonzero: 0 };
-        let mut moved = vec![false; self.counted.len()];
-        for (i, step) in steps {
-            moved[i] = dense.add(step, self.counted[i].1, false);
-        }
-        let mut i = 0;
-        self.counted.retain(|_| {
-            i += 1;
-            !moved[i - 1]
-        });
+        self.counted.retain(|(bucket, n)| !dense.add_bucket(*bucket, *n));
         self.dense = Some(Box::new(dense));
     }
 
@@ -211,14 +207,9 @@ impl BucketCounts {
         }
         if !other.counted.is_empty() {
             let rest: Cow<'_, [(u64, u64)]> = match &mut self.dense {
-                Some(dense) => Cow::Owned(
-                    other
-                        .counted
-                        .iter()
-                        .filter(|(b, n)| !exact_step(*b).is_some_and(|step| dense.add(step, *n, false)))
-                        .copied()
-                        .collect(),
-                ),
+                Some(dense) => {
+                    Cow::Owned(other.counted.iter().filter(|(b, n)| !dense.add_bucket(*b, *n)).copied().collect())
+                }
                 None => Cow::Borrowed(&other.counted),
             };
             if !rest.is_empty() {
@@ -233,10 +224,14 @@ impl BucketCounts {
 
     /// The counts, sorted by bucket.
     pub fn sorted(&self) -> Cow<'_, [(u64, u64)]> {
-        if self.pending.is_empty() && self.dense.is_none() {
-            return Cow::Borrowed(&self.counted);
+        let counted = match self.pending.is_empty() {
+            true => Cow::Borrowed(&self.counted[..]),
+            false => Cow::Owned(with_pending(&self.counted, &mut self.pending.clone())),
+        };
+        match &self.dense {
+            Some(dense) => Cow::Owned(merge_counts(&counted, &dense.sorted())),
+            None => counted,
         }
-        Cow::Owned(self.clone().into_sorted())
     }
 
     /// The counts, sorted by bucket.
