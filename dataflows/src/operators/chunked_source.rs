@@ -20,7 +20,7 @@ use crate::admission::{Clock, Judge};
 use crate::chunks::{ChunkReader, ChunkTable, ChunkedInput, ParsedChunk, Prefix};
 use crate::control::{Counters, RunControl};
 use crate::operators::event_source::{
-    PartitionSnapshot, SourceContext, SourceOperator, SourceStreams, Told, advance_caps, lagging,
+    PartitionSnapshot, SourceContext, SourceOperator, SourceStreams, Told, advance_caps, lagging, source_caps,
 };
 use crate::window::epoch_of;
 use std::collections::VecDeque;
@@ -127,10 +127,7 @@ pub fn chunked_source<'s>(scope: Scope<'s, u64>, spec: ChunkedSourceSpec) -> Sou
     let activator = scope.activator_for(builder.operator_info().address);
     let worker = scope.index();
 
-    builder.build(move |mut capabilities| {
-        let watermark_cap = capabilities.pop().expect("three outputs");
-        let dead_cap = capabilities.pop().expect("three outputs");
-        let event_cap = capabilities.pop().expect("three outputs");
+    builder.build(move |capabilities| {
         let ChunkedSourceSpec { context, share } = spec;
         let SourceContext { kind, aggregations, watermark, engine, control, sinks_probe, gate, hooks, late_counters } =
             context;
@@ -166,13 +163,8 @@ pub fn chunked_source<'s>(scope: Scope<'s, u64>, spec: ChunkedSourceSpec) -> Sou
                 None
             }
         };
-        let mut caps = state.as_ref().map(|_| (event_cap, dead_cap, watermark_cap));
-        // A resumed run continues at the checkpoint's time: nothing before it is sent again.
-        if let Some((event_cap, dead_cap, watermark_cap)) = caps.as_mut() {
-            for cap in [event_cap, dead_cap, watermark_cap] {
-                cap.downgrade(&hooks.resumed_at);
-            }
-        }
+        let caps = source_caps(capabilities, hooks.resumed_at);
+        let mut caps = state.as_ref().map(|_| caps);
         let (mut pending, mut letters) = (Vec::new(), Vec::new());
 
         move |_frontiers| {

@@ -84,6 +84,22 @@ pub(crate) fn lagging(
     ahead.is_some_and(|ahead| ahead > max_ahead)
 }
 
+/// A source's three capabilities (events, dead letters, watermarks) from its builder, at
+/// `resumed_at`: a resumed run continues at its checkpoint's time, and nothing before it is sent
+/// again.
+pub(crate) fn source_caps(
+    mut capabilities: Vec<Capability<u64>>,
+    resumed_at: u64,
+) -> (Capability<u64>, Capability<u64>, Capability<u64>) {
+    for cap in capabilities.iter_mut() {
+        cap.downgrade(&resumed_at);
+    }
+    let watermark = capabilities.pop().expect("three outputs");
+    let dead = capabilities.pop().expect("three outputs");
+    let event = capabilities.pop().expect("three outputs");
+    (event, dead, watermark)
+}
+
 /// Moves a source's three capabilities (events, dead letters, watermarks) to the epoch of its
 /// watermark `watermark`, never past the checkpoint gate `limit`, when that is later.
 pub(crate) fn advance_caps(caps: [&mut Capability<u64>; 3], watermark: u64, epoch: u64, limit: Option<u64>) {
@@ -353,10 +369,7 @@ pub fn event_source<'s>(scope: Scope<'s, u64>, spec: EventSourceSpec) -> SourceS
     let activator = scope.activator_for(builder.operator_info().address);
     let worker = scope.index();
 
-    builder.build(move |mut capabilities| {
-        let watermark_cap = capabilities.pop().expect("three outputs");
-        let dead_cap = capabilities.pop().expect("three outputs");
-        let event_cap = capabilities.pop().expect("three outputs");
+    builder.build(move |capabilities| {
         let EventSourceSpec { context, partitions, restored } = spec;
         let SourceContext { kind, aggregations, watermark, engine, control, sinks_probe, gate, hooks, late_counters } =
             context;
@@ -374,13 +387,8 @@ pub fn event_source<'s>(scope: Scope<'s, u64>, spec: EventSourceSpec) -> SourceS
                 last_data: Instant::now(),
             })
             .collect();
-        let mut caps = if partitions.is_empty() { None } else { Some((event_cap, dead_cap, watermark_cap)) };
-        // A resumed run continues at the checkpoint's time: nothing before it is sent again.
-        if let Some((event_cap, dead_cap, watermark_cap)) = caps.as_mut() {
-            for cap in [event_cap, dead_cap, watermark_cap] {
-                cap.downgrade(&hooks.resumed_at);
-            }
-        }
+        let caps = source_caps(capabilities, hooks.resumed_at);
+        let mut caps = if partitions.is_empty() { None } else { Some(caps) };
         let source = SourceState {
             kind,
             partitions,
