@@ -13,11 +13,12 @@ use crate::event::Event;
 use crate::record::{WindowKey, WindowRecord};
 use crate::shard::{Sharded, shard_of};
 use crate::spec::GroupBy;
-use crate::stats::PartialStats;
+use crate::stats::{Contributed, PartialStats, ScalarPartial, UserSet, user_fingerprint};
 use crate::window::{AggregationPlan, Shape, epoch_of};
 use compact_str::CompactString;
 use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
+use smallvec::SmallVec;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Instant;
@@ -26,23 +27,115 @@ use timely::dataflow::channels::pact::{Exchange, Pipeline};
 use timely::dataflow::operators::Capability;
 use timely::dataflow::operators::generic::Operator;
 
-/// What a session aggregation needs of an event.
+/// Events of one (aggregation, key) from one batch of one worker whose timestamps, in order,
+/// are less than the gap apart — a connected piece of a session — summed. A worker sends the
+/// owner of a key its pieces instead of its events: a local combiner, as in Flink's
+/// local-global aggregation, so a Zipf-hot user costs its owner one piece a batch, not
+/// hundreds of events, and the exchange carries a fraction of the events.
+///
+/// Session membership depends only on the set of events, and any cut of that set into
+/// connected pieces merges into the same sessions: a piece joins every session within the gap
+/// of its span, as an event does.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct SessionEvent {
+pub struct SessionPiece {
     /// Aggregation index.
     pub aggregation: u16,
     /// Group key.
     pub key: CompactString,
-    /// Event time.
-    pub timestamp: u64,
-    /// Status was `error`.
-    pub is_error: bool,
-    /// Latency, ms.
-    pub latency_ms: Option<f64>,
-    /// Value.
-    pub value: Option<f64>,
-    /// User (`None` for an aggregation by user: the key is the user).
-    pub user_id: Option<CompactString>,
+    /// Earliest event time.
+    pub first: u64,
+    /// Latest event time.
+    pub last: u64,
+    /// Counts, sums and extremes of its events.
+    pub scalar: ScalarPartial,
+    /// The latency steps ([`crate::stats::buckets::latency_step`]) of its latencies.
+    pub steps: SmallVec<[u16; 8]>,
+    /// Its users' fingerprints (none for an aggregation by user: the key is the user).
+    #[serde(with = "crate::stats::fingerprint_bytes")]
+    pub users: UserSet,
+}
+
+impl SessionPiece {
+    /// A piece of one event at `ts`.
+    pub fn of(aggregation: u16, key: CompactString, ts: u64, event: &Contributed) -> SessionPiece {
+        let mut piece = SessionPiece {
+            aggregation,
+            key,
+            first: ts,
+            last: ts,
+            scalar: ScalarPartial::default(),
+            steps: SmallVec::new(),
+            users: UserSet::default(),
+        };
+        piece.add(ts, event);
+        piece
+    }
+
+    /// Whether an event at `ts` joins this piece: it is less than `gap` from its span.
+    fn reaches(&self, ts: u64, gap: u64) -> bool {
+        ts.saturating_sub(self.last) < gap && self.first.saturating_sub(ts) < gap
+    }
+
+    fn add(&mut self, ts: u64, event: &Contributed) {
+        self.first = self.first.min(ts);
+        self.last = self.last.max(ts);
+        self.scalar.add(event);
+        if let Some((_, step)) = event.latency {
+            self.steps.push(step);
+        }
+        if let Some(user) = event.user {
+            self.users.insert(user);
+        }
+    }
+}
+
+/// Cuts the events of one batch into [`SessionPiece`]s: per session aggregation, each key's
+/// current piece; an event out of its reach sends it off and starts the next.
+struct Combiner {
+    /// The session aggregations.
+    plans: Vec<AggregationPlan>,
+    /// Per session aggregation (as in `plans`), key → index of its current piece.
+    current: Vec<FxHashMap<CompactString, usize>>,
+    pieces: Vec<SessionPiece>,
+}
+
+impl Combiner {
+    fn new(plans: Vec<AggregationPlan>) -> Combiner {
+        Combiner { current: vec![FxHashMap::default(); plans.len()], plans, pieces: Vec::new() }
+    }
+
+    /// Adds an event to the pieces of every session aggregation it is on time for; a piece it
+    /// cannot join goes to `send`.
+    fn add(&mut self, event: &Event, mut send: impl FnMut(SessionPiece)) {
+        for (plan, current) in self.plans.iter().zip(self.current.iter_mut()) {
+            let Some(key) = plan.group_key(event) else { continue };
+            if plan.lateness(event.timestamp, event.watermark).late_for_some {
+                continue;
+            }
+            let Shape::Session { gap } = plan.shape else { continue };
+            // By user, the key is the user: its fingerprint is taken once per session.
+            let user = if plan.group_by == GroupBy::UserId { None } else { event.user_id.as_ref() };
+            let contributed = Contributed::of(event.is_error, event.latency_ms, event.value, user);
+            let ts = event.timestamp;
+            match current.get(key) {
+                Some(&at) if self.pieces[at].reaches(ts, gap) => self.pieces[at].add(ts, &contributed),
+                Some(&at) => {
+                    let next = SessionPiece::of(plan.index, CompactString::from(key), ts, &contributed);
+                    send(std::mem::replace(&mut self.pieces[at], next));
+                }
+                None => {
+                    current.insert(CompactString::from(key), self.pieces.len());
+                    self.pieces.push(SessionPiece::of(plan.index, CompactString::from(key), ts, &contributed));
+                }
+            }
+        }
+    }
+
+    /// Sends every piece, in the order their keys first came.
+    fn flush(&mut self, send: impl FnMut(SessionPiece)) {
+        self.current.iter_mut().for_each(FxHashMap::clear);
+        self.pieces.drain(..).for_each(send);
+    }
 }
 
 /// An open session of one key.
@@ -58,40 +151,41 @@ pub struct OpenSession {
     pub listed_at: u64,
 }
 
-/// Adds an event at `ts` to a key's sessions (sorted by `first`, disjoint, more than `gap`
-/// apart), merging every session it bridges. Returns the index of the session that holds it.
+/// Adds a piece of events spanning `[first, last]` (an event: `first == last`) to a key's
+/// sessions (sorted by `first`, disjoint, more than `gap` apart), merging every session it
+/// bridges. Returns the index of the session that holds it.
 pub fn insert_into_sessions(
     sessions: &mut Vec<OpenSession>,
-    ts: u64,
+    (first, last): (u64, u64),
     gap: u64,
     add: impl FnOnce(&mut PartialStats),
 ) -> usize {
-    // Sessions within reach: ts - last < gap and first - ts < gap. Sorted, disjoint and more
-    // than `gap` apart, they are a run: any session between two in reach is in reach too.
-    let in_reach = |s: &OpenSession| ts.saturating_sub(s.last) < gap && s.first.saturating_sub(ts) < gap;
+    // Sessions within reach: first - s.last < gap and s.first - last < gap. Sorted, disjoint and
+    // more than `gap` apart, they are a run: any session between two in reach is in reach too.
+    let in_reach = |s: &OpenSession| first.saturating_sub(s.last) < gap && s.first.saturating_sub(last) < gap;
     let at = match sessions.iter().position(in_reach) {
-        Some(first) => {
-            let bridged = sessions[first + 1..].iter().take_while(|s| in_reach(s)).count();
+        Some(at) => {
+            let bridged = sessions[at + 1..].iter().take_while(|s| in_reach(s)).count();
             if bridged > 0 {
-                let (into, absorbed) = sessions[first..=first + bridged].split_first_mut().expect("a session");
+                let (into, absorbed) = sessions[at..=at + bridged].split_first_mut().expect("a session");
                 for other in absorbed.iter() {
                     into.first = into.first.min(other.first);
                     into.last = into.last.max(other.last);
                     into.stats.merge(&other.stats);
                 }
-                sessions.drain(first + 1..=first + bridged);
+                sessions.drain(at + 1..=at + bridged);
             }
-            first
+            at
         }
         None => {
-            let at = sessions.partition_point(|s| s.first < ts);
-            sessions.insert(at, OpenSession { first: ts, last: ts, ..OpenSession::default() });
+            let at = sessions.partition_point(|s| s.first < first);
+            sessions.insert(at, OpenSession { first, last, ..OpenSession::default() });
             at
         }
     };
     let session = &mut sessions[at];
-    session.first = session.first.min(ts);
-    session.last = session.last.max(ts);
+    session.first = session.first.min(first);
+    session.last = session.last.max(last);
     add(&mut session.stats);
     at
 }
@@ -141,22 +235,25 @@ impl OpenSessions {
         epoch_of(session.last.saturating_add(self.plan(aggregation).gap).saturating_sub(1), self.epoch)
     }
 
-    /// Adds an event to its key's sessions; returns the emit time under which the key must be
+    /// Adds a piece to its key's sessions; returns the emit time under which the key must be
     /// listed when its session moved to a new one (a busy key's session moves about once an
-    /// epoch, so keys are listed once per emit time, not once per event).
-    pub fn add(&mut self, event: SessionEvent) -> Option<(u64, SessionKey)> {
-        let SessionPlan { gap, key_is_user } = self.plan(event.aggregation);
-        let id = (event.aggregation, event.key);
+    /// epoch, so keys are listed once per emit time, not once per piece).
+    pub fn add(&mut self, piece: SessionPiece) -> Option<(u64, SessionKey)> {
+        let SessionPlan { gap, key_is_user } = self.plan(piece.aggregation);
+        let SessionPiece { aggregation, key, first, last, scalar, steps, users } = piece;
+        let id = (aggregation, key);
         let sessions = match self.open.get_mut(&id) {
             Some(sessions) => sessions,
             None => self.open.entry(id.clone()).or_default(),
         };
-        let at = insert_into_sessions(sessions, event.timestamp, gap, |stats| {
-            let user = match key_is_user {
-                true => stats.users.is_empty().then_some(&id.1),
-                false => event.user_id.as_ref(),
-            };
-            stats.add(event.is_error, event.latency_ms, event.value, user)
+        let at = insert_into_sessions(sessions, (first, last), gap, |stats| {
+            stats.scalar.merge(&scalar);
+            steps.iter().for_each(|step| stats.buckets.add(*step));
+            match key_is_user {
+                true if stats.users.is_empty() => stats.users.insert(user_fingerprint(&id.1)),
+                true => {}
+                false => stats.users.extend(users),
+            }
         });
         let emit_at = epoch_of(sessions[at].last.saturating_add(gap).saturating_sub(1), self.epoch);
         let session = &mut sessions[at];
@@ -246,45 +343,30 @@ impl<'s> SessionWindows<'s> for StreamVec<'s, u64, Event> {
             aggregations.iter().filter(|p| matches!(p.shape, Shape::Session { .. })).copied().collect();
         let sessions = OpenSessions::new(&plans, epoch);
 
-        // An event's session events go straight into the output (a vector per event cost an
-        // allocation per event).
-        let session_events = self.unary(Pipeline, "SessionEvents", move |_cap, _info| {
+        // The pieces of a batch go out at its time; a piece an event cannot join goes at once.
+        let mut combiner = Combiner::new(plans);
+        let pieces = self.unary(Pipeline, "SessionPieces", move |_cap, _info| {
             move |input, output| {
                 input.for_each_stamp(|cap, batches| {
                     let mut session = output.session(&cap);
                     for batch in batches {
-                        for event in batch.drain(..) {
-                            for plan in &plans {
-                                let Some(key) = plan.group_key(&event) else { continue };
-                                // By user, the key is the user: not sent twice.
-                                let key_is_user = plan.group_by == GroupBy::UserId;
-                                if plan.lateness(event.timestamp, event.watermark).late_for_some {
-                                    continue;
-                                }
-                                session.give(SessionEvent {
-                                    aggregation: plan.index,
-                                    key: CompactString::from(key),
-                                    timestamp: event.timestamp,
-                                    is_error: event.is_error,
-                                    latency_ms: event.latency_ms,
-                                    value: event.value,
-                                    user_id: if key_is_user { None } else { event.user_id.clone() },
-                                });
-                            }
+                        for event in batch.iter() {
+                            combiner.add(event, |piece| session.give(piece));
                         }
                     }
+                    combiner.flush(|piece| session.give(piece));
                 });
             }
         });
 
-        let route = |e: &SessionEvent| crate::shard::exchange_by((e.aggregation, &e.key));
+        let route = |p: &SessionPiece| crate::shard::exchange_by((p.aggregation, &p.key));
         let sessions =
             hooks.share(sessions, |sessions, checkpoint| checkpoint.state.sessions.extend(sessions.snapshot()));
         let restored = hooks.restored(|s| &mut s.sessions);
         let resumed_at = hooks.resumed_at;
         let mut pacing = ReportPacing::default();
-        let scope = session_events.scope();
-        session_events.unary_frontier(Exchange::new(route), "SessionWindows", move |cap, info| {
+        let scope = pieces.scope();
+        pieces.unary_frontier(Exchange::new(route), "SessionWindows", move |cap, info| {
             let activator = scope.activator_for(info.address);
             // Emit time → (capability, keys with a session that may close then).
             let mut closing: BTreeMap<u64, Closing> = BTreeMap::new();
@@ -300,8 +382,8 @@ impl<'s> SessionWindows<'s> for StreamVec<'s, u64, Event> {
                 input.for_each_stamp(|cap, batches| {
                     changed = true;
                     for batch in batches {
-                        for event in batch.drain(..) {
-                            if let Some((emit_at, id)) = sessions.add(event) {
+                        for piece in batch.drain(..) {
+                            if let Some((emit_at, id)) = sessions.add(piece) {
                                 let (_, ids) =
                                     closing.entry(emit_at).or_insert_with(|| (cap.delayed(&emit_at, 0), Vec::new()));
                                 ids.push(id);
@@ -345,7 +427,7 @@ mod tests {
     fn sessions_of(timestamps: &[u64], gap: u64) -> Vec<(u64, u64, u64)> {
         let mut sessions = Vec::new();
         for ts in timestamps {
-            insert_into_sessions(&mut sessions, *ts, gap, |s| s.add(false, None, None, None));
+            insert_into_sessions(&mut sessions, (*ts, *ts), gap, |s| s.add(false, None, None, None));
         }
         sessions.iter().map(|s| (s.first, s.last, s.stats.scalar.count)).collect()
     }
@@ -357,16 +439,8 @@ mod tests {
         assert_eq!(sessions_of(&[0, 10], 10), vec![(0, 0, 1), (10, 10, 1)]);
     }
 
-    fn session_event(ts: u64, key: &str) -> SessionEvent {
-        SessionEvent {
-            aggregation: 0,
-            key: key.into(),
-            timestamp: ts,
-            is_error: false,
-            latency_ms: Some(1.0),
-            value: None,
-            user_id: None,
-        }
+    fn session_event(ts: u64, key: &str) -> SessionPiece {
+        SessionPiece::of(0, key.into(), ts, &Contributed::of(false, Some(1.0), None, None))
     }
 
     /// One session aggregation (index 0) with a gap of 10 s, grouped by `group_by`.
@@ -396,7 +470,8 @@ mod tests {
         assert_eq!((closed[0].0.start, closed[0].0.end, closed[0].1.scalar.count), (1_200, 12_500, 3));
         // The key is the user: one distinct user, as when every event named it (an aggregation
         // by type whose key happens to be "u1").
-        let named = |ts| SessionEvent { user_id: Some("u1".into()), ..session_event(ts, "u1") };
+        let user = CompactString::from("u1");
+        let named = |ts| SessionPiece::of(0, "u1".into(), ts, &Contributed::of(false, Some(1.0), None, Some(&user)));
         let mut by_name = OpenSessions::new(&session_plans(GroupBy::EventType), 1_000);
         [1_200, 1_900, 2_500].into_iter().for_each(|ts| drop(by_name.add(named(ts))));
         let mut expected = Vec::new();
@@ -415,5 +490,105 @@ mod tests {
         assert_eq!(three, vec![(0, 0, 1), (10, 10, 1), (20, 20, 1), (30, 30, 1), (40, 40, 1)]);
         let bridged = sessions_of(&[0, 40, 20, 10, 30, 5, 15, 25, 35], 10);
         assert_eq!(bridged, vec![(0, 40, 9)]);
+    }
+
+    /// Closes every session of `sessions` (all due at the end of time), sorted.
+    fn close_all(mut sessions: OpenSessions) -> Vec<WindowRecord> {
+        let mut closed = Vec::new();
+        let ids: Vec<SessionKey> = sessions.open.keys().cloned().collect();
+        for id in ids {
+            sessions.close_due(&id, u64::MAX, |r| closed.push(r));
+        }
+        closed.sort_by(|a, b| a.0.cmp(&b.0));
+        closed
+    }
+
+    proptest::proptest! {
+        /// Events cut into batches and combined into pieces close the same sessions, with the
+        /// same statistics, as the same events added one at a time, in any order; a session by
+        /// user and one by type (many users a session) alike.
+        #[test]
+        fn pieces_of_any_batches_close_the_sessions_of_their_events(
+            events in proptest::collection::vec((0u64..120, 0usize..4, 0usize..5, 0u8..4, 0u32..3), 1..200),
+            cuts in proptest::collection::vec(1usize..40, 1..20),
+            gap in 1u64..30,
+        ) {
+            let configs = [GroupBy::UserId, GroupBy::EventType].map(|group_by| AggregationConfig {
+                name: format!("{group_by:?}"),
+                window: WindowConfig::Session { gap: Millis(gap) },
+                group_by,
+            });
+            let plans = AggregationPlan::from_config(&configs);
+            let types = ["click", "login", "search", "buy"];
+            let events: Vec<Event> = events
+                .iter()
+                .map(|&(ts, kind, user, shape, watermark)| Event {
+                    event_type: types[kind].into(),
+                    user_id: (user < 4).then(|| CompactString::from(format!("u{user}"))),
+                    session_id: None,
+                    timestamp: ts,
+                    latency_ms: (shape != 1).then_some(ts as f64 * 1.5 + 0.25),
+                    value: (shape >= 2).then_some(ts as f64 - 40.0),
+                    is_error: shape == 3,
+                    // Some events are late for the session aggregations (below their watermark).
+                    watermark: if watermark == 0 { ts + 1 } else { 0 },
+                })
+                .collect();
+
+            // One event at a time, in reverse.
+            let mut one_by_one = OpenSessions::new(&plans, 10);
+            let mut single = Combiner::new(plans.clone());
+            for event in events.iter().rev() {
+                single.add(event, |_| unreachable!("a single event joins its own piece"));
+                single.flush(|piece| drop(one_by_one.add(piece)));
+            }
+
+            // In batches cut at `cuts`, combined.
+            let mut combined = OpenSessions::new(&plans, 10);
+            let mut combiner = Combiner::new(plans.clone());
+            let (mut pieces, mut rest, mut cut) = (0, events.as_slice(), cuts.iter().cycle());
+            while !rest.is_empty() {
+                let (batch, after) = rest.split_at((*cut.next().expect("cycled")).min(rest.len()));
+                for event in batch {
+                    combiner.add(event, |piece| { pieces += 1; drop(combined.add(piece)) });
+                }
+                combiner.flush(|piece| { pieces += 1; drop(combined.add(piece)) });
+                rest = after;
+            }
+            let on_time = events
+                .iter()
+                .map(|e| plans.iter().filter(|p| p.group_key(e).is_some() && e.watermark <= e.timestamp).count())
+                .sum::<usize>();
+            proptest::prop_assert!(pieces <= on_time);
+            proptest::prop_assert_eq!(close_all(combined), close_all(one_by_one));
+        }
+    }
+
+    #[test]
+    fn a_batch_sends_a_piece_per_key_and_stretch_and_a_hot_key_one_piece() {
+        let plans = session_plans(GroupBy::UserId);
+        let event = |ts: u64, user: &str| Event {
+            event_type: "click".into(),
+            user_id: Some(user.into()),
+            session_id: None,
+            timestamp: ts,
+            latency_ms: Some(2.0),
+            value: None,
+            is_error: false,
+            watermark: 0,
+        };
+        let mut combiner = Combiner::new(plans);
+        let mut sent = Vec::new();
+        // u1 every second (one piece), u2 twice 30 s apart (two pieces: more than the 10 s gap).
+        for ts in (0..20_000).step_by(1_000) {
+            combiner.add(&event(ts, "u1"), |p| sent.push(p));
+        }
+        combiner.add(&event(500, "u2"), |p| sent.push(p));
+        combiner.add(&event(30_500, "u2"), |p| sent.push(p));
+        combiner.flush(|p| sent.push(p));
+        let spans: Vec<(&str, u64, u64, u64, usize)> =
+            sent.iter().map(|p| (p.key.as_str(), p.first, p.last, p.scalar.count, p.steps.len())).collect();
+        assert_eq!(spans, vec![("u2", 500, 500, 1, 1), ("u1", 0, 19_000, 20, 20), ("u2", 30_500, 30_500, 1, 1)]);
+        assert!(sent.iter().all(|p| p.users.is_empty()), "by user, the key is the user");
     }
 }

@@ -127,6 +127,19 @@ pub struct ScalarPartial {
 }
 
 impl ScalarPartial {
+    /// Adds one event's contribution (its latency bucket and user are kept elsewhere).
+    #[inline]
+    pub fn add(&mut self, event: &Contributed) {
+        self.count += 1;
+        self.errors += u64::from(event.is_error);
+        if let Some((latency, _)) = event.latency {
+            self.latency.add(latency);
+        }
+        if let Some(v) = event.value {
+            self.value.add(v);
+        }
+    }
+
     /// Merges another partial.
     pub fn merge(&mut self, other: &ScalarPartial) {
         self.count += other.count;
@@ -289,7 +302,7 @@ fn bytes_of_seq<'de, A: serde::de::SeqAccess<'de>>(mut seq: A) -> Result<Vec<u8>
 /// a sequence of integers: in a checkpoint or between processes the sets of the by-type windows
 /// are most of the bytes, and a random 128-bit integer takes 19 bytes as a varint and an encoder
 /// call of its own.
-mod fingerprint_bytes {
+pub(crate) mod fingerprint_bytes {
     use super::UserSet;
     use serde::de::{Error, SeqAccess, Visitor};
     use serde::{Deserializer, Serializer};
@@ -396,15 +409,9 @@ impl PartialStats {
     /// event, however many aggregations it is added to).
     #[inline]
     pub fn add_keyed(&mut self, event: &Contributed) {
-        let s = &mut self.scalar;
-        s.count += 1;
-        s.errors += u64::from(event.is_error);
-        if let Some((latency, step)) = event.latency {
-            s.latency.add(latency);
+        self.scalar.add(event);
+        if let Some((_, step)) = event.latency {
             self.buckets.add(step);
-        }
-        if let Some(v) = event.value {
-            s.value.add(v);
         }
         if let Some(user) = event.user {
             self.users.insert(user);
