@@ -6,7 +6,7 @@ use crate::error::Error;
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
-/// rtsa: real-time streaming analytics on timely and differential dataflow.
+/// rtsa: real-time streaming analytics on timely dataflow.
 #[derive(Debug, Parser)]
 #[command(name = "rtsa", version, about)]
 pub struct Cli {

@@ -1,5 +1,5 @@
 //! rtsa: the connectors (sources and sinks), the commands and the configuration around the
-//! dataflows of the [`dataflows`] crate, which hold the timely/differential graph and the pure
+//! dataflows of the [`dataflows`] crate, which hold the timely graph and the pure
 //! cores. `main.rs` only parses the command line and maps the outcome to an exit code.
 
 pub mod checkpoint;

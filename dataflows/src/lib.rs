@@ -1,4 +1,4 @@
-//! The dataflows of rtsa: the timely/differential graph of a pipeline, its operators, and the pure
+//! The dataflows of rtsa: the timely graph of a pipeline, its operators, and the pure
 //! cores they use — event time and windows, statistics, detectors, alert records, deduplication
 //! and routing — with the traits that connectors implement ([`source::Source`],
 //! [`sink::Sink`]). No Kafka, Redis or HTTP code lives here: the `rtsa` package holds the

@@ -1,4 +1,4 @@
-//! The metrics pipeline: source → (fixed-window partials → differential window results,
+//! The metrics pipeline: source → (fixed-window partials → window results,
 //! session windows) → metrics sinks; invalid and late inputs → dead-letter sink.
 
 use crate::alerts::Alert;

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 /// Identifies one window of one key of one aggregation.
 ///
 /// Its hash covers only the aggregation and the key (equal keys still hash equally), so that
-/// differential routes every window of a key to the same worker: that worker then emits the
+/// the window results route every window of a key to the same worker: that worker then emits the
 /// key's windows in the order of their ends, which the alert detectors rely on.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct WindowKey {

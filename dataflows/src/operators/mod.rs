@@ -1,4 +1,4 @@
-//! Timely and differential operators, one per file, each an extension trait or a builder function.
+//! Timely operators, one per file, each an extension trait or a builder function.
 
 pub mod alert_dedup;
 pub mod batch_sink;

@@ -3,10 +3,9 @@
 //! Each event lands in one pane (length `slide`) per aggregation and key — one pane for all the
 //! aggregations with the same grouping and slide, which share their panes. When the input frontier
 //! passes a window's end, the worker merges the window's panes into one partial per key and emits
-//! it as one differential update keyed by window — counts and sums, the sorted latency bucket
-//! counts and the sorted distinct-user fingerprints — inserted at its [`FlushSlots`] time and
-//! retracted one tick later, so the downstream `reduce` merges the workers' partials exactly and
-//! then forgets the window.
+//! it as one contribution to its window — counts and sums, the sorted latency bucket counts and
+//! the sorted distinct-user fingerprints — at its [`FlushSlots`] time, where the window results
+//! merge the workers' contributions exactly once every worker has passed that time.
 //!
 //! The flush is paced: keys go out a slot at a time, at most [`FLUSH_BUDGET`] of work per
 //! activation, and the slots of aggregations that window rules read go first and alone, so a
@@ -45,7 +44,7 @@ const ALERT_WAIT_POLL: Duration = Duration::from_micros(100);
 /// The longest a flush waits for the alerted windows' alerts before it goes on.
 const ALERT_WAIT_LIMIT: Duration = Duration::from_secs(1);
 
-/// One worker's contribution to a window, as a differential record value.
+/// One worker's contribution to a window.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct Contribution {
     /// Counts, sums and extremes.
@@ -65,8 +64,9 @@ impl From<PartialStats> for Contribution {
     }
 }
 
-/// A differential update of the window contributions collection.
-pub type ContributionUpdate = ((WindowKey, Contribution), u64, isize);
+/// A contribution to a window, with the time of its flush slot (at or after the time it is sent
+/// at), when the window results merge it.
+pub type SlotContribution = (WindowKey, Contribution, u64);
 
 type KeyedPartials = FxHashMap<CompactString, PartialStats>;
 
@@ -308,7 +308,7 @@ pub trait WindowPartials<'s> {
         window_alerts: Option<ProbeHandle<u64>>,
         hooks: &Hooks,
         control: Arc<RunControl>,
-    ) -> StreamVec<'s, u64, ContributionUpdate>;
+    ) -> StreamVec<'s, u64, SlotContribution>;
 }
 
 impl<'s> WindowPartials<'s> for StreamVec<'s, u64, Event> {
@@ -319,7 +319,7 @@ impl<'s> WindowPartials<'s> for StreamVec<'s, u64, Event> {
         window_alerts: Option<ProbeHandle<u64>>,
         hooks: &Hooks,
         control: Arc<RunControl>,
-    ) -> StreamVec<'s, u64, ContributionUpdate> {
+    ) -> StreamVec<'s, u64, SlotContribution> {
         let panes = hooks.share(WindowPanes::new(aggregations, &slots), |panes, checkpoint| {
             checkpoint.state.panes.extend(panes.snapshot())
         });
@@ -436,7 +436,7 @@ impl<'s> WindowPartials<'s> for StreamVec<'s, u64, Event> {
 }
 
 /// The updates of the next slot of `flush`, closing first the windows whose first slot it is.
-fn slot_updates(flush: &mut Flush, panes: &mut WindowPanes, slots: &FlushSlots) -> Vec<ContributionUpdate> {
+fn slot_updates(flush: &mut Flush, panes: &mut WindowPanes, slots: &FlushSlots) -> Vec<SlotContribution> {
     let slot = flush.next_slot;
     while let Some(state) = panes.states.get(flush.closed) {
         if slots.first_slot(state.index) > slot {
@@ -456,12 +456,10 @@ fn slot_updates(flush: &mut Flush, panes: &mut WindowPanes, slots: &FlushSlots) 
     let insert = slots.insert_time(flush.end, slot).max(*flush.cap.time());
     let keys = std::mem::take(&mut flush.waiting[slot as usize]);
     flush.alerted_keys |= slots.is_alerted(slot) && !keys.is_empty();
-    let mut updates = Vec::with_capacity(2 * keys.len());
+    let mut updates = Vec::with_capacity(keys.len());
     for (aggregation, size, key, partial) in keys {
         let key = WindowKey { aggregation, start: flush.end as i64 - size as i64, end: flush.end, key };
-        let contribution = Contribution::from(partial);
-        updates.push(((key.clone(), contribution.clone()), insert, 1));
-        updates.push(((key, contribution), insert + 1, -1));
+        updates.push((key, Contribution::from(partial), insert));
     }
     updates
 }

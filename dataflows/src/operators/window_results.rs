@@ -1,39 +1,39 @@
-//! Window results: a differential `reduce` keyed by window merges the workers' contributions —
-//! scalar partials, latency bucket counts (merged and sorted by bucket, so percentiles are one
-//! scan) and distinct users (their union) — into one [`WindowResult`] per window and key.
+//! Window results: the workers' contributions to a window, exchanged by (aggregation, key), are
+//! merged once the input frontier passes their flush slot's time — scalar partials, latency
+//! bucket counts (merged and sorted by bucket, so percentiles are one scan) and distinct users
+//! (their union) — into one [`WindowResult`] per window and key, emitted at that time.
 
-use crate::operators::window_partials::{Contribution, ContributionUpdate};
-use crate::record::WindowRecord;
+use crate::operators::window_partials::{Contribution, SlotContribution};
+use crate::record::{WindowKey, WindowRecord};
 use crate::stats::{ScalarPartial, WindowResult, merge_sorted};
-use differential_dataflow::AsCollection;
+use rustc_hash::FxHashMap;
+use std::collections::BTreeMap;
 use timely::dataflow::StreamVec;
-use timely::dataflow::channels::pact::Pipeline;
+use timely::dataflow::channels::pact::{Exchange, Pipeline};
+use timely::dataflow::operators::Capability;
 use timely::dataflow::operators::generic::Operator;
 
-/// Merges the contributions of one window, as `reduce` presents them: sorted, with their counts.
-/// Bucket lists and user lists arrive sorted, so they are merged in one pass each; of two (one
-/// per worker, the common case with two workers) the users are only counted, not merged.
-pub fn merge_contributions(input: &[(&Contribution, isize)]) -> WindowResult {
-    if let [(only, 1)] = input {
+/// Merges the contributions of one window (one per worker that saw its key), sorted so that the
+/// merge does not depend on their arrival order. Bucket lists and user lists arrive sorted, so
+/// they are merged in one pass each; of two (one per worker, the common case with two workers)
+/// the users are only counted, not merged.
+pub fn merge_contributions(input: &mut [Contribution]) -> WindowResult {
+    if let [only] = input {
         return WindowResult::from_parts(only.scalar, &only.buckets, only.users.len() as u64);
     }
+    input.sort_unstable();
     let mut scalar = ScalarPartial::default();
-    for (contribution, count) in input {
-        // Identical partials from different workers consolidate into one with a higher count.
-        for _ in 0..*count {
-            scalar.merge(&contribution.scalar);
-        }
+    for contribution in input.iter() {
+        scalar.merge(&contribution.scalar);
     }
-    if let [(a, 1), (b, 1)] = input {
+    if let [a, b] = input {
         let buckets = merge_sorted(&a.buckets, &b.buckets, |x| *x, |into, (_, c)| into.1 += c);
         return WindowResult::from_parts(scalar, &buckets, union_len(&a.users, &b.users));
     }
     let mut buckets: Vec<(u64, u64)> = Vec::new();
     let mut users: Vec<u128> = Vec::new();
-    for (contribution, count) in input {
-        let times = *count as u64;
-        buckets =
-            merge_sorted(&buckets, &contribution.buckets, |(b, c)| (*b, c * times), |into, (_, c)| into.1 += c * times);
+    for contribution in input.iter() {
+        buckets = merge_sorted(&buckets, &contribution.buckets, |x| *x, |into, (_, c)| into.1 += c);
         users = merge_sorted(&users, &contribution.users, |u| *u, |_, _| {});
     }
     WindowResult::from_parts(scalar, &buckets, users.len() as u64)
@@ -63,36 +63,43 @@ pub trait WindowResults<'s> {
     fn window_results(self) -> StreamVec<'s, u64, WindowRecord>;
 }
 
-impl<'s> WindowResults<'s> for StreamVec<'s, u64, ContributionUpdate> {
+/// The contributions that arrived for one flush slot's time: the capability to emit their
+/// windows at that time, and each window's contributions.
+type SlotWindows = (Capability<u64>, FxHashMap<WindowKey, Vec<Contribution>>);
+
+impl<'s> WindowResults<'s> for StreamVec<'s, u64, SlotContribution> {
     fn window_results(self) -> StreamVec<'s, u64, WindowRecord> {
-        self.as_collection()
-            .reduce_named("WindowResults", |_window, input, output| output.push((merge_contributions(input), 1isize)))
-            .inner
-            // Contributions enter at their flush slot's time and leave one tick later: the
-            // insertion is the window's result, the retraction only clears state.
-            .unary(Pipeline, "WindowRecords", |_cap, _info| {
-                let mut inserted: Vec<(u64, WindowRecord)> = Vec::new();
-                move |input, output| {
-                    input.for_each_stamp(|cap, batches| {
-                        // A batch may hold several slots' results (when the frontier jumps, as at
-                        // the end of a bounded input): each leaves at its own slot's time.
-                        for batch in batches {
-                            inserted
-                                .extend(batch.drain(..).filter(|u| u.2 > 0).map(|(record, time, _)| (time, record)));
+        // By (aggregation, key), as `WindowKey` hashes: every window of a key on one worker,
+        // which emits them in the order of their ends (the alert detectors rely on it).
+        let route = |(window, _, _): &SlotContribution| crate::shard::exchange_by(window);
+        self.unary_frontier(Exchange::new(route), "WindowResults", |_cap, _info| {
+            let mut slots: BTreeMap<u64, SlotWindows> = BTreeMap::new();
+            move |(input, frontier), output| {
+                input.for_each_stamp(|cap, batches| {
+                    for batch in batches {
+                        for (window, contribution, time) in batch.drain(..) {
+                            let (_, windows) =
+                                slots.entry(time).or_insert_with(|| (cap.delayed(&time, 0), FxHashMap::default()));
+                            windows.entry(window).or_default().push(contribution);
                         }
-                        inserted.sort_by_key(|(time, _)| *time);
-                        let mut rest = inserted.drain(..).peekable();
-                        while let Some((time, first)) = rest.next() {
-                            let at = cap.delayed(&time, 0);
-                            let mut session = output.session(&at);
-                            session.give(first);
-                            while let Some((_, record)) = rest.next_if(|(t, _)| *t == time) {
-                                session.give(record);
-                            }
-                        }
-                    });
+                    }
+                });
+                // Every worker's contribution to a slot's windows is in once the frontier passes
+                // the slot's time. A slot's windows leave sorted (a key's windows by their end).
+                while let Some(entry) = slots.first_entry() {
+                    if frontier.less_equal(entry.key()) {
+                        break;
+                    }
+                    let (cap, windows) = entry.remove();
+                    let mut records: Vec<WindowRecord> = windows
+                        .into_iter()
+                        .map(|(window, mut contributions)| (window, merge_contributions(&mut contributions)))
+                        .collect();
+                    records.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+                    output.session(&cap).give_iterator(records.into_iter());
                 }
-            })
+            }
+        })
     }
 }
 
@@ -141,15 +148,16 @@ mod tests {
         let all: Vec<_> = a.iter().chain(&b).chain(&c).chain(&c).copied().collect();
         let (ca, cb, cc) =
             (Contribution::from(partial(&a)), Contribution::from(partial(&b)), Contribution::from(partial(&c)));
-        // `c` twice: two workers with identical partials consolidate into one with count 2.
-        let merged = merge_contributions(&[(&ca, 1), (&cb, 1), (&cc, 2)]);
+        // Three workers, in any order (`c` twice: two workers with identical partials).
+        let merged = merge_contributions(&mut [cc.clone(), ca.clone(), cb.clone(), cc.clone()]);
         assert_eq!(merged, partial(&all).finish());
         assert_eq!(merged.unique_users, 5);
-        assert_eq!(merge_contributions(&[(&cc, 1)]), partial(&c).finish());
+        assert_eq!(merge_contributions(&mut [cb.clone(), cc.clone(), ca.clone(), cc.clone()]), merged);
+        assert_eq!(merge_contributions(&mut [cc.clone()]), partial(&c).finish());
         // Two workers' partials: merged the short way.
         let two: Vec<_> = a.iter().chain(&b).copied().collect();
-        assert_eq!(merge_contributions(&[(&ca, 1), (&cb, 1)]), partial(&two).finish());
-        assert_eq!(merge_contributions(&[(&ca, 1), (&cb, 1)]).unique_users, 4);
+        assert_eq!(merge_contributions(&mut [ca.clone(), cb.clone()]), partial(&two).finish());
+        assert_eq!(merge_contributions(&mut [cb.clone(), ca.clone()]).unique_users, 4);
         assert_eq!(union_len(&[1, 3, 5, 7], &[2, 3, 7, 8, 9]), 7);
         assert_eq!(union_len(&[], &[2]), 1);
     }

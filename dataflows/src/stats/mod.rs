@@ -48,7 +48,7 @@ impl FixedSum {
     }
 }
 
-/// An `f64` kept as its bits so that it can live in ordered, hashable differential data.
+/// An `f64` kept as its bits so that it can live in ordered, hashable data.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct F64Bits(pub u64);
 
