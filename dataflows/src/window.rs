@@ -159,8 +159,9 @@ const SLOTS_PER_WIDE_AGGREGATION: u64 = 32;
 /// closes per-minute, per-five-minute and per-user windows together) would hold a worker for tens
 /// of milliseconds, and every window alert of that moment would wait behind it. Instead the
 /// window's keys are spread over `slots` consecutive pairs of timestamps just below its end: a
-/// key in slot `g` is inserted at `end - 2·(slots - g)` and retracted one tick later, so the merge
-/// of each slot is complete — and its memory freed — as soon as the frontier passes that slot,
+/// key in slot `g` is merged at `end - 2·(slots - g)` (two ticks apart: until the merge stopped
+/// being a differential `reduce`, a retraction took the second), so the merge of each slot is
+/// complete — and its memory freed — as soon as the frontier passes that slot,
 /// and the flush can be paced a slot at a time. Aggregations that window rules read come first
 /// (their results leave before anything else is merged), then the rest; an aggregation grouped
 /// by event type or by nothing has one slot, one grouped by user or session is spread over
@@ -170,11 +171,11 @@ const SLOTS_PER_WIDE_AGGREGATION: u64 = 32;
 /// Slot times must not reach below the earliest time at which a window's events can still be
 /// in flight (the epoch holding `end - 1`): with an epoch of `epoch` ms and slides that are all
 /// multiples of some `g`, there are at least `gcd(g, epoch)` timestamps between; half of that is
-/// the number of slots available. With fewer than one, a window is inserted at `end - 1` and
-/// retracted at `end`, all keys at once.
+/// the number of slots available. With fewer than one, a window is merged at `end - 1`, all keys
+/// at once.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct FlushSlots {
-    /// Number of slots (0: no slots, insert at `end - 1` and retract at `end`).
+    /// Number of slots (0: no slots, merge at `end - 1`).
     slots: u64,
     /// Per aggregation index: first slot and number of slots.
     ranges: Vec<(u64, u64)>,
@@ -252,7 +253,7 @@ impl FlushSlots {
         self.last_alerted.is_some_and(|last| slot <= last)
     }
 
-    /// When a key of window `end` in `slot` is inserted; it is retracted one tick later.
+    /// When a key of window `end` in `slot` is merged.
     #[inline]
     pub fn insert_time(&self, end: u64, slot: u64) -> u64 {
         if self.slots == 0 { end.saturating_sub(1) } else { end.saturating_sub(2 * (self.slots - slot)) }
@@ -355,7 +356,7 @@ mod tests {
             (0..1000).map(|u| slots.slot_of(2, &format!("user_{u}"))).collect();
         assert_eq!(users, (2..2 + SLOTS_PER_WIDE_AGGREGATION).collect());
         assert!(!(0..slots.count()).any(|s| slots.pause_after(s)));
-        // Every slot's insert and retract lie within the window's last epoch, in slot order.
+        // Every slot's time (and the tick after it) lies within the window's last epoch, in order.
         let end = 1_764_230_460_000;
         let times: Vec<u64> = (0..slots.count()).map(|s| slots.insert_time(end, s)).collect();
         assert!(times[0] >= end - 1_000 && *times.last().unwrap() + 1 < end);
@@ -391,7 +392,7 @@ mod tests {
         let slots = FlushSlots::new(&[plan(10, GroupBy::UserId)], &[], 1_000);
         assert_eq!(slots.count(), 5);
         assert!(slots.insert_time(20, 0) >= 10);
-        // Millisecond epochs leave no room: insert at end - 1, retract at end.
+        // Millisecond epochs leave no room: merge at end - 1.
         let slots = FlushSlots::new(&[plan(1_000, GroupBy::UserId)], &[], 1);
         assert_eq!((slots.count(), slots.insert_time(1_000, 0), slots.slot_of(0, "u")), (1, 999, 0));
     }

@@ -263,8 +263,7 @@ pub fn bench(args: &BenchArgs) -> Result<ExitCode, Error> {
     let output = if args.sinks { Output::Configured } else { Output::Count };
     let (server, live) = if args.http { crate::http::serve(&config, 0, &control)? } else { None }.unzip();
     // The input is freed after the clock stops, as it was generated before it started (freeing
-    // 736 MiB took 50 ms of one thread, a serial tail that was most of what a second worker
-    // could not halve).
+    // 736 MiB took 50 ms of one thread: a serial tail in the figure of any worker count).
     let summary = run::run(Arc::new(config), &options, source.clone(), output, control.clone(), live)?;
     drop(server);
     let seconds = summary.elapsed.as_secs_f64();

@@ -71,11 +71,6 @@ impl SessionPiece {
         piece
     }
 
-    /// Whether an event at `ts` joins this piece: it is less than `gap` from its span.
-    fn reaches(&self, ts: u64, gap: u64) -> bool {
-        ts.saturating_sub(self.last) < gap && self.first.saturating_sub(ts) < gap
-    }
-
     fn add(&mut self, ts: u64, event: &Contributed) {
         self.first = self.first.min(ts);
         self.last = self.last.max(ts);
@@ -92,40 +87,50 @@ impl SessionPiece {
 /// Cuts the events of one batch into [`SessionPiece`]s: per session aggregation, each key's
 /// current piece; an event out of its reach sends it off and starts the next.
 struct Combiner {
-    /// The session aggregations.
-    plans: Vec<AggregationPlan>,
+    /// The session aggregations, with what their sessions need of them.
+    plans: Vec<(AggregationPlan, SessionPlan)>,
     /// Per session aggregation (as in `plans`), key → index of its current piece.
     current: Vec<FxHashMap<CompactString, usize>>,
     pieces: Vec<SessionPiece>,
 }
 
 impl Combiner {
-    fn new(plans: Vec<AggregationPlan>) -> Combiner {
+    fn new(aggregations: &[AggregationPlan]) -> Combiner {
+        let plans: Vec<_> = aggregations.iter().filter_map(|p| Some((*p, SessionPlan::of(p)?))).collect();
         Combiner { current: vec![FxHashMap::default(); plans.len()], plans, pieces: Vec::new() }
     }
 
     /// Adds an event to the pieces of every session aggregation it is on time for; a piece it
     /// cannot join goes to `send`.
     fn add(&mut self, event: &Event, mut send: impl FnMut(SessionPiece)) {
-        for (plan, current) in self.plans.iter().zip(self.current.iter_mut()) {
+        // The latency's step and the user's fingerprint, once for every session aggregation.
+        let by_user = Contributed::of(event.is_error, event.latency_ms, event.value, None);
+        let mut with_user = None;
+        let ts = event.timestamp;
+        for ((plan, session), current) in self.plans.iter().zip(self.current.iter_mut()) {
             let Some(key) = plan.group_key(event) else { continue };
-            if plan.lateness(event.timestamp, event.watermark).late_for_some {
+            if plan.lateness(ts, event.watermark).late_for_some {
                 continue;
             }
-            let Shape::Session { gap } = plan.shape else { continue };
             // By user, the key is the user: its fingerprint is taken once per session.
-            let user = if plan.group_by == GroupBy::UserId { None } else { event.user_id.as_ref() };
-            let contributed = Contributed::of(event.is_error, event.latency_ms, event.value, user);
-            let ts = event.timestamp;
+            let contributed = match session.key_is_user {
+                true => &by_user,
+                false => with_user.get_or_insert_with(|| Contributed {
+                    user: event.user_id.as_deref().map(user_fingerprint),
+                    ..by_user
+                }),
+            };
             match current.get(key) {
-                Some(&at) if self.pieces[at].reaches(ts, gap) => self.pieces[at].add(ts, &contributed),
+                Some(&at) if within_gap((ts, ts), (self.pieces[at].first, self.pieces[at].last), session.gap) => {
+                    self.pieces[at].add(ts, contributed)
+                }
                 Some(&at) => {
-                    let next = SessionPiece::of(plan.index, CompactString::from(key), ts, &contributed);
+                    let next = SessionPiece::of(plan.index, CompactString::from(key), ts, contributed);
                     send(std::mem::replace(&mut self.pieces[at], next));
                 }
                 None => {
                     current.insert(CompactString::from(key), self.pieces.len());
-                    self.pieces.push(SessionPiece::of(plan.index, CompactString::from(key), ts, &contributed));
+                    self.pieces.push(SessionPiece::of(plan.index, CompactString::from(key), ts, contributed));
                 }
             }
         }
@@ -160,9 +165,9 @@ pub fn insert_into_sessions(
     gap: u64,
     add: impl FnOnce(&mut PartialStats),
 ) -> usize {
-    // Sessions within reach: first - s.last < gap and s.first - last < gap. Sorted, disjoint and
-    // more than `gap` apart, they are a run: any session between two in reach is in reach too.
-    let in_reach = |s: &OpenSession| first.saturating_sub(s.last) < gap && s.first.saturating_sub(last) < gap;
+    // Sorted, disjoint and more than `gap` apart, the sessions within reach are a run: any
+    // session between two in reach is in reach too.
+    let in_reach = |s: &OpenSession| within_gap((first, last), (s.first, s.last), gap);
     let at = match sessions.iter().position(in_reach) {
         Some(at) => {
             let bridged = sessions[at + 1..].iter().take_while(|s| in_reach(s)).count();
@@ -190,6 +195,12 @@ pub fn insert_into_sessions(
     at
 }
 
+/// Whether two spans of event time `[first, last]` are less than `gap` apart (or overlap): their
+/// events then belong to one session.
+fn within_gap(a: (u64, u64), b: (u64, u64), gap: u64) -> bool {
+    a.0.saturating_sub(b.1) < gap && b.0.saturating_sub(a.1) < gap
+}
+
 /// What the sessions of one aggregation need of its plan.
 #[derive(Clone, Copy, Debug)]
 struct SessionPlan {
@@ -197,6 +208,16 @@ struct SessionPlan {
     /// The aggregation groups by user, so the key is the event's user: a session of it holds
     /// that one user, whose fingerprint is computed once per session, not once per event.
     key_is_user: bool,
+}
+
+impl SessionPlan {
+    /// The session plan of a session aggregation (`None` for a fixed-window one).
+    fn of(plan: &AggregationPlan) -> Option<SessionPlan> {
+        match plan.shape {
+            Shape::Session { gap } => Some(SessionPlan { gap, key_is_user: plan.group_by == GroupBy::UserId }),
+            Shape::Fixed(_) => None,
+        }
+    }
 }
 
 /// An aggregation and a group key: what sessions are kept per.
@@ -217,10 +238,7 @@ impl OpenSessions {
     pub fn new(aggregations: &[AggregationPlan], epoch: u64) -> OpenSessions {
         let mut plans = vec![None; aggregations.iter().map(|p| usize::from(p.index) + 1).max().unwrap_or(0)];
         for plan in aggregations {
-            if let Shape::Session { gap } = plan.shape {
-                plans[usize::from(plan.index)] =
-                    Some(SessionPlan { gap, key_is_user: plan.group_by == GroupBy::UserId });
-            }
+            plans[usize::from(plan.index)] = SessionPlan::of(plan);
         }
         OpenSessions { plans, epoch, open: FxHashMap::default() }
     }
@@ -339,12 +357,10 @@ impl<'s> SessionWindows<'s> for StreamVec<'s, u64, Event> {
         control: Arc<RunControl>,
     ) -> StreamVec<'s, u64, WindowRecord> {
         let worker = self.scope().index();
-        let plans: Vec<AggregationPlan> =
-            aggregations.iter().filter(|p| matches!(p.shape, Shape::Session { .. })).copied().collect();
-        let sessions = OpenSessions::new(&plans, epoch);
+        let sessions = OpenSessions::new(aggregations, epoch);
 
         // The pieces of a batch go out at its time; a piece an event cannot join goes at once.
-        let mut combiner = Combiner::new(plans);
+        let mut combiner = Combiner::new(aggregations);
         let pieces = self.unary(Pipeline, "SessionPieces", move |_cap, _info| {
             move |input, output| {
                 input.for_each_stamp(|cap, batches| {
@@ -537,7 +553,7 @@ mod tests {
 
             // One event at a time, in reverse.
             let mut one_by_one = OpenSessions::new(&plans, 10);
-            let mut single = Combiner::new(plans.clone());
+            let mut single = Combiner::new(&plans);
             for event in events.iter().rev() {
                 single.add(event, |_| unreachable!("a single event joins its own piece"));
                 single.flush(|piece| drop(one_by_one.add(piece)));
@@ -545,7 +561,7 @@ mod tests {
 
             // In batches cut at `cuts`, combined.
             let mut combined = OpenSessions::new(&plans, 10);
-            let mut combiner = Combiner::new(plans.clone());
+            let mut combiner = Combiner::new(&plans);
             let (mut pieces, mut rest, mut cut) = (0, events.as_slice(), cuts.iter().cycle());
             while !rest.is_empty() {
                 let (batch, after) = rest.split_at((*cut.next().expect("cycled")).min(rest.len()));
@@ -577,7 +593,7 @@ mod tests {
             is_error: false,
             watermark: 0,
         };
-        let mut combiner = Combiner::new(plans);
+        let mut combiner = Combiner::new(&plans);
         let mut sent = Vec::new();
         // u1 every second (one piece), u2 twice 30 s apart (two pieces: more than the 10 s gap).
         for ts in (0..20_000).step_by(1_000) {

@@ -31,7 +31,10 @@ const GROWTH: usize = 256;
 /// Steps: every bucket of a latency in [0, 2^62] ns has a step below this.
 pub const STEPS: usize = 2048 + 52 * 1024 + 1;
 
-/// A bucket's step: exact below 2048, then 1024 steps per power of two (order-preserving).
+/// A bucket's step: exact below 2048, then 1024 steps per power of two (order-preserving). Of
+/// any value in nanoseconds, the step of its bucket: the bits below a bucket's 10 significant
+/// ones are dropped either way.
+#[inline]
 pub(super) fn step_of_bucket(bucket: u64) -> u64 {
     if bucket < 2048 {
         return bucket;
@@ -59,12 +62,7 @@ fn exact_step(bucket: u64) -> Option<usize> {
 /// The step of the bucket of a latency in ms ([`super::latency_bucket`]), without the histogram.
 #[inline]
 pub fn latency_step(latency_ms: f64) -> u16 {
-    let ns = (latency_ms * 1e6).clamp(0.0, (1u64 << 62) as f64) as u64;
-    if ns < 2048 {
-        return ns as u16;
-    }
-    let k = u64::from(63 - ns.leading_zeros()) - 10;
-    (2048 + (k - 1) * 1024 + ((ns >> k) - 1024)) as u16
+    step_of_bucket((latency_ms * 1e6).clamp(0.0, (1u64 << 62) as f64) as u64) as u16
 }
 
 /// Whether counting `distinct` buckets over a range of `range` steps by step is worth it: at
@@ -288,7 +286,7 @@ fn runs(sorted: impl IntoIterator<Item = (u64, u64)>) -> Vec<(u64, u64)> {
 /// so `b >> k` for its magnitude `k` is exact; a map with any other key is kept as raw keys.
 pub(super) mod bucket_bytes {
     use super::{BucketCounts, bucket_of_step as bucket, step_of_bucket as step};
-    use serde::de::{Error, SeqAccess, Visitor};
+    use crate::stats::BytesOf;
     use serde::{Deserializer, Serializer};
 
     const COMPACT: u8 = 0;
@@ -331,46 +329,26 @@ pub(super) mod bucket_bytes {
         serializer.serialize_bytes(&bytes)
     }
 
-    struct Buckets;
-
-    impl Buckets {
-        fn of<E: Error>(bytes: &[u8]) -> Result<BucketCounts, E> {
-            let bad = || E::custom("latency buckets: bad encoding");
-            let (&mode, mut rest) = bytes.split_first().ok_or_else(bad)?;
-            let mut map = Vec::new();
-            let mut key = 0u64;
-            while !rest.is_empty() {
-                key = key.checked_add(get(&mut rest).ok_or_else(bad)?).ok_or_else(bad)?;
-                let count = get(&mut rest).ok_or_else(bad)?;
-                let bucket = match mode {
-                    COMPACT => bucket(key).ok_or_else(bad)?,
-                    RAW => key,
-                    _ => return Err(bad()),
-                };
-                map.push((bucket, count));
-            }
-            Ok(BucketCounts::from_counts(map))
+    fn buckets_of(bytes: &[u8]) -> Result<BucketCounts, String> {
+        let bad = || "latency buckets: bad encoding".to_owned();
+        let (&mode, mut rest) = bytes.split_first().ok_or_else(bad)?;
+        let mut map = Vec::new();
+        let mut key = 0u64;
+        while !rest.is_empty() {
+            key = key.checked_add(get(&mut rest).ok_or_else(bad)?).ok_or_else(bad)?;
+            let count = get(&mut rest).ok_or_else(bad)?;
+            let bucket = match mode {
+                COMPACT => bucket(key).ok_or_else(bad)?,
+                RAW => key,
+                _ => return Err(bad()),
+            };
+            map.push((bucket, count));
         }
-    }
-
-    impl<'de> Visitor<'de> for Buckets {
-        type Value = BucketCounts;
-
-        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-            f.write_str("bytes of latency bucket counts")
-        }
-
-        fn visit_bytes<E: Error>(self, bytes: &[u8]) -> Result<Self::Value, E> {
-            Buckets::of(bytes)
-        }
-
-        fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Self::Value, A::Error> {
-            Buckets::of(&crate::stats::bytes_of_seq(seq)?)
-        }
+        Ok(BucketCounts::from_counts(map))
     }
 
     pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<BucketCounts, D::Error> {
-        deserializer.deserialize_bytes(Buckets)
+        BytesOf { expecting: "bytes of latency bucket counts", parse: buckets_of }.deserialize(deserializer)
     }
 
     #[cfg(test)]
@@ -403,8 +381,8 @@ pub(super) mod bucket_bytes {
                 let back = deserialize(&mut serde_json::Deserializer::from_slice(&bytes)).unwrap();
                 assert_eq!(map, back);
             }
-            assert!(Buckets::of::<serde_json::Error>(&[0, 0x80]).is_err());
-            assert!(Buckets::of::<serde_json::Error>(&[7, 1, 1]).is_err());
+            assert!(buckets_of(&[0, 0x80]).is_err());
+            assert!(buckets_of(&[7, 1, 1]).is_err());
         }
     }
 }

@@ -25,7 +25,7 @@ const FIXED_SCALE: f64 = (1u64 << 40) as f64;
 const I64_LIMIT: f64 = 9_223_372_036_854_775_808.0;
 
 /// A sum of `f64`s as a fixed-point integer: exact and associative, so partial sums can be merged
-/// (and retracted) in any order with the same result.
+/// in any order with the same result.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct FixedSum(pub i128);
 
@@ -37,7 +37,7 @@ impl FixedSum {
         // Most values fit 64 bits, whose conversion is one instruction (a 128-bit one is a call).
         if scaled.abs() < I64_LIMIT { FixedSum(i128::from(scaled as i64)) } else { FixedSum(scaled as i128) }
     }
-    /// Adds another sum (wrapping, so a retraction always cancels its insertion).
+    /// Adds another sum (wrapping: a sum beyond the range wraps instead of panicking).
     #[inline]
     pub fn add(&mut self, other: FixedSum) {
         self.0 = self.0.wrapping_add(other.0);
@@ -289,13 +289,38 @@ impl IntoIterator for UserSet {
     }
 }
 
-/// A byte string that a self-describing format (JSON) gives as a sequence of numbers.
-fn bytes_of_seq<'de, A: serde::de::SeqAccess<'de>>(mut seq: A) -> Result<Vec<u8>, A::Error> {
-    let mut bytes = Vec::with_capacity(seq.size_hint().unwrap_or(0));
-    while let Some(byte) = seq.next_element::<u8>()? {
-        bytes.push(byte);
+/// Reads back a value serialized as one byte string, with `parse`: from the bytes, or from the
+/// sequence of numbers a self-describing format (JSON) gives for them.
+struct BytesOf<T> {
+    /// What the bytes hold, for the error of a value of another type.
+    expecting: &'static str,
+    parse: fn(&[u8]) -> Result<T, String>,
+}
+
+impl<T> BytesOf<T> {
+    fn deserialize<'de, D: serde::Deserializer<'de>>(self, deserializer: D) -> Result<T, D::Error> {
+        deserializer.deserialize_bytes(self)
     }
-    Ok(bytes)
+}
+
+impl<'de, T> serde::de::Visitor<'de> for BytesOf<T> {
+    type Value = T;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str(self.expecting)
+    }
+
+    fn visit_bytes<E: serde::de::Error>(self, bytes: &[u8]) -> Result<T, E> {
+        (self.parse)(bytes).map_err(E::custom)
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<T, A::Error> {
+        let mut bytes = Vec::with_capacity(seq.size_hint().unwrap_or(0));
+        while let Some(byte) = seq.next_element::<u8>()? {
+            bytes.push(byte);
+        }
+        (self.parse)(&bytes).map_err(serde::de::Error::custom)
+    }
 }
 
 /// A set of fingerprints serialized as one byte string of 16 bytes each (little-endian), not as
@@ -303,8 +328,7 @@ fn bytes_of_seq<'de, A: serde::de::SeqAccess<'de>>(mut seq: A) -> Result<Vec<u8>
 /// are most of the bytes, and a random 128-bit integer takes 19 bytes as a varint and an encoder
 /// call of its own.
 pub(crate) mod fingerprint_bytes {
-    use super::UserSet;
-    use serde::de::{Error, SeqAccess, Visitor};
+    use super::{BytesOf, UserSet};
     use serde::{Deserializer, Serializer};
 
     pub fn serialize<S: Serializer>(set: &UserSet, serializer: S) -> Result<S::Ok, S::Error> {
@@ -315,39 +339,19 @@ pub(crate) mod fingerprint_bytes {
         serializer.serialize_bytes(&bytes)
     }
 
-    struct Fingerprints;
-
-    impl Fingerprints {
-        fn of<E: Error>(bytes: &[u8]) -> Result<UserSet, E> {
-            if !bytes.len().is_multiple_of(16) {
-                return Err(E::custom(format!("{} bytes of fingerprints: not a multiple of 16", bytes.len())));
-            }
-            let mut set = UserSet::with_capacity(bytes.len() / 16);
-            for chunk in bytes.chunks_exact(16) {
-                set.insert(u128::from_le_bytes(chunk.try_into().expect("16 bytes")));
-            }
-            Ok(set)
+    fn fingerprints(bytes: &[u8]) -> Result<UserSet, String> {
+        if !bytes.len().is_multiple_of(16) {
+            return Err(format!("{} bytes of fingerprints: not a multiple of 16", bytes.len()));
         }
-    }
-
-    impl<'de> Visitor<'de> for Fingerprints {
-        type Value = UserSet;
-
-        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-            f.write_str("bytes of 128-bit fingerprints")
+        let mut set = UserSet::with_capacity(bytes.len() / 16);
+        for chunk in bytes.chunks_exact(16) {
+            set.insert(u128::from_le_bytes(chunk.try_into().expect("16 bytes")));
         }
-
-        fn visit_bytes<E: Error>(self, bytes: &[u8]) -> Result<Self::Value, E> {
-            Fingerprints::of(bytes)
-        }
-
-        fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Self::Value, A::Error> {
-            Fingerprints::of(&super::bytes_of_seq(seq)?)
-        }
+        Ok(set)
     }
 
     pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<UserSet, D::Error> {
-        deserializer.deserialize_bytes(Fingerprints)
+        BytesOf { expecting: "bytes of 128-bit fingerprints", parse: fingerprints }.deserialize(deserializer)
     }
 }
 
