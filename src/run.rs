@@ -9,12 +9,13 @@ use crate::http::live::{Live, Tapped};
 use crate::sinks::Sinks;
 use dataflows::alerts::Alert;
 use dataflows::checkpoint::{CheckpointStore, Hooks, Restore, SinkPositions};
-use dataflows::chunks::Prefix;
+use dataflows::chunks::{ChunkedInput, Prefix};
 use dataflows::control::RunControl;
+use dataflows::feed::ChunkFeed;
 use dataflows::operators::batch_sink::BatchWriter;
 use dataflows::operators::chunked_source::ChunkShare;
 use dataflows::pipeline::{self, PipelineIo};
-use dataflows::source::{OwnedPartitions, PartitionPosition, Source};
+use dataflows::source::{OwnedPartitions, PartitionPosition, Source, SourceError};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -124,21 +125,16 @@ pub fn run(
     let writers = Arc::new(Mutex::new(sinks));
     let kind = source.kind();
     let partition_count = source.partition_count();
-    // A file is read by every worker of process 0, chunk by chunk, from where it stands.
+    // A file is read by every worker of process 0, chunk by chunk, from where it stands; a
+    // live input of one partition is cut into chunks by a reader thread and parsed by every
+    // worker of process 0.
     let from = resumed_first.map(|p| p.position).unwrap_or_default();
     let chunked = match process {
-        0 => source.chunked(from).map_err(|e| Error::Run(format!("cannot open the source: {e}")))?,
+        0 => chunked_input(source.as_ref(), resumed_first.map(|p| p.position), workers_here, &config)
+            .map_err(|e| Error::Run(format!("cannot open the source: {e}")))?,
         _ => None,
     };
     let reads_in_chunks = chunked.is_some();
-    if let Some(input) = &chunked {
-        tracing::info!(
-            source = kind.name,
-            chunks = input.chunk_count(),
-            workers = workers_here,
-            "reading the source in chunks, every worker"
-        );
-    }
     let start = Prefix::at(from, resumed_first.and_then(|p| p.max_timestamp));
     let shares: Mutex<Vec<Option<ChunkShare>>> = Mutex::new(
         chunked
@@ -224,6 +220,42 @@ pub fn run(
         }
     }
     Ok(RunSummary { elapsed })
+}
+
+/// The source as chunks every worker of this process reads a share of, where it can be: a file
+/// (cut at line boundaries, `Source::chunked`), or a live input of one partition (a pipe, a Kafka
+/// partition) with more than one worker here, cut as it arrives by a reader thread (`ChunkFeed`).
+/// `resumed` is where partition 0 stands at the checkpoint resumed from.
+fn chunked_input(
+    source: &dyn Source,
+    resumed: Option<PartitionPosition>,
+    workers: usize,
+    config: &Config,
+) -> Result<Option<Arc<dyn ChunkedInput>>, SourceError> {
+    let from = resumed.unwrap_or_default();
+    if let Some(input) = source.chunked(from)? {
+        tracing::info!(
+            source = source.kind().name,
+            chunks = input.chunk_count()?.count,
+            workers,
+            "reading the source in chunks, every worker"
+        );
+        return Ok(Some(input));
+    }
+    if workers < 2 || source.partition_count() != 1 || !source.fed_to_every_worker() {
+        return Ok(None);
+    }
+    let positions: Vec<(u32, PartitionPosition)> = resumed.map(|at| (0, at)).into_iter().collect();
+    let Some((_, partition)) = source.open(&[0], &positions)?.pop() else { return Ok(None) };
+    let chunk_bytes = usize::try_from(config.pipeline.engine.read_chunk_bytes.get()).unwrap_or(usize::MAX);
+    // Two chunks a worker wait at most: one being parsed ahead, one more to take.
+    let feed = ChunkFeed::start(partition, from, chunk_bytes, 2 * workers)?;
+    tracing::info!(
+        source = source.kind().name,
+        workers,
+        "reading the source on a thread of its own, in chunks parsed by every worker"
+    );
+    Ok(Some(feed))
 }
 
 /// A run's checkpoints, prepared before the workers start.

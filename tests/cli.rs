@@ -179,43 +179,58 @@ fn the_embedded_default_runs_until_sigint_then_flushes_and_exits_0() {
 #[test]
 fn an_idle_live_partition_stops_holding_the_watermark() {
     use std::io::BufRead;
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("c.yaml");
-    std::fs::write(
-        &path,
-        format!(
-            r#"
+    // One worker reads the pipe in order; two parse the chunks a reader thread cuts, the quiet
+    // spell being a floor in that sequence: the same decisions.
+    for workers in [1, 2] {
+        let dir = tempfile::tempdir().unwrap();
+        let (path, dead) = (dir.path().join("c.yaml"), dir.path().join("dl.jsonl"));
+        std::fs::write(
+            &path,
+            format!(
+                r#"
 source: {{ kind: stdin }}
 watermark: {{ max_out_of_orderness: 1s, idle_timeout: 1s }}
 aggregations:
   - {{ name: t, window: {{ kind: tumbling, size: 2s }}, group_by: none }}
 sinks: {{ metrics: [ {{ kind: console, json: true }} ], dead_letter: {{ kind: jsonl, path: {} }} }}
 "#,
-            dir.path().join("dl.jsonl").display()
-        ),
-    )
-    .unwrap();
-    let mut child =
-        rtsa().args(["run", "--config"]).arg(&path).stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().unwrap();
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64;
-    let mut stdin = child.stdin.take().unwrap();
-    writeln!(stdin, r#"{{"event_type":"a","timestamp":{}}}"#, now - 20_000).unwrap();
-    stdin.flush().unwrap();
-    // The input stays open: only idleness can close the window.
-    let stdout = child.stdout.take().unwrap();
-    let (send, receive) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in std::io::BufReader::new(stdout).lines() {
-            let _ = send.send(line.unwrap());
-        }
-    });
-    let line = receive
-        .recv_timeout(std::time::Duration::from_secs(20))
-        .expect("the window is emitted while stdin is still open");
-    let record: serde_json::Value = serde_json::from_str(&line).unwrap();
-    assert_eq!(record["count"], 1);
-    drop(stdin);
-    assert!(child.wait().unwrap().success());
+                dead.display()
+            ),
+        )
+        .unwrap();
+        let mut child = rtsa()
+            .args(["run", "--workers", &workers.to_string(), "--config"])
+            .arg(&path)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64;
+        let mut stdin = child.stdin.take().unwrap();
+        writeln!(stdin, r#"{{"event_type":"a","timestamp":{}}}"#, now - 20_000).unwrap();
+        stdin.flush().unwrap();
+        // The input stays open: only idleness can close the window.
+        let stdout = child.stdout.take().unwrap();
+        let (send, receive) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stdout).lines() {
+                let _ = send.send(line.unwrap());
+            }
+        });
+        let line = receive
+            .recv_timeout(std::time::Duration::from_secs(20))
+            .unwrap_or_else(|_| panic!("{workers} workers: the window is emitted while stdin is still open"));
+        let record: serde_json::Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(record["count"], 1, "{workers} workers");
+        // An event of that window, now closed, arriving after the quiet spell: late (judged
+        // against the watermark the idle partition followed, not its last event's).
+        writeln!(stdin, r#"{{"event_type":"a","timestamp":{}}}"#, now - 20_000).unwrap();
+        drop(stdin);
+        assert!(child.wait().unwrap().success());
+        let letters = std::fs::read_to_string(&dead).unwrap();
+        assert!(letters.contains(r#""reason":"late""#) && letters.contains("line 2"), "{workers} workers: {letters}");
+        assert!(receive.recv_timeout(std::time::Duration::from_secs(5)).is_err(), "no second record");
+    }
 }
 
 /// Runs `rtsa run --config path`, failing the test if it does not finish within `limit`.
@@ -367,7 +382,7 @@ fn run_stdin(
     stdin: Stdio,
     feed: Option<&[u8]>,
     workers: u32,
-) -> ([Vec<String>; 2], bool) {
+) -> ([Vec<String>; 2], Read) {
     let (metrics, dead) = (dir.join(format!("{name}-metrics.jsonl")), dir.join(format!("{name}-dead.jsonl")));
     let config = dir.join(format!("{name}.yaml"));
     std::fs::write(
@@ -413,7 +428,23 @@ http: {{ listen: "off" }}
             })
             .collect()
     });
-    (outputs, stderr.contains("reading the source in chunks"))
+    let read = match () {
+        _ if stderr.contains("reading the source in chunks") => Read::Chunks,
+        _ if stderr.contains("reading the source on a thread of its own") => Read::Feed,
+        _ => Read::OneWorker,
+    };
+    (outputs, read)
+}
+
+/// How a run read standard input, as its log says.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Read {
+    /// A regular file: cut into chunks up front, every worker reads some.
+    Chunks,
+    /// A pipe: cut into chunks by a reader thread as it arrives, every worker parses some.
+    Feed,
+    /// In order, by one worker.
+    OneWorker,
 }
 
 /// Asserts that two runs wrote the same records and dead letters, in the same order.
@@ -423,7 +454,7 @@ fn assert_same(a: &[Vec<String>; 2], b: &[Vec<String>; 2], what: &str) {
 }
 
 #[test]
-fn a_file_redirected_to_stdin_is_read_by_every_worker_as_a_pipe_is_read_by_one() {
+fn stdin_is_read_by_every_worker_as_one_worker_reads_a_pipe() {
     let dir = tempfile::tempdir().unwrap();
     let mut text = Vec::new();
     let mut starts = Vec::new();
@@ -448,9 +479,9 @@ fn a_file_redirected_to_stdin_is_read_by_every_worker_as_a_pipe_is_read_by_one()
     let file = dir.path().join("events.jsonl");
     std::fs::write(&file, &text).unwrap();
 
-    // A pipe: one worker reads it in order, as before.
-    let (piped, chunked) = run_stdin(dir.path(), "pipe", Stdio::piped(), Some(&text), 2);
-    assert!(!chunked, "a pipe has no length to cut");
+    // A pipe and one worker: read in order, as a single reader does.
+    let (piped, read) = run_stdin(dir.path(), "pipe", Stdio::piped(), Some(&text), 1);
+    assert_eq!(read, Read::OneWorker, "a pipe has no length to cut");
     assert!(
         piped[0].len() > 100 && piped[1].len() > 100,
         "{} records, {} dead letters",
@@ -459,11 +490,17 @@ fn a_file_redirected_to_stdin_is_read_by_every_worker_as_a_pipe_is_read_by_one()
     );
     assert!(piped[1].iter().any(|d| d.contains(r#""reason":"late""#)));
     assert!(piped[1].iter().any(|d| d.contains(r#""reason":"invalid_json""#) && d.contains(r#""position":"line 99""#)));
+    // A pipe and more workers: a reader thread cuts it into chunks, every worker parses some.
+    for workers in [2, 3] {
+        let (fed, read) = run_stdin(dir.path(), &format!("pipe{workers}"), Stdio::piped(), Some(&text), workers);
+        assert_eq!(read, Read::Feed, "{workers} workers");
+        assert_same(&fed, &piped, &format!("a pipe, {workers} workers"));
+    }
     // The file itself on standard input: every worker reads chunks of it.
     for workers in [1, 2, 3] {
         let stdin = Stdio::from(File::open(&file).unwrap());
-        let (redirected, chunked) = run_stdin(dir.path(), &format!("file{workers}"), stdin, None, workers);
-        assert!(chunked, "{workers} workers: read in chunks");
+        let (redirected, read) = run_stdin(dir.path(), &format!("file{workers}"), stdin, None, workers);
+        assert_eq!(read, Read::Chunks, "{workers} workers: read in chunks");
         assert_same(&redirected, &piped, &format!("{workers} workers"));
     }
     // Standard input already part-way through the file: both read from there, and count lines
@@ -471,8 +508,8 @@ fn a_file_redirected_to_stdin_is_read_by_every_worker_as_a_pipe_is_read_by_one()
     let at = starts[5_001];
     let mut partway = File::open(&file).unwrap();
     partway.seek(SeekFrom::Start(at)).unwrap();
-    let (redirected, chunked) = run_stdin(dir.path(), "partway", Stdio::from(partway), None, 2);
-    assert!(chunked);
+    let (redirected, read) = run_stdin(dir.path(), "partway", Stdio::from(partway), None, 2);
+    assert_eq!(read, Read::Chunks);
     let (piped, _) = run_stdin(dir.path(), "partway-pipe", Stdio::piped(), Some(&text[at as usize..]), 1);
     assert_same(&redirected, &piped, "part-way");
     // Input 5,044 is "oops": line 44 counted from input 5,001 (no blank line between).

@@ -229,6 +229,11 @@ impl Hooks {
         shared
     }
 
+    /// Whether checkpoints are on (the hooks run at each one).
+    pub fn enabled(&self) -> bool {
+        self.on
+    }
+
     /// Takes a part of the restored state (empty for a fresh run).
     pub fn restored<T: Default>(&self, field: impl FnOnce(&mut StateSnapshot) -> &mut T) -> T {
         std::mem::take(field(&mut self.restored.borrow_mut()))

@@ -10,12 +10,19 @@
 //! earlier chunks are in (a [`Prefix`]): a fold of a few numbers per chunk. Dead letters get their
 //! line numbers the same way. Every decision is the one a single reader makes, for any number of
 //! workers.
+//!
+//! A file's chunks are all known when it is opened; a live input (a pipe, a Kafka partition) is
+//! cut into chunks as it arrives by one reader thread (`feed`), so the chunk count grows, and a
+//! quiet live input gets chunks without inputs that carry a watermark *floor*: the wall-clock
+//! watermark a single reader's capability follows while its only partition is idle.
 
 use crate::admission::{Admitted, Clock, Judge, admit};
 use crate::event::Event;
 use crate::record::{DeadLetter, Position};
 use crate::source::{PartitionPosition, SourceError};
-use std::sync::OnceLock;
+use std::collections::VecDeque;
+use std::sync::Mutex;
+use std::time::Duration;
 
 /// The lines of one chunk: their bytes one after the other and, per line, its offset counted from
 /// the chunk's start and where its bytes are.
@@ -30,6 +37,9 @@ pub struct ChunkLines {
     /// Where the input continues after the chunk (a byte offset of a file): a partition
     /// position's `next`.
     pub end: u64,
+    /// A watermark floor the chunk raises the partition to (0: none): a quiet live input's
+    /// wall-clock watermark, in a chunk without inputs.
+    pub floor: u64,
 }
 
 impl ChunkLines {
@@ -39,6 +49,7 @@ impl ChunkLines {
         self.lines.clear();
         self.span = 0;
         self.end = 0;
+        self.floor = 0;
     }
 
     /// Adds a line at `offset` within the chunk.
@@ -56,17 +67,37 @@ impl ChunkLines {
     }
 }
 
+/// How many chunks a partition is cut into so far.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ChunkCount {
+    /// Chunks `0..count` can be read (some may be empty).
+    pub count: u64,
+    /// No chunk will be added: the input ends after them.
+    pub complete: bool,
+}
+
 /// A partition that can be read as independent chunks.
 pub trait ChunkedInput: Send + Sync {
-    /// How many chunks the partition is cut into (fixed when it is opened; some may be empty).
-    fn chunk_count(&self) -> u64;
+    /// How many chunks there are so far (a file's are all known when it is opened; a live
+    /// input's grow as it arrives). An error when reading the input failed.
+    fn chunk_count(&self) -> Result<ChunkCount, SourceError>;
     /// A reader for one worker.
     fn reader(&self) -> Result<Box<dyn ChunkReader>, SourceError>;
+    /// For an input cut as it arrives: when nothing has arrived for `quiet`, appends a chunk
+    /// without inputs that raises the watermark to `floor` (unless a floor at least as high is
+    /// there already); whether it did. A file has no such thing.
+    fn raise_floor(&self, _quiet: Duration, _floor: u64) -> bool {
+        false
+    }
+    /// How many inputs wait to be read, where the input knows (a Kafka partition's lag).
+    fn backlog(&self) -> Option<u64> {
+        None
+    }
 }
 
 /// Reads chunks of a [`ChunkedInput`].
 pub trait ChunkReader {
-    /// Reads chunk `index` into `out` (cleared first).
+    /// Reads chunk `index` into `out` (cleared first). Each chunk is read once, by its owner.
     fn read(&mut self, index: u64, out: &mut ChunkLines) -> Result<(), SourceError>;
 }
 
@@ -79,38 +110,72 @@ pub struct ChunkSummary {
     pub span: u64,
     /// Where the input continues after it.
     pub end: u64,
+    /// The watermark floor it raises the partition to (0: none).
+    pub floor: u64,
 }
 
-/// The summaries of a partition's chunks, published by the worker that parsed each.
+/// The summaries of a partition's chunks, published by the worker that parsed each. It forgets
+/// a summary once every folder of summaries (each worker's [`Prefix`], and the checkpoints'
+/// cut) has folded it in, so a live input read for days keeps only the chunks in flight.
 #[derive(Debug)]
 pub struct ChunkTable {
-    summaries: Vec<OnceLock<ChunkSummary>>,
+    inner: Mutex<Summaries>,
+}
+
+#[derive(Debug)]
+struct Summaries {
+    /// The index of `slots[0]`.
+    first: u64,
+    slots: VecDeque<Option<ChunkSummary>>,
+    /// Per folder, the first chunk it has not folded in.
+    folded: Vec<u64>,
 }
 
 impl ChunkTable {
-    /// A table for `count` chunks.
-    pub fn new(count: u64) -> ChunkTable {
-        ChunkTable { summaries: (0..count).map(|_| OnceLock::new()).collect() }
+    /// A table whose summaries are folded by `folders` folders.
+    pub fn new(folders: usize) -> ChunkTable {
+        ChunkTable { inner: Mutex::new(Summaries { first: 0, slots: VecDeque::new(), folded: vec![0; folders] }) }
     }
 
-    /// How many chunks.
-    pub fn len(&self) -> u64 {
-        self.summaries.len() as u64
-    }
-
-    /// Whether there are no chunks.
-    pub fn is_empty(&self) -> bool {
-        self.summaries.is_empty()
+    fn lock(&self) -> std::sync::MutexGuard<'_, Summaries> {
+        self.inner.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Publishes the summary of chunk `index` (once).
     pub fn publish(&self, index: u64, summary: ChunkSummary) {
-        let _ = self.summaries[index as usize].set(summary);
+        let mut table = self.lock();
+        let Some(at) = index.checked_sub(table.first) else { return };
+        let at = at as usize;
+        if table.slots.len() <= at {
+            table.slots.resize(at + 1, None);
+        }
+        table.slots[at].get_or_insert(summary);
     }
 
-    /// The summary of chunk `index`, once published.
+    /// The summary of chunk `index`, once published (and until every folder has folded it in).
     pub fn get(&self, index: u64) -> Option<ChunkSummary> {
-        self.summaries.get(index as usize).and_then(|s| s.get().copied())
+        let table = self.lock();
+        let at = index.checked_sub(table.first)?;
+        table.slots.get(at as usize).copied().flatten()
+    }
+
+    /// Records that folder `folder` has folded in every chunk before `next`, and forgets the
+    /// summaries every folder has.
+    pub fn folded(&self, folder: usize, next: u64) {
+        let mut table = self.lock();
+        let Some(mark) = table.folded.get_mut(folder) else { return };
+        *mark = (*mark).max(next);
+        let upto = table.folded.iter().copied().min().unwrap_or(next);
+        while table.first < upto && !table.slots.is_empty() {
+            table.slots.pop_front();
+            table.first += 1;
+        }
+    }
+
+    /// How many summaries it holds (published or awaited) between the oldest any folder needs
+    /// and the newest published.
+    pub fn held(&self) -> usize {
+        self.lock().slots.len()
     }
 }
 
@@ -127,13 +192,16 @@ pub struct Prefix {
     pub offsets: u64,
     /// Where the input continues after the chunks before `next`.
     pub end: u64,
+    /// The highest watermark floor of the chunks before `next` (or the time a resumed run
+    /// starts at).
+    pub floor: u64,
 }
 
 impl Prefix {
     /// The prefix before the first chunk of an input opened at `position`, whose largest
     /// timestamp so far was `max_timestamp` (a resumed run's partition).
     pub fn at(position: PartitionPosition, max_timestamp: Option<u64>) -> Prefix {
-        Prefix { next: 0, max_timestamp, offsets: position.lines, end: position.next }
+        Prefix { next: 0, max_timestamp, offsets: position.lines, end: position.next, floor: 0 }
     }
 
     /// Where the partition stands after the chunks before `next`, as a checkpoint records it.
@@ -146,12 +214,10 @@ impl Prefix {
     /// it and nothing of it. Folds published summaries from `self` on; every chunk sent before
     /// `time` has published its summary.
     pub fn cut(mut self, table: &ChunkTable, time: u64, out_of_orderness: u64, epoch: u64) -> Prefix {
-        while crate::window::epoch_of(self.watermark(out_of_orderness), epoch) < time && self.next < table.len() {
-            let before = self.next;
-            self.advance(table, before + 1);
-            if self.next == before {
-                break;
-            }
+        let table = table.lock();
+        while crate::window::epoch_of(self.watermark(out_of_orderness), epoch) < time {
+            let Some(summary) = Prefix::published(&table, self.next) else { break };
+            self.fold(summary);
         }
         self
     }
@@ -159,19 +225,43 @@ impl Prefix {
     /// Folds in the published summaries from `next` up to (not including) `upto`, stopping at the
     /// first one not yet published.
     pub fn advance(&mut self, table: &ChunkTable, upto: u64) {
+        let table = table.lock();
         while self.next < upto {
-            let Some(summary) = table.get(self.next) else { break };
-            self.max_timestamp = self.max_timestamp.max(summary.max_timestamp);
-            self.offsets += summary.span;
-            self.end = summary.end;
-            self.next += 1;
+            let Some(summary) = Prefix::published(&table, self.next) else { break };
+            self.fold(summary);
         }
     }
 
-    /// The watermark of the first input of chunk `next`.
-    pub fn watermark(&self, out_of_orderness: u64) -> u64 {
-        self.max_timestamp.map_or(0, |ts| ts.saturating_sub(out_of_orderness))
+    fn published(table: &Summaries, index: u64) -> Option<ChunkSummary> {
+        let at = index.checked_sub(table.first)?;
+        table.slots.get(at as usize).copied().flatten()
     }
+
+    fn fold(&mut self, summary: ChunkSummary) {
+        self.max_timestamp = self.max_timestamp.max(summary.max_timestamp);
+        self.offsets += summary.span;
+        self.end = summary.end;
+        self.floor = self.floor.max(summary.floor);
+        self.next += 1;
+    }
+
+    /// The watermark of the first input of chunk `next`: the largest timestamp before it less
+    /// the out-of-orderness, or the floor when that is higher.
+    pub fn watermark(&self, out_of_orderness: u64) -> u64 {
+        watermark_of(self.max_timestamp, out_of_orderness, self.floor)
+    }
+
+    /// The watermark of the inputs before chunk `next`, floors left out: whether they are live
+    /// data is judged from it.
+    pub fn seen(&self, out_of_orderness: u64) -> u64 {
+        watermark_of(self.max_timestamp, out_of_orderness, 0)
+    }
+}
+
+/// A watermark: the largest timestamp less the out-of-orderness, or `floor` when that is higher.
+#[inline]
+fn watermark_of(max_timestamp: Option<u64>, out_of_orderness: u64, floor: u64) -> u64 {
+    max_timestamp.map_or(0, |ts| ts.saturating_sub(out_of_orderness)).max(floor)
 }
 
 /// A chunk read and parsed, waiting to be judged.
@@ -197,7 +287,7 @@ impl ParsedChunk {
             max_timestamp = max_timestamp.max(admitted.timestamp());
             self.admitted.push(admitted);
         }
-        ChunkSummary { max_timestamp, span: self.lines.span, end: self.lines.end }
+        ChunkSummary { max_timestamp, span: self.lines.span, end: self.lines.end, floor: self.lines.floor }
     }
 
     /// Judges the chunk's inputs in order, the first against `prefix` (which must have folded in
@@ -216,7 +306,7 @@ impl ParsedChunk {
         let mut max_timestamp = prefix.max_timestamp;
         for (i, admitted) in self.admitted.drain(..).enumerate() {
             let (offset, start, end) = self.lines.lines[i];
-            let watermark = max_timestamp.map_or(0, |ts| ts.saturating_sub(out_of_orderness));
+            let watermark = watermark_of(max_timestamp, out_of_orderness, prefix.floor);
             max_timestamp = max_timestamp.max(admitted.timestamp());
             let position = Position { partition, offset: prefix.offsets + offset };
             judge.judge(admitted, &self.lines.bytes[start..end], position, watermark, events, letters);
@@ -230,17 +320,17 @@ mod tests {
 
     #[test]
     fn a_prefix_folds_published_summaries_in_order_and_stops_at_a_gap() {
-        let table = ChunkTable::new(4);
-        table.publish(0, ChunkSummary { max_timestamp: Some(50), span: 3, end: 30 });
-        table.publish(2, ChunkSummary { max_timestamp: Some(90), span: 2, end: 50 });
+        let table = ChunkTable::new(1);
+        table.publish(0, ChunkSummary { max_timestamp: Some(50), span: 3, end: 30, floor: 0 });
+        table.publish(2, ChunkSummary { max_timestamp: Some(90), span: 2, end: 50, floor: 0 });
         let mut prefix = Prefix::at(PartitionPosition { next: 7, lines: 1 }, Some(20));
         prefix.advance(&table, 4);
-        assert_eq!(prefix, Prefix { next: 1, max_timestamp: Some(50), offsets: 4, end: 30 });
-        table.publish(1, ChunkSummary { max_timestamp: None, span: 1, end: 40 });
+        assert_eq!(prefix, Prefix { next: 1, max_timestamp: Some(50), offsets: 4, end: 30, floor: 0 });
+        table.publish(1, ChunkSummary { max_timestamp: None, span: 1, end: 40, floor: 0 });
         prefix.advance(&table, 2);
-        assert_eq!(prefix, Prefix { next: 2, max_timestamp: Some(50), offsets: 5, end: 40 }, "stops at upto");
+        assert_eq!(prefix, Prefix { next: 2, max_timestamp: Some(50), offsets: 5, end: 40, floor: 0 }, "stops at upto");
         prefix.advance(&table, 4);
-        assert_eq!(prefix, Prefix { next: 3, max_timestamp: Some(90), offsets: 7, end: 50 });
+        assert_eq!(prefix, Prefix { next: 3, max_timestamp: Some(90), offsets: 7, end: 50, floor: 0 });
         assert_eq!(prefix.watermark(100), 0);
         assert_eq!(prefix.watermark(10), 80);
         assert_eq!(prefix.position(), PartitionPosition { next: 50, lines: 7 });
@@ -248,9 +338,9 @@ mod tests {
 
     #[test]
     fn a_cut_is_the_first_chunk_sent_at_or_after_the_checkpoint() {
-        let table = ChunkTable::new(3);
+        let table = ChunkTable::new(1);
         for (i, max) in [(0, 1_500), (1, 2_600), (2, 9_000)] {
-            table.publish(i, ChunkSummary { max_timestamp: Some(max), span: 10, end: (i + 1) * 100 });
+            table.publish(i, ChunkSummary { max_timestamp: Some(max), span: 10, end: (i + 1) * 100, floor: 0 });
         }
         let start = Prefix::at(PartitionPosition::default(), None);
         // Chunk times (epochs of 1000, no out-of-orderness): 0, 1000, 2000.
@@ -259,5 +349,38 @@ mod tests {
         let cut = start.cut(&table, 1_500, 0, 1_000);
         assert_eq!((cut.next, cut.position()), (2, PartitionPosition { next: 200, lines: 20 }));
         assert_eq!(start.cut(&table, 50_000, 0, 1_000).next, 3, "everything sent: the end of the input");
+    }
+
+    #[test]
+    fn a_floor_raises_the_watermark_but_not_what_was_seen() {
+        let table = ChunkTable::new(1);
+        table.publish(0, ChunkSummary { max_timestamp: Some(10_000), span: 2, end: 20, floor: 0 });
+        table.publish(1, ChunkSummary { max_timestamp: None, span: 0, end: 20, floor: 50_000 });
+        table.publish(2, ChunkSummary { max_timestamp: Some(80_000), span: 1, end: 30, floor: 0 });
+        let mut prefix = Prefix::at(PartitionPosition::default(), None);
+        prefix.advance(&table, 1);
+        assert_eq!((prefix.watermark(1_000), prefix.seen(1_000)), (9_000, 9_000));
+        prefix.advance(&table, 2);
+        assert_eq!((prefix.watermark(1_000), prefix.seen(1_000)), (50_000, 9_000), "the floor, above the data");
+        prefix.advance(&table, 3);
+        assert_eq!((prefix.watermark(1_000), prefix.seen(1_000)), (79_000, 79_000), "the data, above the floor");
+        assert_eq!(prefix.position(), PartitionPosition { next: 30, lines: 3 });
+    }
+
+    #[test]
+    fn the_table_forgets_what_every_folder_has_folded_in() {
+        let table = ChunkTable::new(2);
+        for i in 0..5 {
+            table.publish(i, ChunkSummary { max_timestamp: Some(i), span: 1, end: i + 1, floor: 0 });
+        }
+        table.folded(0, 4);
+        assert_eq!((table.held(), table.get(0).is_some()), (5, true), "folder 1 still needs chunk 0");
+        table.folded(1, 2);
+        assert_eq!((table.held(), table.get(1), table.get(2).map(|s| s.end)), (3, None, Some(3)));
+        table.publish(1, ChunkSummary::default());
+        assert_eq!(table.held(), 3, "a summary published late, once forgotten, is not taken back");
+        let mut prefix = Prefix { next: 2, offsets: 2, end: 2, max_timestamp: Some(1), floor: 0 };
+        prefix.advance(&table, 9);
+        assert_eq!((prefix.next, prefix.max_timestamp), (5, Some(4)));
     }
 }

@@ -16,6 +16,7 @@ pub mod chunks;
 pub mod control;
 pub mod detect;
 pub mod event;
+pub mod feed;
 pub mod memory;
 pub mod operators;
 pub mod pipeline;

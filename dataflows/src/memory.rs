@@ -1,7 +1,7 @@
 //! In-memory partitions of JSON lines: what `rtsa bench` and the tests feed the pipeline with,
 //! so that a measurement times the engine and not the disk.
 
-use crate::chunks::{ChunkLines, ChunkReader, ChunkedInput};
+use crate::chunks::{ChunkCount, ChunkLines, ChunkReader, ChunkedInput};
 use crate::source::{OwnedPartitions, Partition, PartitionPosition, Poll, Source, SourceError, SourceKind, start_of};
 use std::sync::Arc;
 
@@ -115,8 +115,8 @@ impl MemoryChunks {
 }
 
 impl ChunkedInput for MemoryChunks {
-    fn chunk_count(&self) -> u64 {
-        self.lines.len().div_ceil(self.lines_per_chunk) as u64
+    fn chunk_count(&self) -> Result<ChunkCount, SourceError> {
+        Ok(ChunkCount { count: self.lines.len().div_ceil(self.lines_per_chunk) as u64, complete: true })
     }
     fn reader(&self) -> Result<Box<dyn ChunkReader>, SourceError> {
         Ok(Box::new(MemoryChunks { lines: self.lines.clone(), lines_per_chunk: self.lines_per_chunk }))

@@ -61,8 +61,9 @@ impl SourceError {
     }
 }
 
-/// One partition of a source.
-pub trait Partition {
+/// One partition of a source (`Send`: a live input of one partition is read on a thread of its
+/// own, `feed`).
+pub trait Partition: Send {
     /// Delivers up to `budget` inputs to `emit` as (bytes, offset or line number).
     fn poll(&mut self, budget: usize, emit: &mut dyn FnMut(&[u8], u64)) -> Result<Poll, SourceError>;
     /// Where reading stands after the inputs delivered so far.
@@ -100,6 +101,13 @@ pub trait Source: Send + Sync {
         _from: PartitionPosition,
     ) -> Result<Option<std::sync::Arc<dyn crate::chunks::ChunkedInput>>, SourceError> {
         Ok(None)
+    }
+    /// Whether a source of one partition that cannot be cut in advance is worth reading on a
+    /// thread of its own and cutting into chunks as it arrives, so that every worker parses a
+    /// share (a pipe, a Kafka partition: `feed`). `false` (the default) where the one partition
+    /// is as cheap to make as to read (the generator, memory) or may block (a named pipe).
+    fn fed_to_every_worker(&self) -> bool {
+        false
     }
     /// Opens the partitions `indexes`, each from its position in `from` (from the start when
     /// absent).

@@ -514,4 +514,27 @@ fn a_partition_read_in_chunks_by_any_number_of_workers_is_judged_as_by_one_reade
         // Sent at the same times too: the sinks write the same batches in the same order.
         assert!(by_workers.windows(2).all(|w| w[0] == w[1]), "chunks of {lines_per_chunk} lines");
     }
+    // The same partition cut into chunks as it is polled, by a reader thread (a pipe, a Kafka
+    // partition): as the in-memory partition delivers, the chunks are full or end at its budget.
+    for chunk_bytes in [1, 300, 1 << 20] {
+        let mut by_workers = Vec::new();
+        for workers in [1, 2, 4] {
+            let partition = Box::new(dataflows::memory::MemoryPartition::new(lines.clone(), 0));
+            let feed = dataflows::feed::ChunkFeed::start(partition, Default::default(), chunk_bytes, 2 * workers)
+                .expect("the reader thread starts");
+            let shares = Arc::new(Mutex::new(
+                ChunkShare::split(0, feed, workers, Default::default()).into_iter().map(Some).collect::<Vec<_>>(),
+            ));
+            let context = context.clone();
+            let sent = sent_by(workers, move |scope, index| {
+                let share = shares.lock().unwrap()[index].take().expect("one share a worker");
+                chunked_source(scope, ChunkedSourceSpec { context: context(), share })
+            });
+            assert_eq!(untimed(&sent), reference, "{workers} workers, a feed of {chunk_bytes}-byte chunks");
+            by_workers.push(sent);
+        }
+        // The in-memory partition always has more until it ends, so the chunks and their times
+        // are the same for any number of workers.
+        assert!(by_workers.windows(2).all(|w| w[0] == w[1]), "a feed of {chunk_bytes}-byte chunks");
+    }
 }

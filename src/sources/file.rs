@@ -7,7 +7,7 @@
 //! input is read by a helper thread so that a worker never blocks on it.
 
 use super::{OwnedPartitions, Partition, PartitionPosition, Poll, Source, SourceError, SourceKind, start_of};
-use dataflows::chunks::{ChunkLines, ChunkReader, ChunkedInput};
+use dataflows::chunks::{ChunkCount, ChunkLines, ChunkReader, ChunkedInput};
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};
 use std::os::unix::fs::FileExt;
@@ -121,8 +121,8 @@ impl FileChunks {
 }
 
 impl ChunkedInput for FileChunks {
-    fn chunk_count(&self) -> u64 {
-        (self.len - self.origin).div_ceil(self.chunk_bytes)
+    fn chunk_count(&self) -> Result<ChunkCount, SourceError> {
+        Ok(ChunkCount { count: (self.len - self.origin).div_ceil(self.chunk_bytes), complete: true })
     }
     fn reader(&self) -> Result<Box<dyn ChunkReader>, SourceError> {
         let at = At { file: self.file.clone(), position: 0, end: 0 };
@@ -329,6 +329,10 @@ impl Source for StdinSource {
         self.take()?;
         Ok(Some(Arc::new(FileChunks::of(file, what, self.chunk_bytes, self.max_bytes, origin)?)))
     }
+    /// A pipe or a terminal is read on a thread of its own and parsed by every worker.
+    fn fed_to_every_worker(&self) -> bool {
+        true
+    }
     fn open(&self, indexes: &[u32], from: &[(u32, PartitionPosition)]) -> Result<OwnedPartitions, SourceError> {
         let mut out: OwnedPartitions = Vec::new();
         for &p in indexes {
@@ -522,7 +526,7 @@ mod tests {
             let mut reader = chunks.reader().unwrap();
             let (mut seen, mut before) = (Vec::new(), at.lines);
             let mut lines = ChunkLines::default();
-            for index in 0..chunks.chunk_count() {
+            for index in 0..chunks.chunk_count().unwrap().count {
                 reader.read(index, &mut lines).unwrap();
                 for (i, (offset, _, _)) in lines.lines.iter().enumerate() {
                     seen.push((String::from_utf8_lossy(lines.line(i)).into_owned(), before + offset));

@@ -83,6 +83,10 @@ impl Source for KafkaSource {
     fn partition_count(&self) -> u32 {
         self.partitions
     }
+    /// A topic of one partition is read on a thread of its own and parsed by every worker.
+    fn fed_to_every_worker(&self) -> bool {
+        true
+    }
     fn open(&self, indexes: &[u32], from: &[(u32, PartitionPosition)]) -> Result<OwnedPartitions, SourceError> {
         open_partitions(&self.kafka, &self.source, indexes, from)
     }

@@ -1,6 +1,7 @@
-//! The event source of a partition read by every worker of a process (a file): each worker reads
-//! and parses the chunks it owns, publishes their summaries, and judges each chunk once every
-//! earlier chunk's summary is in (`chunks`), so the decisions are a single reader's.
+//! The event source of a partition read by every worker of a process (a file, or a live input
+//! cut into chunks by a reader thread, `feed`): each worker reads and parses the chunks it owns,
+//! publishes their summaries, and judges each chunk once every earlier chunk's summary is in
+//! (`chunks`), so the decisions are a single reader's.
 //!
 //! Everything judged from chunk `c` is sent at the epoch of the watermark before its first input,
 //! a time that depends on the file alone: the records, dead letters and their order are the same
@@ -15,23 +16,32 @@
 //! partition's position — the byte offset where that chunk starts, the lines before it and the
 //! largest timestamp before it, the same record a single reader writes — and a resumed run cuts
 //! its chunks from there, with any number of workers.
+//!
+//! A live input may go quiet. A single reader's capability then follows the wall clock (the
+//! idleness rule of `event_source::worker_watermark`), and what arrives later is judged against
+//! it. Here a worker with every chunk cut so far judged asks the input to append a floor chunk
+//! instead (`ChunkedInput::raise_floor`), with the same value; the capabilities follow it as they
+//! follow any chunk, and what arrives after it is judged against it.
 
 use crate::admission::{Clock, Judge};
 use crate::chunks::{ChunkReader, ChunkTable, ChunkedInput, ParsedChunk, Prefix};
-use crate::control::{Counters, RunControl};
+use crate::control::{Counters, RunControl, wall_clock_ms};
 use crate::operators::event_source::{
-    PartitionSnapshot, SourceContext, SourceOperator, SourceStreams, Told, advance_caps, lagging, source_caps,
+    LIVE_WINDOW_MS, PartitionSnapshot, SourceContext, SourceOperator, SourceStreams, Told, advance_caps, lagging,
+    source_caps,
 };
 use crate::window::epoch_of;
 use std::collections::VecDeque;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use timely::dataflow::Scope;
 
 /// How soon a worker waiting for another's chunk summary, or held back by slow sinks, looks again.
 const WAIT_INTERVAL: Duration = Duration::from_millis(1);
 /// How many chunks a worker parses ahead of the one it is waiting to judge.
 const PARSE_AHEAD: usize = 4;
+/// How often an input's backlog (a Kafka partition's lag) is reported.
+const BACKLOG_REPORT_EVERY: Duration = Duration::from_secs(1);
 
 /// One worker's share of a chunked partition.
 pub struct ChunkShare {
@@ -52,7 +62,8 @@ pub struct ChunkShare {
 impl ChunkShare {
     /// The shares of `readers` workers of one input whose first chunk follows `start`.
     pub fn split(partition: u32, input: Arc<dyn ChunkedInput>, readers: usize, start: Prefix) -> Vec<ChunkShare> {
-        let table = Arc::new(ChunkTable::new(input.chunk_count()));
+        // Folders of the summaries: each reader's prefix, and the checkpoints' cut (the last).
+        let table = Arc::new(ChunkTable::new(readers.max(1) + 1));
         (0..readers.max(1))
             .map(|reader| ChunkShare {
                 partition,
@@ -90,10 +101,6 @@ struct ChunkState {
 }
 
 impl ChunkState {
-    fn chunk_count(&self) -> u64 {
-        self.share.table.len()
-    }
-
     /// The oldest chunk of this worker's not yet judged (the chunk count when none is left).
     fn oldest_unjudged(&self) -> u64 {
         self.parsed.front().map_or(self.next_own, |c| c.index)
@@ -136,17 +143,30 @@ pub fn chunked_source<'s>(scope: Scope<'s, u64>, spec: ChunkedSourceSpec) -> Sou
         let epoch = watermark.epoch.0;
         let max_bytes = engine.max_event_bytes.get();
         let max_future_skew = watermark.max_future_skew.0.map(|skew| skew.0);
+        let idle_timeout = watermark.idle_timeout.as_duration();
+        let mut share = share;
+        // A resumed run's capability starts at its checkpoint's time, and a single reader judges
+        // against it: nothing before it is on time any more.
+        share.start.floor = share.start.floor.max(hooks.resumed_at);
         if share.reader == 0 {
-            // The partition's position at a checkpoint: the cut at its time.
-            let (table, start) = (share.table.clone(), share.start);
-            hooks.share((), move |_, taken| {
-                let cut = start.cut(&table, taken.time, out_of_orderness, epoch);
-                taken.partitions.push(PartitionSnapshot {
-                    index: share.partition,
-                    position: cut.position(),
-                    max_timestamp: cut.max_timestamp,
-                });
-            });
+            // The partition's position at a checkpoint: the cut at its time, folded on from the
+            // last checkpoint's (their times only grow).
+            let (table, cut_folder, partition) = (share.table.clone(), share.readers, share.partition);
+            match hooks.enabled() {
+                true => {
+                    hooks.share(share.start, move |last, taken| {
+                        let cut = last.cut(&table, taken.time, out_of_orderness, epoch);
+                        *last = cut;
+                        table.folded(cut_folder, cut.next);
+                        taken.partitions.push(PartitionSnapshot {
+                            index: partition,
+                            position: cut.position(),
+                            max_timestamp: cut.max_timestamp,
+                        });
+                    });
+                }
+                false => table.folded(cut_folder, u64::MAX),
+            }
         }
         let mut state = match share.input.reader() {
             Ok(reader) => Some(ChunkState {
@@ -166,6 +186,7 @@ pub fn chunked_source<'s>(scope: Scope<'s, u64>, spec: ChunkedSourceSpec) -> Sou
         let caps = source_caps(capabilities, hooks.resumed_at);
         let mut caps = state.as_ref().map(|_| caps);
         let (mut pending, mut letters) = (Vec::new(), Vec::new());
+        let mut backlog_reported: Option<Instant> = None;
 
         move |_frontiers| {
             let (Some((event_cap, dead_cap, watermark_cap)), Some(state)) = (caps.as_mut(), state.as_mut()) else {
@@ -182,8 +203,16 @@ pub fn chunked_source<'s>(scope: Scope<'s, u64>, spec: ChunkedSourceSpec) -> Sou
                 activator.activate_after(WAIT_INTERVAL);
                 return;
             }
+            let count = match state.share.input.chunk_count() {
+                Ok(count) => count,
+                Err(e) => {
+                    control.fail(format!("source partition {}: {e}", state.share.partition));
+                    caps = None;
+                    return;
+                }
+            };
             let mut progressed = false;
-            if state.parsed.len() < PARSE_AHEAD && state.next_own < state.chunk_count() {
+            if state.parsed.len() < PARSE_AHEAD && state.next_own < count.count {
                 if let Err(e) = state.parse_next(max_bytes, Clock::now(max_future_skew), &control) {
                     control.fail(e);
                     caps = None;
@@ -217,11 +246,23 @@ pub fn chunked_source<'s>(scope: Scope<'s, u64>, spec: ChunkedSourceSpec) -> Sou
                 progressed = true;
             }
             let upto = state.oldest_unjudged();
-            if upto >= state.chunk_count() {
+            if count.complete && upto >= count.count {
                 caps = None;
                 return;
             }
             state.prefix.advance(&state.share.table, upto);
+            state.share.table.folded(state.share.reader, state.prefix.next);
+            if !progressed && state.prefix.next >= count.count {
+                // Everything cut so far is judged: the input is quiet (or slower than the workers).
+                let floor = idle_floor(&state.prefix, wall_clock_ms(), out_of_orderness, idle_timeout, epoch);
+                progressed = floor.is_some_and(|floor| state.share.input.raise_floor(idle_timeout, floor));
+            }
+            if state.share.reader == 0 && backlog_reported.is_none_or(|at| at.elapsed() >= BACKLOG_REPORT_EVERY) {
+                backlog_reported = Some(Instant::now());
+                if let Some(backlog) = state.share.input.backlog() {
+                    control.counters.kafka_lag.set(&state.share.partition.to_string(), backlog);
+                }
+            }
             let w = state.prefix.watermark(out_of_orderness);
             control.watermarks.publish(worker, w);
             if state.told.anew(w, epoch) {
@@ -237,4 +278,40 @@ pub fn chunked_source<'s>(scope: Scope<'s, u64>, spec: ChunkedSourceSpec) -> Sou
     });
 
     streams
+}
+
+/// The floor a quiet live input is raised to: the time a single reader's capability follows when
+/// its only partition is idle (`event_source::worker_watermark`: the wall clock less the
+/// out-of-orderness and the idle timeout, in epochs), if that is above the watermark now, and
+/// only for live data — what was read is within `LIVE_WINDOW_MS` of the wall clock; a replay of
+/// old events holds, as a single reader does.
+fn idle_floor(prefix: &Prefix, wall: u64, out_of_orderness: u64, idle_timeout: Duration, epoch: u64) -> Option<u64> {
+    prefix.max_timestamp?;
+    if wall.saturating_sub(prefix.seen(out_of_orderness)) >= LIVE_WINDOW_MS {
+        return None;
+    }
+    let idle = u64::try_from(idle_timeout.as_millis()).unwrap_or(u64::MAX);
+    let floor = epoch_of(wall.saturating_sub(out_of_orderness.saturating_add(idle)), epoch);
+    (floor > epoch_of(prefix.watermark(out_of_orderness), epoch)).then_some(floor)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const WALL: u64 = 1_764_230_400_000;
+
+    #[test]
+    fn a_quiet_live_input_is_raised_to_the_single_readers_idle_watermark() {
+        let prefix = |max| Prefix { max_timestamp: max, ..Prefix::default() };
+        let idle = Duration::from_secs(10);
+        // A single reader: wall - out_of_orderness - idle_timeout, as an epoch.
+        assert_eq!(idle_floor(&prefix(Some(WALL - 60_000)), WALL + 500, 5_000, idle, 1_000), Some(WALL - 15_000));
+        assert_eq!(idle_floor(&prefix(Some(WALL - 7 * 86_400_000)), WALL, 5_000, idle, 1_000), None, "a replay holds");
+        assert_eq!(idle_floor(&prefix(None), WALL, 5_000, idle, 1_000), None, "nothing read: nothing to follow");
+        assert_eq!(idle_floor(&prefix(Some(WALL)), WALL, 5_000, idle, 1_000), None, "not above the watermark");
+        let raised = Prefix { floor: WALL - 15_000, ..prefix(Some(WALL - 60_000)) };
+        assert_eq!(idle_floor(&raised, WALL + 500, 5_000, idle, 1_000), None, "raised already");
+        assert_eq!(idle_floor(&raised, WALL + 1_000, 5_000, idle, 1_000), Some(WALL - 14_000), "an epoch later");
+    }
 }

@@ -33,7 +33,7 @@ use timely::dataflow::{ProbeHandle, Scope, StreamVec};
 /// How soon a source with nothing to read looks again.
 const POLL_INTERVAL: Duration = Duration::from_millis(1);
 /// Data whose watermark is within this much of the wall clock counts as live.
-const LIVE_WINDOW_MS: u64 = 5 * 60_000;
+pub(crate) const LIVE_WINDOW_MS: u64 = 5 * 60_000;
 /// How soon a source held back by slow sinks looks again.
 const BACKPRESSURE_INTERVAL: Duration = Duration::from_millis(1);
 
