@@ -73,6 +73,10 @@ struct FeedState {
     spare: Vec<ChunkLines>,
     /// The feed was dropped: the reader thread leaves.
     closing: bool,
+    /// What was cut: chunks with inputs, inputs, and how often the thread waited for room.
+    cut_chunks: u64,
+    cut_inputs: u64,
+    waited: u64,
 }
 
 impl ChunkFeed {
@@ -96,6 +100,9 @@ impl ChunkFeed {
                 backlog: None,
                 spare: Vec::new(),
                 closing: false,
+                cut_chunks: 0,
+                cut_inputs: 0,
+                waited: 0,
             }),
             room: Condvar::new(),
         });
@@ -111,7 +118,16 @@ impl ChunkFeed {
 
 impl Drop for ChunkFeed {
     fn drop(&mut self) {
-        self.shared.lock().closing = true;
+        let mut state = self.shared.lock();
+        state.closing = true;
+        tracing::debug!(
+            chunks = state.cut_chunks,
+            inputs = state.cut_inputs,
+            floors = state.count - state.cut_chunks,
+            waited_for_room = state.waited,
+            "the source's reader thread is done"
+        );
+        drop(state);
         self.shared.room.notify_all();
         let thread = self.thread.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).take();
         if let Some(thread) = thread {
@@ -179,11 +195,16 @@ impl FeedThread {
         chunk.span = after.lines.wrapping_sub(before.lines);
         chunk.end = after.next;
         let mut state = self.shared.lock();
+        if state.waiting.len() >= self.max_waiting {
+            state.waited += 1;
+        }
         while state.waiting.len() >= self.max_waiting && !state.closing {
             state = self.shared.room.wait_timeout(state, ROOM_CHECK).unwrap_or_else(|p| p.into_inner()).0;
         }
         if !chunk.lines.is_empty() {
             state.last_input = Instant::now();
+            state.cut_chunks += 1;
+            state.cut_inputs += chunk.lines.len() as u64;
         }
         if !chunk.lines.is_empty() || after != before {
             let index = state.count;

@@ -355,8 +355,70 @@ pub struct LinePartition {
 }
 
 enum LineInput {
-    File { reader: BufReader<File>, path: String },
-    Channel(Receiver<std::io::Result<Vec<u8>>>),
+    File {
+        reader: BufReader<File>,
+        path: String,
+    },
+    /// Lines from a helper thread, in batches, with the batch being delivered and how many of
+    /// its lines were.
+    Channel {
+        receiver: Receiver<std::io::Result<LineBatch>>,
+        batch: LineBatch,
+        delivered: usize,
+    },
+}
+
+/// Lines read by a helper thread, sent together: one allocation and one message for as many
+/// lines as the input had ready (up to [`BATCH_BYTES`]), not one a line.
+#[derive(Default)]
+struct LineBatch {
+    bytes: Vec<u8>,
+    /// Where each line ends in `bytes`.
+    ends: Vec<usize>,
+}
+
+impl LineBatch {
+    fn line(&self, i: usize) -> &[u8] {
+        let start = if i == 0 { 0 } else { self.ends[i - 1] };
+        &self.bytes[start..self.ends[i]]
+    }
+}
+
+/// How many bytes of lines a helper thread gathers before it sends them.
+const BATCH_BYTES: usize = 64 * 1024;
+/// How many batches may wait for the partition to take them.
+const BATCHES_WAITING: usize = 16;
+
+/// The helper thread: reads lines and sends them in batches, each as soon as the next read could
+/// block (nothing left in the buffer), so a live input's lines are not held back.
+fn send_lines(read: impl Read, max_bytes: usize, sender: std::sync::mpsc::SyncSender<std::io::Result<LineBatch>>) {
+    let mut reader = BufReader::with_capacity(1 << 20, read);
+    let mut batch = LineBatch::default();
+    loop {
+        match append_counted_line(&mut reader, &mut batch.bytes, max_bytes) {
+            Ok(0) => {
+                if !batch.ends.is_empty() {
+                    let _ = sender.send(Ok(batch));
+                }
+                return;
+            }
+            Ok(_) => {
+                batch.ends.push(batch.bytes.len());
+                if (batch.bytes.len() >= BATCH_BYTES || reader.buffer().is_empty())
+                    && sender.send(Ok(std::mem::take(&mut batch))).is_err()
+                {
+                    return;
+                }
+            }
+            Err(e) => {
+                if !batch.ends.is_empty() {
+                    let _ = sender.send(Ok(std::mem::take(&mut batch)));
+                }
+                let _ = sender.send(Err(e));
+                return;
+            }
+        }
+    }
 }
 
 impl LinePartition {
@@ -383,26 +445,15 @@ impl LinePartition {
 
     /// Reads any blocking reader on a helper thread.
     pub fn from_reader(read: impl Read + Send + 'static, max_bytes: usize) -> LinePartition {
-        let (sender, receiver) = sync_channel(4_096);
-        std::thread::spawn(move || {
-            let mut reader = BufReader::new(read);
-            loop {
-                let mut line = Vec::new();
-                match read_bounded_line(&mut reader, &mut line, max_bytes) {
-                    Ok(true) => {
-                        if sender.send(Ok(line)).is_err() {
-                            return;
-                        }
-                    }
-                    Ok(false) => return,
-                    Err(e) => {
-                        let _ = sender.send(Err(e));
-                        return;
-                    }
-                }
-            }
-        });
-        LinePartition { input: LineInput::Channel(receiver), line_number: 0, consumed: 0, line: Vec::new(), max_bytes }
+        let (sender, receiver) = sync_channel(BATCHES_WAITING);
+        std::thread::spawn(move || send_lines(read, max_bytes, sender));
+        LinePartition {
+            input: LineInput::Channel { receiver, batch: LineBatch::default(), delivered: 0 },
+            line_number: 0,
+            consumed: 0,
+            line: Vec::new(),
+            max_bytes,
+        }
     }
 }
 
@@ -426,18 +477,23 @@ impl Partition for LinePartition {
                         emit(&self.line, self.line_number);
                     }
                 }
-                LineInput::Channel(receiver) => match receiver.try_recv() {
-                    Ok(Ok(line)) => {
-                        self.line_number += 1;
-                        self.consumed += line.len() as u64 + 1;
-                        if !is_blank(&line) {
-                            emit(&line, self.line_number);
+                LineInput::Channel { receiver, batch, delivered } => {
+                    if *delivered == batch.ends.len() {
+                        match receiver.try_recv() {
+                            Ok(Ok(next)) => (*batch, *delivered) = (next, 0),
+                            Ok(Err(source)) => return Err(SourceError::Io { what: "stdin".to_owned(), source }),
+                            Err(TryRecvError::Empty) => return Ok(Poll::Pending),
+                            Err(TryRecvError::Disconnected) => return Ok(Poll::Finished),
                         }
                     }
-                    Ok(Err(source)) => return Err(SourceError::Io { what: "stdin".to_owned(), source }),
-                    Err(TryRecvError::Empty) => return Ok(Poll::Pending),
-                    Err(TryRecvError::Disconnected) => return Ok(Poll::Finished),
-                },
+                    let line = batch.line(*delivered);
+                    *delivered += 1;
+                    self.line_number += 1;
+                    self.consumed += line.len() as u64 + 1;
+                    if !is_blank(line) {
+                        emit(line, self.line_number);
+                    }
+                }
             }
         }
         Ok(Poll::Ready)
