@@ -58,8 +58,9 @@ fn assert_same_output(dir: &Path, what: &str) {
     }
 }
 
+/// `rtsa run`, logging how it reads its source.
 fn run(config: &Path, args: &[&str]) -> std::process::Output {
-    rtsa().arg("run").arg("--config").arg(config).args(args).output().unwrap()
+    rtsa().arg("run").arg("--config").arg(config).args(args).env("RUST_LOG", "rtsa::run=info").output().unwrap()
 }
 
 #[test]
@@ -120,6 +121,7 @@ fn run_and_kill(config: &Path, args: &[&str], wait: impl FnOnce()) -> String {
         .arg("--config")
         .arg(config)
         .args(args)
+        .env("RUST_LOG", "rtsa::run=info")
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
@@ -139,9 +141,17 @@ fn dead_letters_of(topic: &str) -> Vec<String> {
 
 #[test]
 fn kafka_topics_hold_every_record_once_across_kill_9_without_broker_transactions() {
+    // Three partitions, each read by its owner; one partition, cut into chunks by a reader
+    // thread and parsed by every worker (read by the one worker of the 1-worker restart).
+    for partitions in [3, 1] {
+        every_record_once_across_kill_9(partitions);
+    }
+}
+
+fn every_record_once_across_kill_9(partitions: u32) {
     let services = crate::services_or_skip!();
     let dir = tempfile::tempdir().unwrap();
-    let (topics, plain) = crate::kafka::setup(dir.path(), "ckpt-kafka", 3);
+    let (topics, plain) = crate::kafka::setup(dir.path(), &format!("ckpt-kafka-p{partitions}"), partitions);
     crate::kafka::produce(dir.path(), &topics.events, 60_000);
     // The same pipeline with checkpoints, into topics of its own (created at its start).
     let (metrics, dead) = (unique("ckpt-kafka-metrics-cp"), unique("ckpt-kafka-dl-cp"));
@@ -179,9 +189,11 @@ fn kafka_topics_hold_every_record_once_across_kill_9_without_broker_transactions
     }
     let last = run(&checkpointed, &["--workers", "2"]);
     said += &String::from_utf8_lossy(&last.stderr);
-    assert!(last.status.success(), "{said}");
+    assert!(last.status.success(), "{partitions} partitions: {said}");
     let resumed = said.matches("resuming from checkpoint").count();
-    assert!(resumed >= 2, "the restarts resumed from checkpoints ({resumed} times): {said}");
+    assert!(resumed >= 2, "{partitions} partitions: the restarts resumed from checkpoints ({resumed} times): {said}");
+    let fed = said.matches("reading the source on a thread of its own").count();
+    assert_eq!(fed, if partitions == 1 { 4 } else { 0 }, "runs of 2 and 3 workers feed one partition: {said}");
 
     // Every metrics record once (read back with kafka-python), each equal to the reference.
     let records = crate::kafka::metrics_of(&metrics);
@@ -191,7 +203,7 @@ fn kafka_topics_hold_every_record_once_across_kill_9_without_broker_transactions
     let total = keys.len();
     keys.dedup();
     assert_eq!(keys.len(), total, "no metrics record twice");
-    crate::kafka::assert_matches_reference(&topics.events, 3, &records);
+    crate::kafka::assert_matches_reference(&topics.events, partitions, &records);
     assert_eq!(comparable(&records), comparable(&crate::kafka::metrics_of(&topics.metrics)));
     // Dead letters once each too: the same as the run without crashes.
     let expected = dead_letters_of(&topics.dead_letters);
