@@ -248,7 +248,7 @@ fn chunked_input(
     let positions: Vec<(u32, PartitionPosition)> = resumed.map(|at| (0, at)).into_iter().collect();
     let Some((_, partition)) = source.open(&[0], &positions)?.pop() else { return Ok(None) };
     let chunk_bytes = usize::try_from(config.pipeline.engine.read_chunk_bytes.get()).unwrap_or(usize::MAX);
-    // Two chunks a worker wait at most: one being parsed ahead, one more to take.
+    // At most two chunks a worker wait to be taken (each worker parses up to four ahead besides).
     let feed = ChunkFeed::start(partition, from, chunk_bytes, 2 * workers)?;
     tracing::info!(
         source = source.kind().name,

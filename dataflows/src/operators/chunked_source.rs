@@ -27,8 +27,8 @@ use crate::admission::{Clock, Judge};
 use crate::chunks::{ChunkReader, ChunkTable, ChunkedInput, ParsedChunk, Prefix};
 use crate::control::{Counters, RunControl, wall_clock_ms};
 use crate::operators::event_source::{
-    LIVE_WINDOW_MS, PartitionSnapshot, SourceContext, SourceOperator, SourceStreams, Told, advance_caps, lagging,
-    source_caps,
+    PartitionSnapshot, SourceContext, SourceOperator, SourceStreams, Told, advance_caps, lagging, source_caps,
+    wall_clock_watermark,
 };
 use crate::window::epoch_of;
 use std::collections::VecDeque;
@@ -281,17 +281,13 @@ pub fn chunked_source<'s>(scope: Scope<'s, u64>, spec: ChunkedSourceSpec) -> Sou
 }
 
 /// The floor a quiet live input is raised to: the time a single reader's capability follows when
-/// its only partition is idle (`event_source::worker_watermark`: the wall clock less the
-/// out-of-orderness and the idle timeout, in epochs), if that is above the watermark now, and
-/// only for live data — what was read is within `LIVE_WINDOW_MS` of the wall clock; a replay of
-/// old events holds, as a single reader does.
+/// its only partition is idle (`event_source::wall_clock_watermark`, in epochs), if that is
+/// above the watermark now; `None` before anything was read and for a replay of old events.
 fn idle_floor(prefix: &Prefix, wall: u64, out_of_orderness: u64, idle_timeout: Duration, epoch: u64) -> Option<u64> {
     prefix.max_timestamp?;
-    if wall.saturating_sub(prefix.seen(out_of_orderness)) >= LIVE_WINDOW_MS {
-        return None;
-    }
     let idle = u64::try_from(idle_timeout.as_millis()).unwrap_or(u64::MAX);
-    let floor = epoch_of(wall.saturating_sub(out_of_orderness.saturating_add(idle)), epoch);
+    let watermark = wall_clock_watermark(wall, prefix.seen(out_of_orderness), out_of_orderness, idle)?;
+    let floor = epoch_of(watermark, epoch);
     (floor > epoch_of(prefix.watermark(out_of_orderness), epoch)).then_some(floor)
 }
 

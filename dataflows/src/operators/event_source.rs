@@ -33,7 +33,7 @@ use timely::dataflow::{ProbeHandle, Scope, StreamVec};
 /// How soon a source with nothing to read looks again.
 const POLL_INTERVAL: Duration = Duration::from_millis(1);
 /// Data whose watermark is within this much of the wall clock counts as live.
-pub(crate) const LIVE_WINDOW_MS: u64 = 5 * 60_000;
+const LIVE_WINDOW_MS: u64 = 5 * 60_000;
 /// How soon a source held back by slow sinks looks again.
 const BACKPRESSURE_INTERVAL: Duration = Duration::from_millis(1);
 
@@ -310,11 +310,17 @@ pub fn worker_watermark(
     match (active, peer) {
         (Some(watermark), _) => watermark,
         (None, Some(peer)) => peer,
-        (None, None) if wall.saturating_sub(seen) < LIVE_WINDOW_MS => {
-            wall.saturating_sub(out_of_orderness.saturating_add(idle_timeout))
-        }
-        (None, None) => held,
+        (None, None) => wall_clock_watermark(wall, seen, out_of_orderness, idle_timeout).unwrap_or(held),
     }
+}
+
+/// The watermark of a source whose partitions are all idle and that has no other worker to
+/// follow: the wall clock less the out-of-orderness and the idle timeout, but only for live data
+/// — what it has `seen` (its most advanced watermark) is within [`LIVE_WINDOW_MS`] of the wall
+/// clock; `None` for a replay of old events, which holds where it is.
+pub(crate) fn wall_clock_watermark(wall: u64, seen: u64, out_of_orderness: u64, idle_timeout: u64) -> Option<u64> {
+    (wall.saturating_sub(seen) < LIVE_WINDOW_MS)
+        .then(|| wall.saturating_sub(out_of_orderness.saturating_add(idle_timeout)))
 }
 
 /// What an event source produces.
