@@ -88,7 +88,9 @@ pub struct EngineConfig {
     #[serde(default = "default_max_inflight_epochs")]
     pub max_inflight_epochs: NonZeroU64,
     /// A file (or a regular file on stdin) is cut into chunks of about this many bytes, at line
-    /// boundaries, which the workers of the process read and parse side by side.
+    /// boundaries, which the workers of the process read and parse side by side; a pipe or a
+    /// Kafka topic of one partition is cut into chunks of at most about this many bytes as it
+    /// arrives (smaller when the input has nothing more for now).
     #[serde(default = "default_read_chunk_bytes")]
     pub read_chunk_bytes: NonZeroU64,
     /// Pin each worker thread to its own core (worker `i` to core `i mod cores`) when a process
