@@ -312,7 +312,8 @@ impl Source for StdinSource {
     }
     /// A regular file redirected to standard input (`rtsa run < events.jsonl`) is read in chunks
     /// by every worker from where standard input stands, as a file source is; a pipe or a
-    /// terminal has no length to cut and is read in order by one worker.
+    /// terminal has no length to cut: it is read in order, by one worker or by a reader thread
+    /// that cuts it into chunks as it arrives (`fed_to_every_worker`).
     fn chunked(&self, from: PartitionPosition) -> Result<Option<Arc<dyn ChunkedInput>>, SourceError> {
         use std::os::fd::AsFd;
         fresh_stdin(from)?;

@@ -1,6 +1,6 @@
 //! Window rules (threshold, z-score) on final window records, exchanged by (aggregation, key),
 //! judged and deduplicated per (rule, key) as they arrive ([`WindowJudge`]). A key's records come
-//! from one worker (the one whose `reduce` owns the key) in the order of their window ends, so
+//! from one worker (the one that merges the key's window results) in the order of their window ends, so
 //! histories, cooldowns and results are the same for any number of workers — without waiting
 //! for another frontier, which keeps window alerts within milliseconds of the watermark.
 
