@@ -372,11 +372,11 @@ impl OwnBroker {
         let status = Command::new("kill").args([signal, &self.child.id().to_string()]).status().unwrap();
         assert!(status.success());
     }
-    /// Runs `rtsa run --config config` while the broker stops answering (SIGSTOP) for 2 s,
-    /// `after` into the run; returns once the run has finished, successfully.
-    fn stall_during_run(&self, config: &Path, after: std::time::Duration) {
+    /// Runs `rtsa run --config config --workers workers` while the broker stops answering
+    /// (SIGSTOP) for 2 s, `after` into the run; returns once the run has finished, successfully.
+    fn stall_during_run(&self, config: &Path, workers: u32, after: std::time::Duration) {
         let mut run = rtsa()
-            .args(["run", "--config"])
+            .args(["run", "--workers", &workers.to_string(), "--config"])
             .arg(config)
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::piped())
@@ -435,7 +435,7 @@ sinks:
         rtsa().args(["topics", "create", "--brokers", &broker.address, "--config"]).arg(&config).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     // The broker stops answering for 2 s in the middle of the run, then resumes.
-    broker.stall_during_run(&config, std::time::Duration::from_millis(1_500));
+    broker.stall_during_run(&config, 1, std::time::Duration::from_millis(1_500));
 
     let written = crate::engine::read_jsonl(&jsonl);
     assert!(written.len() > 20, "{} records", written.len());
@@ -450,47 +450,52 @@ sinks:
 fn a_stalled_broker_pauses_the_source_and_the_results_are_unchanged() {
     crate::services_or_skip!();
     let broker = OwnBroker::start();
-    let dir = tempfile::tempdir().unwrap();
-    let config_for = |name: &str| {
-        let path = dir.path().join(format!("{name}.yaml"));
-        std::fs::write(
-            &path,
-            format!(
-                r#"
-source: {{ kind: kafka, topic: stall-events, group_id: {name}, start: earliest, stop_at: end }}
-kafka: {{ bootstrap_servers: "{brokers}", partitions: 2 }}
+    // Two partitions read by one worker; one partition fed to two workers by a reader thread.
+    for (partitions, workers) in [(2, 1), (1, 2)] {
+        let dir = tempfile::tempdir().unwrap();
+        let topic = format!("stall-events-p{partitions}");
+        let config_for = |name: &str| {
+            let path = dir.path().join(format!("{name}.yaml"));
+            std::fs::write(
+                &path,
+                format!(
+                    r#"
+source: {{ kind: kafka, topic: {topic}, group_id: {name}, start: earliest, stop_at: end }}
+kafka: {{ bootstrap_servers: "{brokers}", partitions: {partitions} }}
 {aggregations}
 sinks:
   metrics: [ {{ kind: jsonl, path: "{metrics}" }} ]
   dead_letter: {{ kind: jsonl, path: "{dead}" }}
 "#,
-                brokers = broker.address,
-                aggregations = crate::engine::aggregations_yaml(),
-                metrics = dir.path().join(format!("{name}-metrics.jsonl")).display(),
-                dead = dir.path().join(format!("{name}-dl.jsonl")).display()
-            ),
-        )
-        .unwrap();
-        path
-    };
-    let (calm, stalled) = (config_for("calm"), config_for("stalled"));
-    let out = rtsa().args(["topics", "create", "--brokers", &broker.address, "--config"]).arg(&calm).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let out = rtsa()
-        .args(["produce", "--brokers", &broker.address, "--topic", "stall-events", "--count", "300000"])
-        .args(["--start-ms", "1764230400000", "--event-time-rate", "2000", "--seed", "8"])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let out = rtsa().args(["run", "--config"]).arg(&calm).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+                    brokers = broker.address,
+                    aggregations = crate::engine::aggregations_yaml(),
+                    metrics = dir.path().join(format!("{name}-metrics.jsonl")).display(),
+                    dead = dir.path().join(format!("{name}-dl.jsonl")).display()
+                ),
+            )
+            .unwrap();
+            path
+        };
+        let (calm, stalled) = (config_for("calm"), config_for("stalled"));
+        let out =
+            rtsa().args(["topics", "create", "--brokers", &broker.address, "--config"]).arg(&calm).output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let out = rtsa()
+            .args(["produce", "--brokers", &broker.address, "--topic", &topic, "--count", "300000"])
+            .args(["--start-ms", "1764230400000", "--event-time-rate", "2000", "--seed", "8"])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let out = rtsa().args(["run", "--config"]).arg(&calm).output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
 
-    // The same topic again, the broker stopped (SIGSTOP) for 2 s while the source reads.
-    broker.stall_during_run(&stalled, std::time::Duration::from_millis(200));
-    let read = |name: &str| crate::engine::read_jsonl(&dir.path().join(format!("{name}-metrics.jsonl")));
-    let (before, after) = (read("calm"), read("stalled"));
-    assert!(before.len() > 1_000, "{}", before.len());
-    assert_eq!(comparable(&before), comparable(&after));
+        // The same topic again, the broker stopped (SIGSTOP) for 2 s while the source reads.
+        broker.stall_during_run(&stalled, workers, std::time::Duration::from_millis(200));
+        let read = |name: &str| crate::engine::read_jsonl(&dir.path().join(format!("{name}-metrics.jsonl")));
+        let (before, after) = (read("calm"), read("stalled"));
+        assert!(before.len() > 1_000, "{}", before.len());
+        assert_eq!(comparable(&before), comparable(&after), "{partitions} partitions, {workers} workers");
+    }
 }
 
 /// A config reading `events` to its end and writing metrics, alerts (to `kafka.alerts_topic`)
