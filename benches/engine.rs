@@ -1,10 +1,14 @@
-//! Criterion benches: the parser, window assignment, the percentile scan, and the whole pipeline
-//! on 100k events.
+//! Criterion benches: the parser, window assignment, the percentile scan, a partition cut into
+//! chunks by a reader thread, and the whole pipeline on 100k events (four partitions, and one
+//! partition read by one worker or fed to two).
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use dataflows::chunks::{ChunkLines, ChunkedInput};
 use dataflows::control::RunControl;
 use dataflows::event::{parse_event, parse_event_by_serde};
-use dataflows::memory::MemorySource;
+use dataflows::feed::ChunkFeed;
+use dataflows::memory::{MemoryPartition, MemorySource};
+use dataflows::source::{OwnedPartitions, PartitionPosition, Source, SourceError, SourceKind};
 use dataflows::stats::{PartialStats, percentile_buckets};
 use dataflows::window::FixedWindows;
 use rtsa::config::Config;
@@ -90,5 +94,74 @@ fn pipeline(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, parser, windows, percentiles, pipeline);
+/// A partition cut into 1 MiB chunks by a reader thread and every chunk taken, as a worker takes
+/// its own: the reader thread's cost per input, without the parsing.
+fn feed(c: &mut Criterion) {
+    let lines = rtsa::sources::generator::generate_partitions(100_000, 1, 7, 10_000).remove(0);
+    let mut group = c.benchmark_group("feed");
+    group.throughput(Throughput::Elements(lines.len() as u64));
+    group.bench_function("100k inputs cut into 1 MiB chunks and taken", |b| {
+        b.iter(|| {
+            let partition = Box::new(MemoryPartition::new(lines.clone(), 0));
+            let feed = ChunkFeed::start(partition, PartitionPosition::default(), 1 << 20, 4).unwrap();
+            let mut reader = feed.reader().unwrap();
+            let (mut chunk, mut next, mut inputs) = (ChunkLines::default(), 0, 0);
+            loop {
+                let count = feed.chunk_count().unwrap();
+                while next < count.count {
+                    reader.read(next, &mut chunk).unwrap();
+                    inputs += chunk.lines.len();
+                    next += 1;
+                }
+                if count.complete && next == count.count {
+                    break;
+                }
+                std::thread::yield_now();
+            }
+            assert_eq!(inputs, lines.len());
+        })
+    });
+    group.finish();
+}
+
+/// An in-memory source of one partition that asks to be fed to every worker, as a pipe and a
+/// Kafka topic of one partition do.
+struct Fed(MemorySource);
+
+impl Source for Fed {
+    fn kind(&self) -> SourceKind {
+        self.0.kind()
+    }
+    fn partition_count(&self) -> u32 {
+        self.0.partition_count()
+    }
+    fn fed_to_every_worker(&self) -> bool {
+        true
+    }
+    fn open(&self, indexes: &[u32], from: &[(u32, PartitionPosition)]) -> Result<OwnedPartitions, SourceError> {
+        self.0.open(indexes, from)
+    }
+}
+
+fn one_partition(c: &mut Criterion) {
+    let partitions = rtsa::sources::generator::generate_partitions(100_000, 1, 7, 10_000);
+    let config = Arc::new(Config::embedded_default());
+    let mut group = c.benchmark_group("one partition");
+    group.sample_size(10);
+    group.throughput(Throughput::Elements(100_000));
+    for (name, workers, fed) in [("read by 1 worker", 1, false), ("fed to 2 workers", 2, true)] {
+        group.bench_function(format!("embedded default aggregations, 100k events, {name}"), |b| {
+            b.iter(|| {
+                let memory = MemorySource::new(partitions.clone());
+                let source: Arc<dyn Source> = if fed { Arc::new(Fed(memory)) } else { Arc::new(memory) };
+                let options = RunOptions { workers, ..RunOptions::default() };
+                run::run(config.clone(), &options, source, Output::Count, Arc::new(RunControl::default()), None)
+                    .unwrap()
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, parser, windows, percentiles, feed, pipeline, one_partition);
 criterion_main!(benches);
