@@ -177,6 +177,37 @@ fn the_embedded_default_runs_until_sigint_then_flushes_and_exits_0() {
 }
 
 #[test]
+fn a_named_pipe_is_fed_to_every_worker_as_one_worker_reads_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut text = String::new();
+    for i in 0..6_000u64 {
+        let ts = 1_764_230_400_000 + i * 25 + (i * 7_919) % 9_000;
+        match i % 89 {
+            0 => text.push_str("{broken"),
+            _ => text.push_str(&format!(r#"{{"event_type":"t{}","user_id":"u{}","timestamp":{ts}}}"#, i % 4, i % 30)),
+        }
+        text.push_str(if i % 700 == 0 { "\n\n" } else { "\n" });
+    }
+    let file = dir.path().join("events.jsonl");
+    std::fs::write(&file, &text).unwrap();
+    let source = format!("{{ kind: file, path: {} }}", file.display());
+    let (expected, read) = run_source(dir.path(), "file", &source, Stdio::null(), None, 1);
+    assert_eq!(read, Read::Chunks);
+    assert!(expected[1].iter().any(|d| d.contains(r#""reason":"late""#)), "some events are late");
+    let fifo = dir.path().join("events.fifo");
+    assert!(Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+    let writer = {
+        let (fifo, text) = (fifo.clone(), text.clone());
+        std::thread::spawn(move || std::fs::write(fifo, text).unwrap())
+    };
+    let source = format!("{{ kind: file, path: {} }}", fifo.display());
+    let (fed, read) = run_source(dir.path(), "fifo", &source, Stdio::null(), None, 2);
+    writer.join().unwrap();
+    assert_eq!(read, Read::Feed, "a named pipe has no length to cut: a reader thread cuts it");
+    assert_same(&fed, &expected, "a named pipe, 2 workers");
+}
+
+#[test]
 fn an_idle_live_partition_stops_holding_the_watermark() {
     use std::io::BufRead;
     // One worker reads the pipe in order; two parse the chunks a reader thread cuts, the quiet
@@ -374,11 +405,23 @@ sinks:
 }
 
 /// The metrics and dead letters of `rtsa run` over standard input (`stdin`, written `feed` if it
-/// is a pipe) with `workers` workers and chunks of 4 KiB, times of writing left out; and whether
-/// the run read its input in chunks.
+/// is a pipe) with `workers` workers and chunks of 4 KiB, times of writing left out; and how
+/// the run read its input.
 fn run_stdin(
     dir: &std::path::Path,
     name: &str,
+    stdin: Stdio,
+    feed: Option<&[u8]>,
+    workers: u32,
+) -> ([Vec<String>; 2], Read) {
+    run_source(dir, name, "{ kind: stdin }", stdin, feed, workers)
+}
+
+/// [`run_stdin`] with the config's `source` (a YAML flow mapping).
+fn run_source(
+    dir: &std::path::Path,
+    name: &str,
+    source: &str,
     stdin: Stdio,
     feed: Option<&[u8]>,
     workers: u32,
@@ -389,7 +432,7 @@ fn run_stdin(
         &config,
         format!(
             r#"
-source: {{ kind: stdin }}
+source: {source}
 watermark: {{ max_out_of_orderness: 5s }}
 engine: {{ read_chunk_bytes: 4096 }}
 aggregations:

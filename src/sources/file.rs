@@ -254,14 +254,48 @@ impl Source for FileSource {
         let chunks = FileChunks::open(&self.path, self.chunk_bytes, self.max_bytes, from.next)?;
         Ok(Some(Arc::new(chunks)))
     }
+    /// A named pipe, a device or a file of /proc (what cannot be cut in advance) is read on a
+    /// thread of its own and parsed by every worker.
+    fn fed_to_every_worker(&self) -> bool {
+        true
+    }
     fn open(&self, indexes: &[u32], from: &[(u32, PartitionPosition)]) -> Result<OwnedPartitions, SourceError> {
+        let what = self.path.display().to_string();
+        let regular = std::fs::metadata(&self.path).map_err(|source| SourceError::io(&what, source))?.is_file();
         indexes
             .iter()
             .map(|&p| {
-                let partition = LinePartition::open_file(&self.path, self.max_bytes, start_of(from, p))?;
+                let partition = match regular {
+                    true => LinePartition::open_file(&self.path, self.max_bytes, start_of(from, p))?,
+                    // Its reads (and, for a named pipe, opening it) block until a writer comes:
+                    // a helper thread does them, so a worker never waits on it. Like standard
+                    // input, what was read is gone, so it cannot resume.
+                    false => {
+                        fresh(start_of(from, p), &what)?;
+                        let opening = OpenOnRead { path: self.path.clone(), file: None };
+                        LinePartition::from_reader(opening, self.max_bytes, &what)
+                    }
+                };
                 Ok((p, Box::new(partition) as Box<dyn Partition>))
             })
             .collect()
+    }
+}
+
+/// A file opened by its first read (on the thread that reads it: opening a named pipe waits for
+/// a writer).
+struct OpenOnRead {
+    path: PathBuf,
+    file: Option<File>,
+}
+
+impl Read for OpenOnRead {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let file = match &mut self.file {
+            Some(file) => file,
+            None => self.file.insert(File::open(&self.path)?),
+        };
+        file.read(buf)
     }
 }
 
@@ -292,12 +326,12 @@ impl StdinSource {
     }
 }
 
-/// Refuses to resume standard input from a position.
-fn fresh_stdin(position: PartitionPosition) -> Result<(), SourceError> {
+/// Refuses to resume `what` (standard input, a named pipe) from a position.
+fn fresh(position: PartitionPosition, what: &str) -> Result<(), SourceError> {
     match position == PartitionPosition::default() {
         true => Ok(()),
         false => Err(SourceError::Unsupported {
-            what: "stdin".to_owned(),
+            what: what.to_owned(),
             reason: "cannot resume from a position: what was read is gone".to_owned(),
         }),
     }
@@ -316,7 +350,7 @@ impl Source for StdinSource {
     /// that cuts it into chunks as it arrives (`fed_to_every_worker`).
     fn chunked(&self, from: PartitionPosition) -> Result<Option<Arc<dyn ChunkedInput>>, SourceError> {
         use std::os::fd::AsFd;
-        fresh_stdin(from)?;
+        fresh(from, "stdin")?;
         let what = "stdin".to_owned();
         // A duplicate of the descriptor shares its offset: where a single reader would start.
         let duplicate =
@@ -337,7 +371,7 @@ impl Source for StdinSource {
     fn open(&self, indexes: &[u32], from: &[(u32, PartitionPosition)]) -> Result<OwnedPartitions, SourceError> {
         let mut out: OwnedPartitions = Vec::new();
         for &p in indexes {
-            fresh_stdin(start_of(from, p))?;
+            fresh(start_of(from, p), "stdin")?;
             self.take()?;
             out.push((p, Box::new(LinePartition::stdin(self.max_bytes))));
         }
@@ -363,6 +397,8 @@ enum LineInput {
     /// Lines from a helper thread, in batches, with the batch being delivered and how many of
     /// its lines were.
     Channel {
+        /// What is read (in errors).
+        what: String,
         receiver: Receiver<std::io::Result<LineBatch>>,
         batch: LineBatch,
         delivered: usize,
@@ -441,15 +477,15 @@ impl LinePartition {
 
     /// Reads standard input on a helper thread.
     pub fn stdin(max_bytes: usize) -> LinePartition {
-        LinePartition::from_reader(std::io::stdin(), max_bytes)
+        LinePartition::from_reader(std::io::stdin(), max_bytes, "stdin")
     }
 
-    /// Reads any blocking reader on a helper thread.
-    pub fn from_reader(read: impl Read + Send + 'static, max_bytes: usize) -> LinePartition {
+    /// Reads any blocking reader on a helper thread (`what` names it in errors).
+    pub fn from_reader(read: impl Read + Send + 'static, max_bytes: usize, what: &str) -> LinePartition {
         let (sender, receiver) = sync_channel(BATCHES_WAITING);
         std::thread::spawn(move || send_lines(read, max_bytes, sender));
         LinePartition {
-            input: LineInput::Channel { receiver, batch: LineBatch::default(), delivered: 0 },
+            input: LineInput::Channel { what: what.to_owned(), receiver, batch: LineBatch::default(), delivered: 0 },
             line_number: 0,
             consumed: 0,
             line: Vec::new(),
@@ -478,11 +514,11 @@ impl Partition for LinePartition {
                         emit(&self.line, self.line_number);
                     }
                 }
-                LineInput::Channel { receiver, batch, delivered } => {
+                LineInput::Channel { what, receiver, batch, delivered } => {
                     if *delivered == batch.ends.len() {
                         match receiver.try_recv() {
                             Ok(Ok(next)) => (*batch, *delivered) = (next, 0),
-                            Ok(Err(source)) => return Err(SourceError::Io { what: "stdin".to_owned(), source }),
+                            Ok(Err(source)) => return Err(SourceError::Io { what: what.clone(), source }),
                             Err(TryRecvError::Empty) => return Ok(Poll::Pending),
                             Err(TryRecvError::Disconnected) => return Ok(Poll::Finished),
                         }
@@ -529,7 +565,7 @@ mod tests {
     #[test]
     fn numbers_lines_and_skips_blank_ones() {
         let data = "a\n\n  \nb\n";
-        let mut partition = LinePartition::from_reader(Cursor::new(data.as_bytes().to_vec()), 100);
+        let mut partition = LinePartition::from_reader(Cursor::new(data.as_bytes().to_vec()), 100, "test");
         let mut seen = Vec::new();
         loop {
             match partition
@@ -610,13 +646,31 @@ mod tests {
     }
 
     #[test]
-    fn a_file_that_is_not_regular_is_read_in_order() {
+    fn a_file_that_is_not_regular_is_not_cut_and_never_blocks_a_poll() {
         let source = FileSource::new(Path::new("/dev/null"), 100, 1 << 20);
         assert!(source.chunked(PartitionPosition::default()).unwrap().is_none());
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("events.jsonl");
         std::fs::write(&path, "{}\n").unwrap();
         assert!(FileSource::new(&path, 100, 1 << 20).chunked(PartitionPosition::default()).unwrap().is_some());
+        // A named pipe with no writer yet: opening it would wait, and so would a read; the
+        // helper thread does both, and the partition has nothing for now.
+        let fifo = dir.path().join("events.fifo");
+        assert!(std::process::Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+        let source = FileSource::new(&fifo, 100, 1 << 20);
+        assert!(source.chunked(PartitionPosition::default()).unwrap().is_none());
+        let resumed = [(0, PartitionPosition { next: 3, lines: 1 })];
+        assert!(matches!(source.open(&[0], &resumed), Err(SourceError::Unsupported { .. })), "cannot resume");
+        let mut partition = source.open(&[0], &[]).unwrap().pop().unwrap().1;
+        let mut seen = Vec::new();
+        let mut emit = |bytes: &[u8], line: u64| seen.push((String::from_utf8_lossy(bytes).into_owned(), line));
+        assert_eq!(partition.poll(10, &mut emit).unwrap(), Poll::Pending);
+        let writer = std::thread::spawn(move || std::fs::write(&fifo, "a\n\nb\n").unwrap());
+        while partition.poll(10, &mut emit).unwrap() != Poll::Finished {
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        writer.join().unwrap();
+        assert_eq!(seen, vec![("a".to_owned(), 1), ("b".to_owned(), 3)]);
     }
 
     #[test]
