@@ -68,6 +68,12 @@ fn percentiles(c: &mut Criterion) {
     });
 }
 
+/// The embedded default's pipeline over `source` with `workers` workers, its sinks only counting.
+fn run_embedded_default(config: &Arc<Config>, source: Arc<dyn Source>, workers: usize) -> run::RunSummary {
+    let options = RunOptions { workers, ..RunOptions::default() };
+    run::run(config.clone(), &options, source, Output::Count, Arc::new(RunControl::default()), None).unwrap()
+}
+
 fn pipeline(c: &mut Criterion) {
     let partitions = rtsa::sources::generator::generate_partitions(100_000, 4, 7, 10_000);
     let config = Arc::new(Config::embedded_default());
@@ -76,19 +82,7 @@ fn pipeline(c: &mut Criterion) {
     group.throughput(Throughput::Elements(100_000));
     for workers in [1, 2] {
         group.bench_function(format!("embedded default aggregations, 100k events, {workers} workers"), |b| {
-            b.iter(|| {
-                let control = Arc::new(RunControl::default());
-                let options = RunOptions { workers, ..RunOptions::default() };
-                run::run(
-                    config.clone(),
-                    &options,
-                    Arc::new(MemorySource::new(partitions.clone())),
-                    Output::Count,
-                    control,
-                    None,
-                )
-                .unwrap()
-            })
+            b.iter(|| run_embedded_default(&config, Arc::new(MemorySource::new(partitions.clone())), workers))
         });
     }
     group.finish();
@@ -154,9 +148,7 @@ fn one_partition(c: &mut Criterion) {
             b.iter(|| {
                 let memory = MemorySource::new(partitions.clone());
                 let source: Arc<dyn Source> = if fed { Arc::new(Fed(memory)) } else { Arc::new(memory) };
-                let options = RunOptions { workers, ..RunOptions::default() };
-                run::run(config.clone(), &options, source, Output::Count, Arc::new(RunControl::default()), None)
-                    .unwrap()
+                run_embedded_default(&config, source, workers)
             })
         });
     }
