@@ -153,10 +153,9 @@ impl ChunkTable {
     }
 
     /// The summary of chunk `index`, once published (and until every folder has folded it in).
-    pub fn get(&self, index: u64) -> Option<ChunkSummary> {
-        let table = self.lock();
-        let at = index.checked_sub(table.first)?;
-        table.slots.get(at as usize).copied().flatten()
+    #[cfg(test)]
+    fn get(&self, index: u64) -> Option<ChunkSummary> {
+        self.lock().get(index)
     }
 
     /// Records that folder `folder` has folded in every chunk before `next`, and forgets the
@@ -174,8 +173,17 @@ impl ChunkTable {
 
     /// How many summaries it holds (published or awaited) between the oldest any folder needs
     /// and the newest published.
-    pub fn held(&self) -> usize {
+    #[cfg(test)]
+    fn held(&self) -> usize {
         self.lock().slots.len()
+    }
+}
+
+impl Summaries {
+    /// The summary of chunk `index`, if published and not yet forgotten.
+    fn get(&self, index: u64) -> Option<ChunkSummary> {
+        let at = index.checked_sub(self.first)?;
+        self.slots.get(at as usize).copied().flatten()
     }
 }
 
@@ -216,7 +224,7 @@ impl Prefix {
     pub fn cut(mut self, table: &ChunkTable, time: u64, out_of_orderness: u64, epoch: u64) -> Prefix {
         let table = table.lock();
         while crate::window::epoch_of(self.watermark(out_of_orderness), epoch) < time {
-            let Some(summary) = Prefix::published(&table, self.next) else { break };
+            let Some(summary) = table.get(self.next) else { break };
             self.fold(summary);
         }
         self
@@ -227,14 +235,9 @@ impl Prefix {
     pub fn advance(&mut self, table: &ChunkTable, upto: u64) {
         let table = table.lock();
         while self.next < upto {
-            let Some(summary) = Prefix::published(&table, self.next) else { break };
+            let Some(summary) = table.get(self.next) else { break };
             self.fold(summary);
         }
-    }
-
-    fn published(table: &Summaries, index: u64) -> Option<ChunkSummary> {
-        let at = index.checked_sub(table.first)?;
-        table.slots.get(at as usize).copied().flatten()
     }
 
     fn fold(&mut self, summary: ChunkSummary) {

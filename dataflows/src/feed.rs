@@ -33,6 +33,8 @@ const POLL_BUDGET: usize = 1_024;
 const BACKLOG_EVERY: Duration = Duration::from_secs(1);
 /// How long the reader thread waits for room before it looks whether the feed was dropped.
 const ROOM_CHECK: Duration = Duration::from_millis(100);
+/// How many chunks' memory the workers hand back for reuse.
+const MAX_SPARE: usize = 4;
 
 /// One partition cut into chunks by a reader thread of its own.
 pub struct ChunkFeed {
@@ -65,15 +67,16 @@ struct FeedState {
     last_input: Instant,
     /// The highest floor appended.
     floor: u64,
-    /// Where the partition stands after the last chunk cut.
-    end: PartitionPosition,
+    /// Where the input continues after the last chunk cut (a partition position's `next`).
+    end: u64,
     /// The partition's backlog, as last asked.
     backlog: Option<u64>,
     /// Chunks' memory handed back by the workers, for the reader thread to reuse.
     spare: Vec<ChunkLines>,
     /// The feed was dropped: the reader thread leaves.
     closing: bool,
-    /// What was cut: chunks with inputs, inputs, and how often the thread waited for room.
+    /// What was cut, for the log: chunks with inputs, inputs, and how often the thread waited
+    /// for room.
     cut_chunks: u64,
     cut_inputs: u64,
     waited: u64,
@@ -96,7 +99,7 @@ impl ChunkFeed {
                 error: None,
                 last_input: Instant::now(),
                 floor: 0,
-                end: from,
+                end: from.next,
                 backlog: None,
                 spare: Vec::new(),
                 closing: false,
@@ -121,9 +124,10 @@ impl Drop for ChunkFeed {
         let mut state = self.shared.lock();
         state.closing = true;
         tracing::debug!(
-            chunks = state.cut_chunks,
+            chunks = state.count,
+            with_inputs = state.cut_chunks,
             inputs = state.cut_inputs,
-            floors = state.count - state.cut_chunks,
+            floor = state.floor,
             waited_for_room = state.waited,
             "the source's reader thread is done"
         );
@@ -211,7 +215,7 @@ impl FeedThread {
             state.waiting.insert(index, chunk);
             state.count += 1;
         }
-        state.end = after;
+        state.end = after.next;
         state.complete = last;
         let mut next = state.spare.pop().unwrap_or_default();
         next.clear();
@@ -229,7 +233,7 @@ impl ChunkedInput for ChunkFeed {
     }
 
     fn reader(&self) -> Result<Box<dyn ChunkReader>, SourceError> {
-        Ok(Box::new(FeedReader { shared: self.shared.clone(), max_spare: 4 }))
+        Ok(Box::new(FeedReader { shared: self.shared.clone() }))
     }
 
     fn raise_floor(&self, quiet: Duration, floor: u64) -> bool {
@@ -238,7 +242,7 @@ impl ChunkedInput for ChunkFeed {
             return false;
         }
         let index = state.count;
-        let chunk = ChunkLines { end: state.end.next, floor, ..ChunkLines::default() };
+        let chunk = ChunkLines { end: state.end, floor, ..ChunkLines::default() };
         state.waiting.insert(index, chunk);
         state.count += 1;
         state.floor = floor;
@@ -253,7 +257,6 @@ impl ChunkedInput for ChunkFeed {
 /// A worker's reader of a feed: takes the chunks it owns.
 struct FeedReader {
     shared: Arc<Shared>,
-    max_spare: usize,
 }
 
 impl ChunkReader for FeedReader {
@@ -266,7 +269,7 @@ impl ChunkReader for FeedReader {
             });
         };
         std::mem::swap(out, &mut chunk);
-        if state.spare.len() < self.max_spare {
+        if state.spare.len() < MAX_SPARE {
             state.spare.push(chunk);
         }
         drop(state);

@@ -18,6 +18,18 @@ impl MemoryLines {
         self.bytes.extend_from_slice(line);
         self.ends.push(self.bytes.len());
     }
+    /// Appends one line whose bytes `fill` appends to the buffer it is given (a reader's next
+    /// line, without a copy through a buffer of its own), if `fill` says there was one; whatever
+    /// it appended is dropped when it says there was none or fails.
+    pub fn push_with<E>(&mut self, fill: impl FnOnce(&mut Vec<u8>) -> Result<bool, E>) -> Result<bool, E> {
+        let start = self.bytes.len();
+        let filled = fill(&mut self.bytes);
+        match filled {
+            Ok(true) => self.ends.push(self.bytes.len()),
+            Ok(false) | Err(_) => self.bytes.truncate(start),
+        }
+        filled
+    }
     /// Number of lines.
     pub fn len(&self) -> usize {
         self.ends.len()
@@ -158,5 +170,29 @@ mod tests {
             Some(Poll::Finished)
         );
         assert_eq!(seen, vec![(b"a".to_vec(), 0), (b"b".to_vec(), 1), (b"c".to_vec(), 2)]);
+        let mut lines = MemoryLines::default();
+        lines.push(b"x");
+        assert_eq!(
+            lines.push_with(|bytes| Ok::<_, ()>({
+                bytes.extend_from_slice(b"yz");
+                true
+            })),
+            Ok(true)
+        );
+        assert_eq!(
+            lines.push_with(|bytes| Ok::<_, ()>({
+                bytes.push(b'!');
+                false
+            })),
+            Ok(false)
+        );
+        assert_eq!(
+            lines.push_with(|bytes| {
+                bytes.push(b'?');
+                Err(())
+            }),
+            Err(())
+        );
+        assert_eq!((lines.len(), lines.byte_len(), lines.line(1)), (2, 3, &b"yz"[..]), "only the line said to be one");
     }
 }

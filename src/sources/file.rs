@@ -8,6 +8,7 @@
 
 use super::{OwnedPartitions, Partition, PartitionPosition, Poll, Source, SourceError, SourceKind, start_of};
 use dataflows::chunks::{ChunkCount, ChunkLines, ChunkReader, ChunkedInput};
+use dataflows::memory::MemoryLines;
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};
 use std::os::unix::fs::FileExt;
@@ -260,25 +261,26 @@ impl Source for FileSource {
         true
     }
     fn open(&self, indexes: &[u32], from: &[(u32, PartitionPosition)]) -> Result<OwnedPartitions, SourceError> {
-        let what = self.path.display().to_string();
-        let regular = std::fs::metadata(&self.path).map_err(|source| SourceError::io(&what, source))?.is_file();
         indexes
             .iter()
-            .map(|&p| {
-                let partition = match regular {
-                    true => LinePartition::open_file(&self.path, self.max_bytes, start_of(from, p))?,
-                    // Its reads (and, for a named pipe, opening it) block until a writer comes:
-                    // a helper thread does them, so a worker never waits on it. Like standard
-                    // input, what was read is gone, so it cannot resume.
-                    false => {
-                        fresh(start_of(from, p), &what)?;
-                        let opening = OpenOnRead { path: self.path.clone(), file: None };
-                        LinePartition::from_reader(opening, self.max_bytes, &what)
-                    }
-                };
-                Ok((p, Box::new(partition) as Box<dyn Partition>))
-            })
+            .map(|&p| Ok((p, Box::new(self.open_partition(start_of(from, p))?) as Box<dyn Partition>)))
             .collect()
+    }
+}
+
+impl FileSource {
+    /// The file's one partition, from `from`.
+    fn open_partition(&self, from: PartitionPosition) -> Result<LinePartition, SourceError> {
+        let what = self.path.display().to_string();
+        if std::fs::metadata(&self.path).map_err(|source| SourceError::io(&what, source))?.is_file() {
+            return LinePartition::open_file(&self.path, self.max_bytes, from);
+        }
+        // Its reads (and, for a named pipe, opening it) block until a writer comes: a helper
+        // thread does them, so a worker never waits on it. Like standard input, what was read is
+        // gone, so it cannot resume.
+        fresh(from, &what)?;
+        let opening = OpenOnRead { path: self.path.clone(), file: None };
+        Ok(LinePartition::from_reader(opening, self.max_bytes, &what))
     }
 }
 
@@ -399,26 +401,10 @@ enum LineInput {
     Channel {
         /// What is read (in errors).
         what: String,
-        receiver: Receiver<std::io::Result<LineBatch>>,
-        batch: LineBatch,
+        receiver: Receiver<std::io::Result<MemoryLines>>,
+        batch: MemoryLines,
         delivered: usize,
     },
-}
-
-/// Lines read by a helper thread, sent together: one allocation and one message for as many
-/// lines as the input had ready (up to [`BATCH_BYTES`]), not one a line.
-#[derive(Default)]
-struct LineBatch {
-    bytes: Vec<u8>,
-    /// Where each line ends in `bytes`.
-    ends: Vec<usize>,
-}
-
-impl LineBatch {
-    fn line(&self, i: usize) -> &[u8] {
-        let start = if i == 0 { 0 } else { self.ends[i - 1] };
-        &self.bytes[start..self.ends[i]]
-    }
 }
 
 /// How many bytes of lines a helper thread gathers before it sends them.
@@ -426,29 +412,30 @@ const BATCH_BYTES: usize = 64 * 1024;
 /// How many batches may wait for the partition to take them.
 const BATCHES_WAITING: usize = 16;
 
-/// The helper thread: reads lines and sends them in batches, each as soon as the next read could
-/// block (nothing left in the buffer), so a live input's lines are not held back.
-fn send_lines(read: impl Read, max_bytes: usize, sender: std::sync::mpsc::SyncSender<std::io::Result<LineBatch>>) {
+/// The helper thread: reads lines and sends them in batches — one allocation and one message for
+/// as many lines as the input had ready (up to [`BATCH_BYTES`]), not one a line — each as soon as
+/// the next read could block (nothing left in the buffer), so a live input's lines are not held
+/// back.
+fn send_lines(read: impl Read, max_bytes: usize, sender: std::sync::mpsc::SyncSender<std::io::Result<MemoryLines>>) {
     let mut reader = BufReader::with_capacity(1 << 20, read);
-    let mut batch = LineBatch::default();
+    let mut batch = MemoryLines::default();
     loop {
-        match append_counted_line(&mut reader, &mut batch.bytes, max_bytes) {
-            Ok(0) => {
-                if !batch.ends.is_empty() {
+        match batch.push_with(|bytes| append_counted_line(&mut reader, bytes, max_bytes).map(|taken| taken > 0)) {
+            Ok(false) => {
+                if !batch.is_empty() {
                     let _ = sender.send(Ok(batch));
                 }
                 return;
             }
-            Ok(_) => {
-                batch.ends.push(batch.bytes.len());
-                if (batch.bytes.len() >= BATCH_BYTES || reader.buffer().is_empty())
+            Ok(true) => {
+                if (batch.byte_len() >= BATCH_BYTES || reader.buffer().is_empty())
                     && sender.send(Ok(std::mem::take(&mut batch))).is_err()
                 {
                     return;
                 }
             }
             Err(e) => {
-                if !batch.ends.is_empty() {
+                if !batch.is_empty() {
                     let _ = sender.send(Ok(std::mem::take(&mut batch)));
                 }
                 let _ = sender.send(Err(e));
@@ -485,7 +472,7 @@ impl LinePartition {
         let (sender, receiver) = sync_channel(BATCHES_WAITING);
         std::thread::spawn(move || send_lines(read, max_bytes, sender));
         LinePartition {
-            input: LineInput::Channel { what: what.to_owned(), receiver, batch: LineBatch::default(), delivered: 0 },
+            input: LineInput::Channel { what: what.to_owned(), receiver, batch: MemoryLines::default(), delivered: 0 },
             line_number: 0,
             consumed: 0,
             line: Vec::new(),
@@ -515,7 +502,7 @@ impl Partition for LinePartition {
                     }
                 }
                 LineInput::Channel { what, receiver, batch, delivered } => {
-                    if *delivered == batch.ends.len() {
+                    if *delivered == batch.len() {
                         match receiver.try_recv() {
                             Ok(Ok(next)) => (*batch, *delivered) = (next, 0),
                             Ok(Err(source)) => return Err(SourceError::Io { what: what.clone(), source }),
@@ -671,6 +658,14 @@ mod tests {
         }
         writer.join().unwrap();
         assert_eq!(seen, vec![("a".to_owned(), 1), ("b".to_owned(), 3)]);
+    }
+
+    #[test]
+    fn a_worker_that_owns_no_partition_opens_nothing() {
+        // In a cluster only process 0 reads the file: another host need not have it.
+        let source = FileSource::new(Path::new("/nonexistent/events.jsonl"), 100, 1 << 20);
+        assert!(source.open(&[], &[]).unwrap().is_empty());
+        assert!(source.open(&[0], &[]).is_err());
     }
 
     #[test]

@@ -135,7 +135,7 @@ pub fn chunked_source<'s>(scope: Scope<'s, u64>, spec: ChunkedSourceSpec) -> Sou
     let worker = scope.index();
 
     builder.build(move |capabilities| {
-        let ChunkedSourceSpec { context, share } = spec;
+        let ChunkedSourceSpec { context, mut share } = spec;
         let SourceContext { kind, aggregations, watermark, engine, control, sinks_probe, gate, hooks, late_counters } =
             context;
         let max_ahead = engine.max_inflight_epochs.get().saturating_mul(watermark.epoch.0);
@@ -144,7 +144,6 @@ pub fn chunked_source<'s>(scope: Scope<'s, u64>, spec: ChunkedSourceSpec) -> Sou
         let max_bytes = engine.max_event_bytes.get();
         let max_future_skew = watermark.max_future_skew.0.map(|skew| skew.0);
         let idle_timeout = watermark.idle_timeout.as_duration();
-        let mut share = share;
         // A resumed run's capability starts at its checkpoint's time, and a single reader judges
         // against it: nothing before it is on time any more.
         share.start.floor = share.start.floor.max(hooks.resumed_at);
